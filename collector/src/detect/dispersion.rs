@@ -1,0 +1,107 @@
+//! Case D: data burstier than Poisson. Retry storms and single bad users make error
+//! counts over-dispersed; a Poisson bound then promises more than it keeps. The
+//! dispersion φ = variance / mean of the baseline's per-bucket counts (floor 1) is used
+//! twice: it damps the evidence (see [`super::mixture::log_mixture`]), and it widens the
+//! baseline's upper bound (see [`super::cutover::pessimistic_rate`]): bursty baseline
+//! counts make r_b⁺ too tight as well, and the simulation shows that damping alone
+//! leaves the false-alarm rate above α when φ is large.
+
+use super::verdict::Sample;
+
+/// φ = sample variance / mean of per-bucket error counts, at least 1. Fewer than two
+/// buckets or no errors give 1 (nothing to estimate from).
+pub fn dispersion(counts: &[u64]) -> f64 {
+    if counts.len() < 2 {
+        return 1.0;
+    }
+    let n = counts.len() as f64;
+    let mean = counts.iter().map(|&c| c as f64).sum::<f64>() / n;
+    if !(mean > 0.0 && mean.is_finite()) {
+        return 1.0;
+    }
+    let var = counts
+        .iter()
+        .map(|&c| (c as f64 - mean).powi(2))
+        .sum::<f64>()
+        / (n - 1.0);
+    finite_floor_one(var / mean)
+}
+
+/// φ from buckets of unequal exposure: Pearson's χ² / (n − 1) against the pooled rate,
+/// so that traffic swings between buckets are not mistaken for over-dispersion. Equals
+/// [`dispersion`] when every bucket has the same exposure. Buckets without exposure
+/// are skipped.
+pub fn dispersion_with_exposure(buckets: &[Sample]) -> f64 {
+    let used: Vec<&Sample> = buckets.iter().filter(|b| b.exposure > 0).collect();
+    if used.len() < 2 {
+        return 1.0;
+    }
+    let exposure: f64 = used.iter().map(|b| b.exposure as f64).sum();
+    let errors: f64 = used.iter().map(|b| b.errors as f64).sum();
+    let rate = errors / exposure;
+    if !(rate > 0.0 && rate.is_finite()) {
+        return 1.0;
+    }
+    let chi2: f64 = used
+        .iter()
+        .map(|b| {
+            let expected = rate * b.exposure as f64;
+            (b.errors as f64 - expected).powi(2) / expected
+        })
+        .sum();
+    finite_floor_one(chi2 / (used.len() as f64 - 1.0))
+}
+
+fn finite_floor_one(phi: f64) -> f64 {
+    if phi.is_finite() && phi > 1.0 {
+        phi
+    } else {
+        1.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variance_over_mean() {
+        assert_eq!(dispersion(&[]), 1.0);
+        assert_eq!(dispersion(&[7]), 1.0);
+        assert_eq!(dispersion(&[0, 0, 0]), 1.0);
+        assert_eq!(
+            dispersion(&[5, 5, 5, 5]),
+            1.0,
+            "under-dispersed floors at 1"
+        );
+        // mean 5, sample variance 100/3 → φ = 20/3
+        let phi = dispersion(&[0, 10, 0, 10]);
+        assert!((phi - 20.0 / 3.0).abs() < 1e-12);
+        assert!(dispersion(&[u64::MAX, 0]).is_finite());
+    }
+
+    #[test]
+    fn exposure_weighted_version_ignores_traffic_swings() {
+        let steady: Vec<Sample> = [100u64, 400, 200, 800]
+            .iter()
+            .map(|&e| Sample {
+                exposure: e,
+                errors: e / 100,
+            })
+            .collect();
+        assert_eq!(dispersion_with_exposure(&steady), 1.0);
+        let counts: Vec<u64> = steady.iter().map(|s| s.errors).collect();
+        assert!(
+            dispersion(&counts) > 1.0,
+            "raw counts mistake traffic for noise"
+        );
+        let same: Vec<Sample> = [0u64, 10, 0, 10]
+            .iter()
+            .map(|&x| Sample {
+                exposure: 1_000,
+                errors: x,
+            })
+            .collect();
+        assert!((dispersion_with_exposure(&same) - 20.0 / 3.0).abs() < 1e-12);
+    }
+}

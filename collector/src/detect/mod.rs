@@ -1,0 +1,55 @@
+//! Detection statistics: did a new release make errors worse than its baseline?
+//!
+//! # Why martingales
+//!
+//! A verdict is recomputed every few seconds for up to an hour. A fixed-sample test (a
+//! Poisson or binomial p-value) looked at that often fires far more often than its α on
+//! a perfectly good release. Instead every statistic here is a *test martingale*: a
+//! running value M ≥ 0 whose expectation, on a good release, is ≤ 1 at every moment,
+//! whatever the true error rate within the tolerance. Ville's inequality then bounds
+//! the probability that M *ever* reaches 1/α by α, however often it is checked, so the
+//! gate can look continuously and stop as soon as the evidence is there.
+//!
+//! M is a mixture over a grid of alternatives (rate ratios θ ∈ {1.25 … 30}, uniform
+//! weights) of likelihood ratios against the null "new rate ≤ ρ × baseline rate".
+//! Everything is closed form and incremental (a few multiplications per bucket). The
+//! recipe is `shared/DETECTION.md`; its cases map to modules:
+//!
+//! - [`special`]: ln Γ, incomplete gamma P/Q, gamma and normal quantiles, the exact
+//!   Poisson upper bound used for the pessimistic baseline rate;
+//! - [`mixture`]: the θ grid and the log-sum-exp mixture (shared by A and B);
+//! - [`cutover`] (A): full cut-over against the baseline's pre-deploy window, M ≥ 2/α;
+//! - [`concurrent`] (B): canary / rolling / blue-green, per-bucket attribution of
+//!   errors between versions, M ≥ 1/α;
+//! - [`signature`] (C): a new error fingerprint, at a Bonferroni-split α′;
+//! - [`dispersion`] (D): over-dispersion φ from the baseline, damping the evidence;
+//! - [`exposure`] (E): how much more exposure a verdict needs;
+//! - [`verdict`]: [`assess_cutover`], the entry point: pending / healthy / degraded /
+//!   unhealthy with evidence.
+//!
+//! All functions are pure, take any `u64` counts (zero exposure, errors above exposure,
+//! `u64::MAX`) and never panic or return NaN in an [`Assessment`].
+
+pub mod concurrent;
+pub mod cutover;
+pub mod dispersion;
+mod evidence;
+pub mod exposure;
+pub mod mixture;
+pub mod signature;
+pub mod special;
+pub mod verdict;
+
+#[cfg(test)]
+mod sim_tests;
+#[cfg(test)]
+mod verdict_tests;
+
+pub use concurrent::ConcurrentTest;
+pub use cutover::CutoverTest;
+pub use dispersion::{dispersion, dispersion_with_exposure};
+pub use signature::{assess_new_signature, new_signature_alpha, NewSignature};
+pub use verdict::{
+    assess_cutover, assess_cutover_with_dispersion, Assessment, EvidenceItem, Sample, Thresholds,
+    VerdictKind,
+};
