@@ -1,0 +1,106 @@
+//! Line parsing: one line of application output becomes one OTLP `LogRecord`.
+//!
+//! - JSON object lines ([`json`]): fields become attributes (nested objects flattened with
+//!   dots); body, severity, time and trace/span ids come from their conventional fields.
+//! - Anything else is plain text: the line is the body, and a leading severity word
+//!   (optionally after a leading timestamp) sets the severity.
+//!
+//! Parsing never fails and never panics: invalid UTF-8 is replaced, over-long lines are
+//! cut to [`MAX_LINE_BYTES`] and marked with `bellwether.truncated = true`.
+
+mod json;
+pub mod severity;
+pub mod time;
+
+use bellwether_proto::otlp::common::any_value::Value;
+use bellwether_proto::otlp::logs::LogRecord;
+
+use crate::otlp::{kv, string_value};
+
+/// Longest line kept, in bytes (after UTF-8 repair).
+pub const MAX_LINE_BYTES: usize = 256 * 1024;
+
+/// Attribute set on records whose line was cut.
+pub const TRUNCATED_ATTR: &str = "bellwether.truncated";
+
+/// Parses one line (without its newline). `overflowed` says the reader already dropped
+/// bytes beyond the limit. Returns `None` for blank lines.
+pub fn parse_line(raw: &[u8], overflowed: bool, now_unix_nanos: u64) -> Option<LogRecord> {
+    parse_line_with_limit(raw, overflowed, now_unix_nanos, MAX_LINE_BYTES)
+}
+
+/// [`parse_line`] with an explicit length limit.
+pub fn parse_line_with_limit(
+    raw: &[u8],
+    overflowed: bool,
+    now_unix_nanos: u64,
+    limit: usize,
+) -> Option<LogRecord> {
+    let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
+    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+    let mut truncated = overflowed || raw.len() > limit;
+    let mut line = String::from_utf8_lossy(&raw[..raw.len().min(limit)]).into_owned();
+    if line.len() > limit {
+        // Replacement characters can make the repaired text longer than the raw bytes.
+        let mut cut = limit;
+        while !line.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        line.truncate(cut);
+        truncated = true;
+    }
+    if line.trim().is_empty() {
+        return None;
+    }
+
+    let mut record = LogRecord {
+        observed_time_unix_nano: now_unix_nanos,
+        ..LogRecord::default()
+    };
+    let structured =
+        !truncated && line.trim_start().starts_with('{') && json::parse(&line, &mut record);
+    if !structured {
+        plain_text(&line, &mut record);
+        record.body = Some(string_value(line));
+    }
+    if record.time_unix_nano == 0 {
+        record.time_unix_nano = now_unix_nanos;
+    }
+    if truncated {
+        record
+            .attributes
+            .push(kv(TRUNCATED_ATTR, Value::BoolValue(true)));
+    }
+    Some(record)
+}
+
+/// Severity and time from the start of a plain-text line.
+fn plain_text(line: &str, record: &mut LogRecord) {
+    let mut tokens = line.split_whitespace();
+    let Some(first) = tokens.next() else {
+        return;
+    };
+    let unbracketed = first.trim_start_matches('[').trim_end_matches(']');
+    let candidate = if let Some(time) = time::parse_rfc3339(unbracketed) {
+        record.time_unix_nano = time;
+        tokens.next()
+    } else if unbracketed.len() == 10
+        && time::parse_rfc3339(&format!("{unbracketed}T00:00:00Z")).is_some()
+    {
+        // `2024-01-02 10:00:00,123 WARN ...`: date and time are separate tokens.
+        let clock = tokens.next().unwrap_or("").trim_end_matches(']');
+        if let Some(time) = time::parse_rfc3339(&format!("{unbracketed}T{clock}")) {
+            record.time_unix_nano = time;
+        }
+        tokens.next()
+    } else {
+        Some(first)
+    };
+    if let Some(severity) = candidate.and_then(severity::from_plain_token) {
+        record.severity_number = severity.number;
+        record.severity_text = severity.text;
+    }
+}
+
+#[cfg(test)]
+mod tests;

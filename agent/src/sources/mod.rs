@@ -1,0 +1,67 @@
+//! Sources: where telemetry enters the agent.
+//!
+//! - [`otlp_grpc`]: OTLP/gRPC `LogsService` and `TraceService` receivers.
+//! - [`otlp_http`]: OTLP/HTTP `POST /v1/logs` and `/v1/traces`, protobuf or JSON.
+//! - [`stdin`]: one log record per line of standard input.
+//!
+//! Each source hands its data to the [`PipelineSender`](crate::pipeline::PipelineSender)
+//! and only then acknowledges it.
+
+pub mod otlp_grpc;
+pub mod otlp_http;
+pub mod stdin;
+
+use std::time::Duration;
+
+use http::StatusCode;
+use tonic::Status;
+
+use crate::pipeline::SubmitError;
+
+/// How long an OTLP request waits for room in a full queue before the client is told to
+/// retry later.
+pub const ENQUEUE_WAIT: Duration = Duration::from_secs(10);
+
+/// Largest OTLP request accepted, before and after decompression.
+pub const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+
+/// Why a receiver refused a request; the one place mapping to gRPC and HTTP statuses.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReceiveError {
+    #[error("unsupported content type {0:?}: use application/x-protobuf or application/json")]
+    UnsupportedContentType(String),
+    #[error("unsupported content encoding {0:?}: use gzip or none")]
+    UnsupportedEncoding(String),
+    #[error("request body larger than {MAX_REQUEST_BYTES} bytes")]
+    TooLarge,
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    #[error(transparent)]
+    Submit(#[from] SubmitError),
+}
+
+impl ReceiveError {
+    pub fn http_status(&self) -> StatusCode {
+        match self {
+            ReceiveError::UnsupportedContentType(_) | ReceiveError::UnsupportedEncoding(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            ReceiveError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ReceiveError::Malformed(_) => StatusCode::BAD_REQUEST,
+            ReceiveError::Submit(SubmitError::Full) => StatusCode::TOO_MANY_REQUESTS,
+            ReceiveError::Submit(SubmitError::Closed) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn grpc_status(&self) -> Status {
+        let message = self.to_string();
+        match self {
+            ReceiveError::UnsupportedContentType(_)
+            | ReceiveError::UnsupportedEncoding(_)
+            | ReceiveError::Malformed(_) => Status::invalid_argument(message),
+            ReceiveError::TooLarge => Status::resource_exhausted(message),
+            ReceiveError::Submit(SubmitError::Full) => Status::resource_exhausted(message),
+            ReceiveError::Submit(SubmitError::Closed) => Status::unavailable(message),
+        }
+    }
+}
