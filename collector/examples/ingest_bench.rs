@@ -1,0 +1,166 @@
+//! Ingest throughput, reproducibly:
+//!
+//! ```text
+//! cargo run --release -p bellwether-collector --example ingest_bench -- [BATCHES] [RECORDS] [CLIENTS]
+//! ```
+//!
+//! 1. store: summarize + apply BATCHES batches of RECORDS log records, one at a time,
+//!    with a flush per batch (what the collector does) and without (sled's background
+//!    flush), to show what durability costs;
+//! 2. end to end: CLIENTS concurrent OTLP/gRPC clients (gzip, batch ids) against
+//!    `server::run` on loopback, BATCHES batches in all.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bellwether_collector::config::Settings;
+use bellwether_collector::ingest::summarize::summarize_logs;
+use bellwether_collector::server::{self, Listeners};
+use bellwether_collector::store::{ReleaseStore, SledStore};
+use bellwether_proto::otlp::common::{any_value, AnyValue, KeyValue};
+use bellwether_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
+use bellwether_proto::otlp::logs_service::logs_service_client::LogsServiceClient;
+use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
+use bellwether_proto::otlp::resource::Resource;
+use tonic::codec::CompressionEncoding;
+
+type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+fn kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..KeyValue::default()
+    }
+}
+
+fn request(records: usize, version: usize) -> ExportLogsServiceRequest {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let log_records = (0..records)
+        .map(|i| LogRecord {
+            time_unix_nano: now - (i as u64 % 60) * 1_000_000_000,
+            severity_number: if i % 50 == 0 { 17 } else { 9 },
+            body: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(format!("request {i} served"))),
+            }),
+            ..LogRecord::default()
+        })
+        .collect();
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(Resource {
+                attributes: vec![
+                    kv("service.name", "bench"),
+                    kv("service.version", &format!("1.{}", version % 4)),
+                    kv("deployment.environment.name", "prod"),
+                    kv("vcs.ref.head.revision", "abc123"),
+                ],
+                ..Resource::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                log_records,
+                ..ScopeLogs::default()
+            }],
+            ..ResourceLogs::default()
+        }],
+    }
+}
+
+fn report(label: &str, records: usize, batches: usize, elapsed: Duration) {
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    println!(
+        "{label:<34} {:>10.0} records/s  {:>8.2} ms/batch  ({records} records in {batches} batches, {:.2}s)",
+        records as f64 / secs,
+        secs * 1000.0 / batches as f64,
+        secs
+    );
+}
+
+fn store_bench(batches: usize, records: usize, flush: bool) -> BenchResult<()> {
+    let dir = tempfile::tempdir()?;
+    let store = SledStore::open_with(dir.path(), flush)?;
+    let requests: Vec<_> = (0..batches).map(|i| request(records, i)).collect();
+    let started = Instant::now();
+    for (i, request) in requests.iter().enumerate() {
+        let batch = summarize_logs(request, Some(format!("bench:{i}")), 1_700_000_000_000);
+        store.apply(&batch)?;
+    }
+    store.flush()?;
+    let label = if flush {
+        "store, flush per batch"
+    } else {
+        "store, background flush"
+    };
+    report(label, batches * records, batches, started.elapsed());
+    Ok(())
+}
+
+async fn grpc_bench(batches: usize, records: usize, clients: usize) -> BenchResult<()> {
+    let dir = tempfile::tempdir()?;
+    let settings = Settings::ephemeral(dir.path());
+    let listeners = Listeners::bind(&settings).await?;
+    let url = format!("http://{}", listeners.otlp_grpc.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(server::run(settings, listeners, async {
+        let _ = stopped.await;
+    }));
+    let channel = tonic::transport::Endpoint::from_shared(url)?
+        .connect()
+        .await?;
+    let request = Arc::new(request(records, 0));
+    let per_client = batches / clients.max(1);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let mut client = LogsServiceClient::new(channel.clone())
+            .send_compressed(CompressionEncoding::Gzip)
+            .max_encoding_message_size(64 << 20);
+        let request = Arc::clone(&request);
+        tasks.push(tokio::spawn(async move {
+            for b in 0..per_client {
+                let mut message = tonic::Request::new((*request).clone());
+                message.metadata_mut().insert(
+                    bellwether_proto::BATCH_ID_HEADER,
+                    format!("bench-{c}:{b}").parse()?,
+                );
+                client.export(message).await?;
+            }
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    report(
+        &format!("otlp/grpc end to end, {clients} clients"),
+        per_client * clients * records,
+        per_client * clients,
+        started.elapsed(),
+    );
+    let _ = stop.send(());
+    server.await??;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> BenchResult<()> {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let batches = args.first().copied().unwrap_or(200);
+    let records = args.get(1).copied().unwrap_or(1000);
+    let clients = args.get(2).copied().unwrap_or(8);
+    tokio::task::spawn_blocking(move || -> BenchResult<()> {
+        store_bench(batches, records, true)?;
+        store_bench(batches, records, false)
+    })
+    .await??;
+    grpc_bench(batches, records, 1).await?;
+    grpc_bench(batches, records, clients).await
+}

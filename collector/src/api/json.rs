@@ -1,0 +1,209 @@
+//! JSON shapes of the HTTP API; the `bellwether` CLI reads the same types.
+
+use serde::{Deserialize, Serialize};
+
+use crate::health::ReleaseHealth;
+use crate::releases::{ReleaseStats, ReleaseSummary};
+use crate::store::{Counts, Deployment, DeploymentRecord, ReleaseKey, Source, BUCKET_MS};
+use crate::time::rfc3339_utc;
+
+/// Body of `POST /api/v1/deployments`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentRequest {
+    pub service: String,
+    pub environment: String,
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at_unix_ms: Option<i64>,
+}
+
+impl From<DeploymentRequest> for DeploymentRecord {
+    fn from(r: DeploymentRequest) -> Self {
+        DeploymentRecord {
+            release: ReleaseKey::new(r.service, r.environment, r.version),
+            started_at_unix_ms: r.started_at_unix_ms,
+            commit: r.commit,
+            deploy_id: r.deploy_id,
+            pipeline_url: r.pipeline_url,
+            notes: r.notes,
+            team: r.team,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentJson {
+    pub service: String,
+    pub environment: String,
+    pub version: String,
+    pub started_at_unix_ms: i64,
+    pub started_at: String,
+    pub commit: Option<String>,
+    pub deploy_id: Option<String>,
+    pub pipeline_url: Option<String>,
+    pub notes: Option<String>,
+    pub team: Option<String>,
+    pub source: Source,
+}
+
+impl From<Deployment> for DeploymentJson {
+    fn from(d: Deployment) -> Self {
+        DeploymentJson {
+            started_at: rfc3339_utc(d.started_at_unix_ms),
+            service: d.release.service,
+            environment: d.release.environment,
+            version: d.release.version,
+            started_at_unix_ms: d.started_at_unix_ms,
+            commit: d.commit,
+            deploy_id: d.deploy_id,
+            pipeline_url: d.pipeline_url,
+            notes: d.notes,
+            team: d.team,
+            source: d.source,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseJson {
+    #[serde(flatten)]
+    pub deployment: DeploymentJson,
+    pub totals: Counts,
+}
+
+impl From<ReleaseSummary> for ReleaseJson {
+    fn from(r: ReleaseSummary) -> Self {
+        ReleaseJson {
+            deployment: r.deployment.into(),
+            totals: r.totals,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleasesResponse {
+    pub releases: Vec<ReleaseJson>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketJson {
+    pub start_unix_ms: i64,
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsResponse {
+    pub release: ReleaseJson,
+    pub bucket_seconds: i64,
+    pub buckets: Vec<BucketJson>,
+}
+
+impl From<ReleaseStats> for StatsResponse {
+    fn from(s: ReleaseStats) -> Self {
+        StatsResponse {
+            release: s.release.into(),
+            bucket_seconds: BUCKET_MS / 1000,
+            buckets: s
+                .buckets
+                .into_iter()
+                .map(|(start_unix_ms, counts)| BucketJson {
+                    start_unix_ms,
+                    counts,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceJson {
+    pub kind: String,
+    pub summary: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthResponse {
+    pub release: ReleaseKey,
+    pub verdict: String,
+    pub evidence: Vec<EvidenceJson>,
+    pub totals: Counts,
+    pub evaluated_at_unix_ms: i64,
+}
+
+impl From<ReleaseHealth> for HealthResponse {
+    fn from(h: ReleaseHealth) -> Self {
+        HealthResponse {
+            release: h.release,
+            verdict: h.verdict.as_str().to_owned(),
+            evidence: h
+                .evidence
+                .into_iter()
+                .map(|e| EvidenceJson {
+                    kind: e.kind,
+                    summary: e.summary,
+                })
+                .collect(),
+            totals: h.totals,
+            evaluated_at_unix_ms: h.evaluated_at_unix_ms,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_json_has_the_contract_fields() -> Result<(), serde_json::Error> {
+        let release = ReleaseJson {
+            deployment: DeploymentJson::from(Deployment {
+                release: ReleaseKey::new("api", "prod", "1.0"),
+                started_at_unix_ms: 0,
+                commit: Some("abc".into()),
+                deploy_id: None,
+                pipeline_url: None,
+                notes: None,
+                team: None,
+                source: Source::Detected,
+            }),
+            totals: Counts {
+                log_records: 3,
+                ..Counts::default()
+            },
+        };
+        let value = serde_json::to_value(&release)?;
+        assert_eq!(value["service"], "api");
+        assert_eq!(value["started_at"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(value["commit"], "abc");
+        assert!(value["deploy_id"].is_null());
+        assert_eq!(value["source"], "detected");
+        assert_eq!(value["totals"]["log_records"], 3);
+        assert_eq!(value["totals"]["error_spans"], 0);
+        let back: ReleaseJson = serde_json::from_value(value)?;
+        assert_eq!(back, release);
+        Ok(())
+    }
+
+    #[test]
+    fn deployment_request_rejects_unknown_fields() {
+        let err = serde_json::from_str::<DeploymentRequest>(
+            r#"{"service":"a","environment":"b","version":"c","colour":"red"}"#,
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(err.contains("colour"), "{err}");
+    }
+}

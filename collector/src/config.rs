@@ -1,0 +1,203 @@
+//! `bellwether serve` settings: flag or environment variable, else config file (TOML),
+//! else default; validated into typed values. Errors name the offending key.
+//!
+//! | key | flag | env | default |
+//! |---|---|---|---|
+//! | (config file path) | `--config` | `BELLWETHER_CONFIG` | none |
+//! | `data_dir` | `--data-dir` | `BELLWETHER_DATA_DIR` | `./bellwether-data` |
+//! | `otlp_grpc_addr` | `--otlp-grpc-addr` | `BELLWETHER_OTLP_GRPC_ADDR` | `127.0.0.1:4317` |
+//! | `otlp_http_addr` | `--otlp-http-addr` | `BELLWETHER_OTLP_HTTP_ADDR` | `127.0.0.1:4318` |
+//! | `http_addr` | `--http-addr` | `BELLWETHER_HTTP_ADDR` | `127.0.0.1:8480` |
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub const DEFAULT_DATA_DIR: &str = "./bellwether-data";
+pub const DEFAULT_OTLP_GRPC_ADDR: &str = "127.0.0.1:4317";
+pub const DEFAULT_OTLP_HTTP_ADDR: &str = "127.0.0.1:4318";
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8480";
+
+/// Validated serve settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub otlp_grpc_addr: SocketAddr,
+    pub otlp_http_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+}
+
+impl Settings {
+    /// Settings with every listener on an ephemeral loopback port (for tests and demos).
+    pub fn ephemeral(data_dir: impl Into<PathBuf>) -> Self {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self {
+            data_dir: data_dir.into(),
+            otlp_grpc_addr: any,
+            otlp_http_addr: any,
+            http_addr: any,
+        }
+    }
+}
+
+/// The config file as written: every key optional, unknown keys rejected.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub otlp_grpc_addr: Option<String>,
+    pub otlp_http_addr: Option<String>,
+    pub http_addr: Option<String>,
+}
+
+/// Values given on the command line or in the environment; they beat the file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub otlp_grpc_addr: Option<String>,
+    pub otlp_http_addr: Option<String>,
+    pub http_addr: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid {key} {value:?}: {reason}")]
+    Invalid {
+        key: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+/// Reads and parses a config file.
+pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_file(path, &text)
+}
+
+pub fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.message().to_owned(),
+    })
+}
+
+fn addr(
+    key: &'static str,
+    value: Option<String>,
+    default: &str,
+) -> Result<SocketAddr, ConfigError> {
+    let value = value.unwrap_or_else(|| default.to_owned());
+    value
+        .trim()
+        .parse()
+        .map_err(|e: std::net::AddrParseError| ConfigError::Invalid {
+            key,
+            value: value.clone(),
+            reason: format!("{e} (expected IP:PORT, e.g. {default})"),
+        })
+}
+
+/// Merges overrides over the file over defaults and validates the result.
+pub fn resolve(overrides: Overrides, file: FileConfig) -> Result<Settings, ConfigError> {
+    let data_dir = overrides
+        .data_dir
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    if data_dir.as_os_str().is_empty() {
+        return Err(ConfigError::Invalid {
+            key: "data_dir",
+            value: String::new(),
+            reason: "must not be empty".to_owned(),
+        });
+    }
+    Ok(Settings {
+        data_dir,
+        otlp_grpc_addr: addr(
+            "otlp_grpc_addr",
+            overrides.otlp_grpc_addr.or(file.otlp_grpc_addr),
+            DEFAULT_OTLP_GRPC_ADDR,
+        )?,
+        otlp_http_addr: addr(
+            "otlp_http_addr",
+            overrides.otlp_http_addr.or(file.otlp_http_addr),
+            DEFAULT_OTLP_HTTP_ADDR,
+        )?,
+        http_addr: addr(
+            "http_addr",
+            overrides.http_addr.or(file.http_addr),
+            DEFAULT_HTTP_ADDR,
+        )?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply() -> Result<(), ConfigError> {
+        let settings = resolve(Overrides::default(), FileConfig::default())?;
+        assert_eq!(settings.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(settings.otlp_grpc_addr.port(), 4317);
+        assert_eq!(settings.otlp_http_addr.port(), 4318);
+        assert_eq!(settings.http_addr.port(), 8480);
+        Ok(())
+    }
+
+    #[test]
+    fn overrides_beat_file() -> Result<(), ConfigError> {
+        let file = parse_file(
+            Path::new("b.toml"),
+            "data_dir = \"/var/lib/bw\"\nhttp_addr = \"0.0.0.0:9000\"\notlp_grpc_addr = \"127.0.0.1:0\"\n",
+        )?;
+        let overrides = Overrides {
+            http_addr: Some("127.0.0.1:9001".into()),
+            ..Overrides::default()
+        };
+        let settings = resolve(overrides, file)?;
+        assert_eq!(settings.data_dir, PathBuf::from("/var/lib/bw"));
+        assert_eq!(
+            settings.http_addr,
+            "127.0.0.1:9001".parse().map_err(|_| ConfigError::Parse {
+                path: PathBuf::new(),
+                message: String::new()
+            })?
+        );
+        assert_eq!(settings.otlp_grpc_addr.port(), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let err = parse_file(Path::new("b.toml"), "http_adr = \"x\"\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("http_adr"), "{err}");
+
+        let overrides = Overrides {
+            otlp_http_addr: Some("localhost".into()),
+            ..Overrides::default()
+        };
+        let err = resolve(overrides, FileConfig::default())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.starts_with("invalid otlp_http_addr \"localhost\""),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,120 @@
+//! The collector's one error type, mapped to both gRPC codes and HTTP statuses here and
+//! nowhere else.
+
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use http::StatusCode;
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed or fails validation.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The named thing does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    #[error("request body exceeds {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::InvalidArgument(message.into())
+    }
+
+    pub fn http_status(&self) -> StatusCode {
+        match self {
+            Self::InvalidArgument(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            // Storage trouble is transient from the client's point of view: retry later.
+            Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn grpc_code(&self) -> tonic::Code {
+        match self {
+            Self::InvalidArgument(_) | Self::UnsupportedMediaType(_) => {
+                tonic::Code::InvalidArgument
+            }
+            Self::NotFound(_) => tonic::Code::NotFound,
+            Self::PayloadTooLarge { .. } => tonic::Code::ResourceExhausted,
+            Self::Store(_) => tonic::Code::Unavailable,
+            Self::Internal(_) => tonic::Code::Internal,
+        }
+    }
+
+    fn log_if_server_side(&self) {
+        if matches!(self, Self::Store(_) | Self::Internal(_)) {
+            tracing::error!(error = %self, "request failed");
+        }
+    }
+}
+
+impl From<Error> for tonic::Status {
+    fn from(error: Error) -> Self {
+        error.log_if_server_side();
+        tonic::Status::new(error.grpc_code(), error.to_string())
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        self.log_if_server_side();
+        let body = serde_json::json!({ "error": self.to_string() });
+        (self.http_status(), Json(body)).into_response()
+    }
+}
+
+impl From<tokio::task::JoinError> for Error {
+    fn from(error: tokio::task::JoinError) -> Self {
+        Self::Internal(format!("background task failed: {error}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_mapping_for_both_protocols() {
+        let cases = [
+            (
+                Error::invalid("x"),
+                StatusCode::BAD_REQUEST,
+                tonic::Code::InvalidArgument,
+            ),
+            (
+                Error::NotFound("x".into()),
+                StatusCode::NOT_FOUND,
+                tonic::Code::NotFound,
+            ),
+            (
+                Error::PayloadTooLarge { limit: 1 },
+                StatusCode::PAYLOAD_TOO_LARGE,
+                tonic::Code::ResourceExhausted,
+            ),
+            (
+                Error::UnsupportedMediaType("x".into()),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                tonic::Code::InvalidArgument,
+            ),
+        ];
+        for (error, http, grpc) in cases {
+            assert_eq!(error.http_status(), http);
+            assert_eq!(error.grpc_code(), grpc);
+        }
+        let status = tonic::Status::from(Error::invalid("bad batch"));
+        assert_eq!(status.message(), "bad batch");
+    }
+}

@@ -1,0 +1,198 @@
+//! OTLP/HTTP receiver: `POST /v1/logs` and `POST /v1/traces`, binary protobuf or OTLP/JSON,
+//! optionally gzip-compressed. Failures answer with an OTLP `Status` message in the
+//! request's own encoding.
+
+use std::io::Read;
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
+use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
+use bytes::Bytes;
+use http::header::{CONTENT_ENCODING, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use prost::Message;
+use serde::de::DeserializeOwned;
+
+use super::{parse_batch_id, Ingestor, MAX_MESSAGE_BYTES};
+use crate::error::Error;
+
+pub fn router(ingestor: Ingestor) -> Router {
+    Router::new()
+        .route("/v1/logs", post(logs))
+        .route("/v1/traces", post(traces))
+        // Compressed bodies are limited here, decompressed ones in `decompress`.
+        .layer(DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
+        .with_state(ingestor)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    Protobuf,
+    Json,
+}
+
+impl Format {
+    fn content_type(self) -> &'static str {
+        match self {
+            Format::Protobuf => "application/x-protobuf",
+            Format::Json => "application/json",
+        }
+    }
+}
+
+/// google.rpc.Status, the body of an OTLP/HTTP error response.
+#[derive(Clone, PartialEq, prost::Message, serde::Serialize)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+async fn logs(
+    State(ingestor): State<Ingestor>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let format = format_of(&headers);
+    let result = async {
+        let format = format?;
+        let (request, batch_id) = decode::<ExportLogsServiceRequest>(format, &headers, body?)?;
+        ingestor.logs(request, batch_id).await
+    };
+    respond(format_or_json(&headers), result.await.map(drop))
+}
+
+async fn traces(
+    State(ingestor): State<Ingestor>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let format = format_of(&headers);
+    let result = async {
+        let format = format?;
+        let (request, batch_id) = decode::<ExportTraceServiceRequest>(format, &headers, body?)?;
+        ingestor.traces(request, batch_id).await
+    };
+    respond(format_or_json(&headers), result.await.map(drop))
+}
+
+impl From<BytesRejection> for Error {
+    fn from(rejection: BytesRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Error::PayloadTooLarge {
+                limit: MAX_MESSAGE_BYTES,
+            }
+        } else {
+            Error::invalid(format!("reading request body: {}", rejection.body_text()))
+        }
+    }
+}
+
+fn format_of(headers: &HeaderMap) -> Result<Format, Error> {
+    let raw = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media = raw
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match media.as_str() {
+        "application/x-protobuf" | "application/protobuf" => Ok(Format::Protobuf),
+        "application/json" => Ok(Format::Json),
+        _ => Err(Error::UnsupportedMediaType(format!(
+            "unsupported content type {raw:?}: use application/x-protobuf or application/json"
+        ))),
+    }
+}
+
+fn format_or_json(headers: &HeaderMap) -> Format {
+    format_of(headers).unwrap_or(Format::Json)
+}
+
+fn decode<R>(format: Format, headers: &HeaderMap, body: Bytes) -> Result<(R, Option<String>), Error>
+where
+    R: Message + Default + DeserializeOwned,
+{
+    let batch_id = parse_batch_id(
+        headers
+            .get(bellwether_proto::BATCH_ID_HEADER)
+            .map(HeaderValue::as_bytes),
+    )?;
+    let body = decompress(headers, body)?;
+    let request = match format {
+        Format::Protobuf => R::decode(body)
+            .map_err(|e| Error::invalid(format!("malformed OTLP protobuf message: {e}")))?,
+        Format::Json => serde_json::from_slice(&body)
+            .map_err(|e| Error::invalid(format!("malformed OTLP/JSON message: {e}")))?,
+    };
+    Ok((request, batch_id))
+}
+
+fn decompress(headers: &HeaderMap, body: Bytes) -> Result<Bytes, Error> {
+    let encoding = headers
+        .get(CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
+    match encoding.as_deref() {
+        None | Some("") | Some("identity") => Ok(body),
+        Some("gzip") => {
+            let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(MAX_MESSAGE_BYTES));
+            flate2::read::GzDecoder::new(body.as_ref())
+                .take(MAX_MESSAGE_BYTES as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| Error::invalid(format!("invalid gzip body: {e}")))?;
+            if out.len() > MAX_MESSAGE_BYTES {
+                return Err(Error::PayloadTooLarge {
+                    limit: MAX_MESSAGE_BYTES,
+                });
+            }
+            Ok(Bytes::from(out))
+        }
+        Some(other) => Err(Error::UnsupportedMediaType(format!(
+            "unsupported content encoding {other:?}: use gzip or none"
+        ))),
+    }
+}
+
+fn respond(format: Format, result: Result<(), Error>) -> Response {
+    let (status, body) = match result {
+        // An empty Export*ServiceResponse: everything was accepted.
+        Ok(()) => (
+            StatusCode::OK,
+            match format {
+                Format::Protobuf => Vec::new(),
+                Format::Json => b"{}".to_vec(),
+            },
+        ),
+        Err(error) => {
+            if error.http_status().is_server_error() {
+                tracing::error!(error = %error, "otlp http request failed");
+            }
+            let status = RpcStatus {
+                code: error.grpc_code() as i32,
+                message: error.to_string(),
+            };
+            let body = match format {
+                Format::Protobuf => status.encode_to_vec(),
+                Format::Json => serde_json::to_vec(&status).unwrap_or_default(),
+            };
+            (error.http_status(), body)
+        }
+    };
+    (
+        status,
+        [(
+            CONTENT_TYPE,
+            HeaderValue::from_static(format.content_type()),
+        )],
+        body,
+    )
+        .into_response()
+}

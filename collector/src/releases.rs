@@ -1,0 +1,233 @@
+//! Release queries and commands shared by the HTTP API and the gRPC `ReleaseService`:
+//! record a deployment, list releases, per-release statistics and health.
+
+use std::sync::Arc;
+
+use crate::error::Error;
+use crate::health::{self, ReleaseHealth};
+use crate::store::{
+    Counts, Deployment, DeploymentFilter, DeploymentRecord, ReleaseKey, ReleaseStore,
+};
+use crate::time::now_unix_ms;
+
+/// Longest service, environment or version name.
+pub const MAX_NAME_BYTES: usize = 256;
+/// Longest free-text deployment field (commit, notes, pipeline URL, ...).
+pub const MAX_TEXT_BYTES: usize = 8 * 1024;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReleaseSummary {
+    pub deployment: Deployment,
+    pub totals: Counts,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReleaseStats {
+    pub release: ReleaseSummary,
+    /// (bucket start, counts), oldest first.
+    pub buckets: Vec<(i64, Counts)>,
+}
+
+/// A release as named by a caller; the environment may be left for the store to infer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReleaseRef {
+    pub service: String,
+    pub environment: Option<String>,
+    pub version: String,
+}
+
+#[derive(Clone)]
+pub struct Releases {
+    store: Arc<dyn ReleaseStore>,
+}
+
+impl Releases {
+    pub fn new(store: Arc<dyn ReleaseStore>) -> Self {
+        Self { store }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&dyn ReleaseStore) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || work(store.as_ref())).await?
+    }
+
+    pub async fn record(&self, record: DeploymentRecord) -> Result<Deployment, Error> {
+        let record = validate_record(record)?;
+        let deployment = self
+            .blocking(move |store| Ok(store.record_deployment(&record, now_unix_ms())?))
+            .await?;
+        tracing::info!(
+            service = %deployment.release.service,
+            environment = %deployment.release.environment,
+            version = %deployment.release.version,
+            "deployment recorded"
+        );
+        Ok(deployment)
+    }
+
+    /// Releases matching `filter`, newest deployment first.
+    pub async fn list(&self, filter: DeploymentFilter) -> Result<Vec<ReleaseSummary>, Error> {
+        self.blocking(move |store| {
+            let mut releases = store
+                .deployments(&filter)?
+                .into_iter()
+                .map(|deployment| {
+                    let totals = store.totals(&deployment.release)?;
+                    Ok(ReleaseSummary { deployment, totals })
+                })
+                .collect::<Result<Vec<_>, Error>>()?;
+            releases.sort_by(|a, b| {
+                b.deployment
+                    .started_at_unix_ms
+                    .cmp(&a.deployment.started_at_unix_ms)
+                    .then_with(|| a.deployment.release.cmp(&b.deployment.release))
+            });
+            Ok(releases)
+        })
+        .await
+    }
+
+    pub async fn stats(&self, release: ReleaseRef) -> Result<ReleaseStats, Error> {
+        self.blocking(move |store| {
+            let deployment = resolve(store, &release)?;
+            let totals = store.totals(&deployment.release)?;
+            let buckets = store.buckets(&deployment.release, i64::MIN..i64::MAX)?;
+            Ok(ReleaseStats {
+                release: ReleaseSummary { deployment, totals },
+                buckets,
+            })
+        })
+        .await
+    }
+
+    pub async fn health(&self, release: ReleaseRef) -> Result<ReleaseHealth, Error> {
+        self.blocking(move |store| {
+            let deployment = resolve(store, &release)?;
+            Ok(health::assess(store, &deployment, now_unix_ms())?)
+        })
+        .await
+    }
+
+    /// The deployment `release` names; see [`resolve`].
+    pub async fn resolve(&self, release: ReleaseRef) -> Result<Deployment, Error> {
+        self.blocking(move |store| resolve(store, &release)).await
+    }
+
+    pub async fn health_of(&self, deployment: Deployment) -> Result<ReleaseHealth, Error> {
+        self.blocking(move |store| Ok(health::assess(store, &deployment, now_unix_ms())?))
+            .await
+    }
+}
+
+/// Finds a release's deployment. Without an environment, the release must exist in
+/// exactly one environment.
+fn resolve(store: &dyn ReleaseStore, release: &ReleaseRef) -> Result<Deployment, Error> {
+    let not_found = || {
+        let mut what = format!("release {} {}", release.service, release.version);
+        if let Some(environment) = &release.environment {
+            what.push_str(&format!(" in environment {environment}"));
+        }
+        Error::NotFound(format!("{what} not found"))
+    };
+    if let Some(environment) = &release.environment {
+        let key = ReleaseKey::new(&release.service, environment, &release.version);
+        return store.deployment(&key)?.ok_or_else(not_found);
+    }
+    let filter = DeploymentFilter {
+        service: Some(release.service.clone()),
+        environment: None,
+        version: Some(release.version.clone()),
+    };
+    let mut found = store.deployments(&filter)?;
+    match found.len() {
+        0 => Err(not_found()),
+        1 => Ok(found.remove(0)),
+        _ => {
+            let environments: Vec<&str> = found
+                .iter()
+                .map(|d| d.release.environment.as_str())
+                .collect();
+            Err(Error::invalid(format!(
+                "release {} {} exists in several environments ({}): pass environment",
+                release.service,
+                release.version,
+                environments.join(", ")
+            )))
+        }
+    }
+}
+
+fn validate_name(field: &str, value: &str) -> Result<(), Error> {
+    if value.trim().is_empty() {
+        return Err(Error::invalid(format!("{field} must not be empty")));
+    }
+    if value.len() > MAX_NAME_BYTES {
+        return Err(Error::invalid(format!(
+            "{field} exceeds {MAX_NAME_BYTES} bytes"
+        )));
+    }
+    if value.contains('\0') {
+        return Err(Error::invalid(format!("{field} must not contain NUL")));
+    }
+    Ok(())
+}
+
+/// Checks names and lengths; empty optional text means "not given".
+pub fn validate_record(mut record: DeploymentRecord) -> Result<DeploymentRecord, Error> {
+    validate_name("service", &record.release.service)?;
+    validate_name("environment", &record.release.environment)?;
+    validate_name("version", &record.release.version)?;
+    for (field, value) in [
+        ("commit", &mut record.commit),
+        ("deploy_id", &mut record.deploy_id),
+        ("pipeline_url", &mut record.pipeline_url),
+        ("notes", &mut record.notes),
+        ("team", &mut record.team),
+    ] {
+        if value.as_deref().is_some_and(str::is_empty) {
+            *value = None;
+        }
+        if value.as_ref().is_some_and(|v| v.len() > MAX_TEXT_BYTES) {
+            return Err(Error::invalid(format!(
+                "{field} exceeds {MAX_TEXT_BYTES} bytes"
+            )));
+        }
+    }
+    Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(service: &str, environment: &str, version: &str) -> DeploymentRecord {
+        DeploymentRecord {
+            release: ReleaseKey::new(service, environment, version),
+            ..DeploymentRecord::default()
+        }
+    }
+
+    #[test]
+    fn names_are_required_and_bounded() {
+        assert!(validate_record(record("api", "prod", "1")).is_ok());
+        let err = validate_record(record("", "prod", "1"))
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(err.as_deref(), Some("service must not be empty"));
+        let long = "v".repeat(257);
+        let err = validate_record(record("api", "prod", &long))
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(err.as_deref(), Some("version exceeds 256 bytes"));
+        assert!(validate_record(record("api", "pr\0d", "1")).is_err());
+        let mut with_empty = record("api", "prod", "1");
+        with_empty.commit = Some(String::new());
+        assert_eq!(
+            validate_record(with_empty).ok().and_then(|r| r.commit),
+            None
+        );
+    }
+}

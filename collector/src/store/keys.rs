@@ -1,0 +1,141 @@
+//! Key and value encodings of the sled trees.
+//!
+//! - deployments: `service \0 environment \0 version` → Deployment as JSON
+//! - buckets: `service \0 environment \0 version \0` + bucket start ms (u64 big-endian)
+//!   → four little-endian u64: log_records, error_logs, spans, error_spans
+//! - totals: release key → the same four u64, summed over all buckets
+//! - batches: batch id bytes → applied at, Unix ms (u64 big-endian)
+//!
+//! Identity strings never contain NUL (ingest and the API replace or reject it), so the
+//! NUL separators keep `api` and `api2` apart and make prefix scans exact.
+
+use super::{Counts, ReleaseKey, StoreError};
+
+/// `service \0 environment \0 version`.
+pub fn release_key(release: &ReleaseKey) -> Vec<u8> {
+    let mut key = Vec::with_capacity(
+        release.service.len() + release.environment.len() + release.version.len() + 2,
+    );
+    key.extend_from_slice(release.service.as_bytes());
+    key.push(0);
+    key.extend_from_slice(release.environment.as_bytes());
+    key.push(0);
+    key.extend_from_slice(release.version.as_bytes());
+    key
+}
+
+/// Prefix of every deployment key of one service (optionally one environment).
+pub fn service_prefix(service: &str, environment: Option<&str>) -> Vec<u8> {
+    let mut key = Vec::with_capacity(service.len() + 1);
+    key.extend_from_slice(service.as_bytes());
+    key.push(0);
+    if let Some(environment) = environment {
+        key.extend_from_slice(environment.as_bytes());
+        key.push(0);
+    }
+    key
+}
+
+/// Bucket key; times before the epoch sort as the epoch.
+pub fn bucket_key(release_key: &[u8], start_unix_ms: i64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(release_key.len() + 9);
+    key.extend_from_slice(release_key);
+    key.push(0);
+    key.extend_from_slice(&(start_unix_ms.max(0) as u64).to_be_bytes());
+    key
+}
+
+/// The bucket start of a bucket key, given the length of its release key.
+pub fn bucket_start_of(key: &[u8], release_key_len: usize) -> Result<i64, StoreError> {
+    let raw: [u8; 8] = key
+        .get(release_key_len + 1..)
+        .and_then(|tail| tail.try_into().ok())
+        .ok_or_else(|| StoreError::Corrupt(format!("bucket key of {} bytes", key.len())))?;
+    i64::try_from(u64::from_be_bytes(raw))
+        .map_err(|_| StoreError::Corrupt("bucket start out of range".to_owned()))
+}
+
+pub fn encode_counts(counts: &Counts) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (chunk, value) in out.chunks_exact_mut(8).zip([
+        counts.log_records,
+        counts.error_logs,
+        counts.spans,
+        counts.error_spans,
+    ]) {
+        chunk.copy_from_slice(&value.to_le_bytes());
+    }
+    out
+}
+
+pub fn decode_counts(raw: &[u8]) -> Result<Counts, StoreError> {
+    if raw.len() != 32 {
+        return Err(StoreError::Corrupt(format!(
+            "counts value of {} bytes",
+            raw.len()
+        )));
+    }
+    let mut values = [0u64; 4];
+    for (value, chunk) in values.iter_mut().zip(raw.chunks_exact(8)) {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(chunk);
+        *value = u64::from_le_bytes(bytes);
+    }
+    Ok(Counts {
+        log_records: values[0],
+        error_logs: values[1],
+        spans: values[2],
+        error_spans: values[3],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_key_is_nul_separated() {
+        let key = release_key(&ReleaseKey::new("api", "prod", "1.2"));
+        assert_eq!(key, b"api\0prod\x001.2");
+    }
+
+    #[test]
+    fn service_prefix_does_not_match_longer_service_names() {
+        let api2 = release_key(&ReleaseKey::new("api2", "prod", "1"));
+        let api = release_key(&ReleaseKey::new("api", "prod", "1"));
+        assert!(!api2.starts_with(&service_prefix("api", None)));
+        assert!(api.starts_with(&service_prefix("api", None)));
+        assert!(api.starts_with(&service_prefix("api", Some("prod"))));
+        assert!(!api.starts_with(&service_prefix("api", Some("pro"))));
+    }
+
+    #[test]
+    fn bucket_keys_sort_by_time_and_round_trip() {
+        let release = release_key(&ReleaseKey::new("api", "prod", "1"));
+        let early = bucket_key(&release, 10_000);
+        let late = bucket_key(&release, 1_700_000_000_000);
+        assert!(early < late);
+        assert_eq!(&early[..release.len() + 1], b"api\0prod\x001\0");
+        assert_eq!(&early[release.len() + 1..], &10_000u64.to_be_bytes());
+        assert_eq!(
+            bucket_start_of(&late, release.len()).ok(),
+            Some(1_700_000_000_000)
+        );
+        assert!(bucket_start_of(&late[..late.len() - 1], release.len()).is_err());
+    }
+
+    #[test]
+    fn counts_are_four_little_endian_u64() {
+        let counts = Counts {
+            log_records: 1,
+            error_logs: 2,
+            spans: 3,
+            error_spans: u64::MAX,
+        };
+        let raw = encode_counts(&counts);
+        assert_eq!(&raw[..8], &1u64.to_le_bytes());
+        assert_eq!(&raw[24..], &u64::MAX.to_le_bytes());
+        assert_eq!(decode_counts(&raw).ok(), Some(counts));
+        assert!(decode_counts(&raw[..31]).is_err());
+    }
+}

@@ -1,0 +1,378 @@
+//! [`ReleaseStore`] over sled: one database directory, one transaction per ingest batch.
+
+use std::ops::Range;
+use std::path::Path;
+
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::Transactional;
+
+use super::keys;
+use super::{
+    ApplyOutcome, Counts, Deployment, DeploymentFilter, DeploymentRecord, IngestBatch, ReleaseKey,
+    ReleaseStore, StoreError,
+};
+
+/// The sled-backed store. Cloning shares the same database.
+#[derive(Clone, Debug)]
+pub struct SledStore {
+    db: sled::Db,
+    deployments: sled::Tree,
+    buckets: sled::Tree,
+    totals: sled::Tree,
+    batches: sled::Tree,
+    flush_each_write: bool,
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir`; every write is flushed before it returns.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(dir, true)
+    }
+
+    /// Like [`SledStore::open`]; with `flush_each_write` false, writes reach disk with
+    /// sled's periodic background flush instead (faster, but an acknowledged batch can
+    /// be lost in a crash). Only benchmarks use that.
+    pub fn open_with(dir: &Path, flush_each_write: bool) -> Result<Self, StoreError> {
+        let db = sled::Config::new().path(dir).open()?;
+        Ok(Self {
+            deployments: db.open_tree("deployments")?,
+            buckets: db.open_tree("buckets")?,
+            totals: db.open_tree("totals")?,
+            batches: db.open_tree("batches")?,
+            db,
+            flush_each_write,
+        })
+    }
+}
+
+fn decode_deployment(raw: &[u8]) -> Result<Deployment, StoreError> {
+    serde_json::from_slice(raw).map_err(|e| StoreError::Corrupt(format!("deployment: {e}")))
+}
+
+fn encode_deployment(deployment: &Deployment) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(deployment).map_err(|e| StoreError::Corrupt(format!("deployment: {e}")))
+}
+
+fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
+    ConflictableTransactionError::Abort(e)
+}
+
+fn from_tx(e: TransactionError<StoreError>) -> StoreError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::Sled(e),
+    }
+}
+
+/// Adds `delta` to the counts stored under `key`.
+fn add_counts(
+    tree: &TransactionalTree,
+    key: &[u8],
+    delta: &Counts,
+) -> Result<(), ConflictableTransactionError<StoreError>> {
+    let mut counts = match tree.get(key)? {
+        Some(raw) => keys::decode_counts(&raw).map_err(abort)?,
+        None => Counts::default(),
+    };
+    counts.add(delta);
+    tree.insert(key, &keys::encode_counts(&counts)[..])?;
+    Ok(())
+}
+
+impl ReleaseStore for SledStore {
+    fn apply(&self, batch: &IngestBatch) -> Result<ApplyOutcome, StoreError> {
+        let outcome = (
+            &self.deployments,
+            &self.buckets,
+            &self.totals,
+            &self.batches,
+        )
+            .transaction(|(deployments, buckets, totals, batches)| {
+                if let Some(id) = &batch.batch_id {
+                    if batches.get(id.as_bytes())?.is_some() {
+                        return Ok(ApplyOutcome::Duplicate);
+                    }
+                    let applied_at = batch.received_at_unix_ms.max(0) as u64;
+                    batches.insert(id.as_bytes(), &applied_at.to_be_bytes()[..])?;
+                }
+                for (release, delta) in &batch.releases {
+                    let release_key = keys::release_key(release);
+                    match deployments.get(&release_key)? {
+                        None => {
+                            let detected = Deployment::detected(
+                                release.clone(),
+                                batch.received_at_unix_ms,
+                                &delta.identity,
+                            );
+                            let raw = encode_deployment(&detected).map_err(abort)?;
+                            deployments.insert(&release_key[..], raw)?;
+                        }
+                        Some(raw) => {
+                            let mut deployment = decode_deployment(&raw).map_err(abort)?;
+                            if deployment.fill_identity(&delta.identity) {
+                                let raw = encode_deployment(&deployment).map_err(abort)?;
+                                deployments.insert(&release_key[..], raw)?;
+                            }
+                        }
+                    }
+                    let mut total = Counts::default();
+                    for (start, counts) in &delta.buckets {
+                        add_counts(buckets, &keys::bucket_key(&release_key, *start), counts)?;
+                        total.add(counts);
+                    }
+                    add_counts(totals, &release_key, &total)?;
+                }
+                Ok(ApplyOutcome::Applied)
+            })
+            .map_err(from_tx)?;
+        if outcome == ApplyOutcome::Applied && self.flush_each_write {
+            // The batch is acknowledged only after this returns: make it survive a crash.
+            self.db.flush()?;
+        }
+        Ok(outcome)
+    }
+
+    fn record_deployment(
+        &self,
+        record: &DeploymentRecord,
+        now_unix_ms: i64,
+    ) -> Result<Deployment, StoreError> {
+        let key = keys::release_key(&record.release);
+        let stored = self
+            .deployments
+            .transaction(|tree| {
+                let deployment = match tree.get(&key)? {
+                    Some(raw) => {
+                        let mut deployment = decode_deployment(&raw).map_err(abort)?;
+                        deployment.merge_record(record);
+                        deployment
+                    }
+                    None => Deployment {
+                        release: record.release.clone(),
+                        started_at_unix_ms: record.started_at_unix_ms.unwrap_or(now_unix_ms),
+                        commit: record.commit.clone(),
+                        deploy_id: record.deploy_id.clone(),
+                        pipeline_url: record.pipeline_url.clone(),
+                        notes: record.notes.clone(),
+                        team: record.team.clone(),
+                        source: super::Source::Recorded,
+                    },
+                };
+                let raw = encode_deployment(&deployment).map_err(abort)?;
+                tree.insert(&key[..], raw)?;
+                Ok(deployment)
+            })
+            .map_err(from_tx)?;
+        if self.flush_each_write {
+            self.db.flush()?;
+        }
+        Ok(stored)
+    }
+
+    fn deployment(&self, release: &ReleaseKey) -> Result<Option<Deployment>, StoreError> {
+        self.deployments
+            .get(keys::release_key(release))?
+            .map(|raw| decode_deployment(&raw))
+            .transpose()
+    }
+
+    fn deployments(&self, filter: &DeploymentFilter) -> Result<Vec<Deployment>, StoreError> {
+        let iter = match &filter.service {
+            Some(service) => self
+                .deployments
+                .scan_prefix(keys::service_prefix(service, filter.environment.as_deref())),
+            None => self.deployments.iter(),
+        };
+        let mut out = Vec::new();
+        for entry in iter {
+            let (_, raw) = entry?;
+            let deployment = decode_deployment(&raw)?;
+            let release = &deployment.release;
+            let matches = |wanted: &Option<String>, actual: &str| {
+                wanted.as_deref().is_none_or(|wanted| wanted == actual)
+            };
+            if matches(&filter.environment, &release.environment)
+                && matches(&filter.version, &release.version)
+            {
+                out.push(deployment);
+            }
+        }
+        Ok(out)
+    }
+
+    fn totals(&self, release: &ReleaseKey) -> Result<Counts, StoreError> {
+        match self.totals.get(keys::release_key(release))? {
+            Some(raw) => keys::decode_counts(&raw),
+            None => Ok(Counts::default()),
+        }
+    }
+
+    fn buckets(
+        &self,
+        release: &ReleaseKey,
+        range: Range<i64>,
+    ) -> Result<Vec<(i64, Counts)>, StoreError> {
+        let release_key = keys::release_key(release);
+        let from = keys::bucket_key(&release_key, range.start);
+        let to = keys::bucket_key(&release_key, range.end);
+        let mut out = Vec::new();
+        if range.start >= range.end {
+            return Ok(out);
+        }
+        for entry in self.buckets.range(from..to) {
+            let (key, raw) = entry?;
+            let start = keys::bucket_start_of(&key, release_key.len())?;
+            out.push((start, keys::decode_counts(&raw)?));
+        }
+        Ok(out)
+    }
+
+    fn prune_batches(&self, before_unix_ms: i64) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for entry in self.batches.iter() {
+            let (key, raw) = entry?;
+            let applied_at = <[u8; 8]>::try_from(raw.as_ref())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            if (applied_at as i64) < before_unix_ms {
+                self.batches.remove(key)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{ReleaseDelta, ResourceIdentity, Source};
+
+    fn batch(id: Option<&str>, release: &ReleaseKey, start: i64, logs: u64) -> IngestBatch {
+        let mut delta = ReleaseDelta {
+            identity: ResourceIdentity {
+                commit: Some("abc123".into()),
+                deploy_id: None,
+                team: Some("payments".into()),
+            },
+            ..ReleaseDelta::default()
+        };
+        delta.buckets.insert(
+            start,
+            Counts {
+                log_records: logs,
+                error_logs: 1,
+                ..Counts::default()
+            },
+        );
+        IngestBatch {
+            batch_id: id.map(str::to_owned),
+            received_at_unix_ms: 1_700_000_000_123,
+            releases: [(release.clone(), delta)].into_iter().collect(),
+        }
+    }
+
+    #[test]
+    fn batches_apply_once_and_detect_deployments() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let store = SledStore::open(dir.path())?;
+        let release = ReleaseKey::new("api", "prod", "1.0");
+        let b = batch(Some("i:1"), &release, 1_700_000_000_000, 5);
+        assert_eq!(store.apply(&b)?, ApplyOutcome::Applied);
+        assert_eq!(store.apply(&b)?, ApplyOutcome::Duplicate);
+        assert_eq!(
+            store.apply(&batch(None, &release, 1_700_000_010_000, 2))?,
+            ApplyOutcome::Applied
+        );
+
+        let totals = store.totals(&release)?;
+        assert_eq!((totals.log_records, totals.error_logs), (7, 2));
+        let buckets = store.buckets(&release, 0..i64::MAX)?;
+        assert_eq!(buckets.len(), 2);
+        assert_eq!(buckets[0].0, 1_700_000_000_000);
+        assert_eq!(
+            store.buckets(&release, 1_700_000_010_000..i64::MAX)?.len(),
+            1
+        );
+
+        let deployment = store
+            .deployment(&release)?
+            .ok_or(StoreError::Corrupt("none".into()))?;
+        assert_eq!(deployment.source, Source::Detected);
+        assert_eq!(deployment.started_at_unix_ms, 1_700_000_000_123);
+        assert_eq!(deployment.commit.as_deref(), Some("abc123"));
+        assert_eq!(deployment.team.as_deref(), Some("payments"));
+        Ok(())
+    }
+
+    #[test]
+    fn recording_keeps_source_recorded_and_fills_from_telemetry() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let store = SledStore::open(dir.path())?;
+        let release = ReleaseKey::new("api", "prod", "2.0");
+        let record = DeploymentRecord {
+            release: release.clone(),
+            notes: Some("first".into()),
+            ..DeploymentRecord::default()
+        };
+        let first = store.record_deployment(&record, 42)?;
+        assert_eq!(
+            (first.started_at_unix_ms, first.source),
+            (42, Source::Recorded)
+        );
+
+        store.apply(&batch(Some("b"), &release, 0, 1))?;
+        let filled = store
+            .deployment(&release)?
+            .ok_or(StoreError::Corrupt("none".into()))?;
+        assert_eq!(filled.commit.as_deref(), Some("abc123"));
+        assert_eq!(filled.source, Source::Recorded);
+        assert_eq!(filled.started_at_unix_ms, 42);
+
+        let again = DeploymentRecord {
+            release: release.clone(),
+            commit: Some("def456".into()),
+            ..DeploymentRecord::default()
+        };
+        let updated = store.record_deployment(&again, 99)?;
+        assert_eq!(updated.commit.as_deref(), Some("def456"));
+        assert_eq!(updated.notes.as_deref(), Some("first"));
+        assert_eq!(updated.started_at_unix_ms, 42);
+
+        let other = ReleaseKey::new("api2", "prod", "1");
+        store.record_deployment(
+            &DeploymentRecord {
+                release: other,
+                ..DeploymentRecord::default()
+            },
+            1,
+        )?;
+        let filter = DeploymentFilter {
+            service: Some("api".into()),
+            ..DeploymentFilter::default()
+        };
+        assert_eq!(store.deployments(&filter)?.len(), 1);
+        assert_eq!(store.deployments(&DeploymentFilter::default())?.len(), 2);
+        Ok(())
+    }
+
+    #[test]
+    fn prune_forgets_old_batch_ids() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let store = SledStore::open(dir.path())?;
+        let release = ReleaseKey::new("api", "prod", "1");
+        store.apply(&batch(Some("old"), &release, 0, 1))?;
+        assert_eq!(store.prune_batches(1_700_000_000_000)?, 0);
+        assert_eq!(store.prune_batches(i64::MAX)?, 1);
+        assert_eq!(
+            store.apply(&batch(Some("old"), &release, 0, 1))?,
+            ApplyOutcome::Applied
+        );
+        Ok(())
+    }
+}
