@@ -308,7 +308,12 @@ async fn agent_keeps_data_until_an_unreachable_collector_comes_up() -> Result<()
 
     let collector = Collector::start_on(&dir.path().join("collector"), &grpc_addr)?;
     let status = agent.process.wait_exit(Duration::from_secs(60))?;
-    assert!(status.success(), "{}", agent.process.stderr_text());
+    let log = agent.process.stderr_text();
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("export failed, retrying"),
+        "the first export must have failed against the missing collector:\n{log}"
+    );
     let stats = collector
         .get("/api/v1/releases/batch-job/7/stats?environment=prod")
         .await?;
