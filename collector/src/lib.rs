@@ -31,6 +31,7 @@ pub mod cli;
 pub mod config;
 pub mod detect;
 pub mod error;
+pub mod fingerprint;
 pub mod grpc_release;
 pub mod health;
 pub mod ingest;
