@@ -1,8 +1,13 @@
 //! Ingest throughput, reproducibly:
 //!
 //! ```text
-//! cargo run --release -p bellwether-collector --example ingest_bench -- [BATCHES] [RECORDS] [CLIENTS]
+//! cargo run --release -p bellwether-collector --example ingest_bench -- [BATCHES] [RECORDS] [CLIENTS] [--error-percent P] [--java-stacks]
 //! ```
+//!
+//! `--error-percent P` (default 2) makes P % of the records errors, each in its own trace;
+//! with `--java-stacks` every error carries a Java exception (`exception.type`,
+//! `exception.message`, `exception.stacktrace` of about 1.5 KiB, one of four
+//! fingerprints), so fingerprinting and issue bookkeeping are part of the measurement.
 //!
 //! 1. store: summarize + apply BATCHES batches of RECORDS log records, one at a time,
 //!    with a flush per batch (what the collector does) and without (sled's background
@@ -36,19 +41,59 @@ fn kv(key: &str, value: &str) -> KeyValue {
     }
 }
 
-fn request(records: usize, version: usize) -> ExportLogsServiceRequest {
+/// What the records of a request look like.
+#[derive(Clone, Copy, Debug)]
+struct Mix {
+    /// Errors per 10 000 records.
+    errors_per_10k: usize,
+    java_stacks: bool,
+}
+
+fn java_stack(i: usize) -> String {
+    let method = ["charge", "refund", "reserve", "ship"][i % 4];
+    let mut stack = format!(
+        "com.shop.Checkout$PaymentException: {method} failed for order {i}\n\tat com.shop.Checkout.{method}(Checkout.java:22)\n"
+    );
+    for depth in 0..20 {
+        stack.push_str(&format!(
+            "\tat org.springframework.web.servlet.FrameworkServlet.service{depth}(FrameworkServlet.java:{})\n",
+            800 + depth
+        ));
+    }
+    stack.push_str("Caused by: java.lang.NullPointerException: Cannot invoke \"java.lang.Integer.intValue()\"\n\tat com.shop.Checkout$Cart.total(Checkout.java:10)\n\t... 21 more");
+    stack
+}
+
+fn request(records: usize, version: usize, mix: Mix) -> ExportLogsServiceRequest {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
     let log_records = (0..records)
-        .map(|i| LogRecord {
-            time_unix_nano: now - (i as u64 % 60) * 1_000_000_000,
-            severity_number: if i % 50 == 0 { 17 } else { 9 },
-            body: Some(AnyValue {
-                value: Some(any_value::Value::StringValue(format!("request {i} served"))),
-            }),
-            ..LogRecord::default()
+        .map(|i| {
+            let error = (i * mix.errors_per_10k) % 10_000 + mix.errors_per_10k >= 10_000;
+            let mut record = LogRecord {
+                time_unix_nano: now - (i as u64 % 60) * 1_000_000_000,
+                severity_number: if error { 17 } else { 9 },
+                body: Some(AnyValue {
+                    value: Some(any_value::Value::StringValue(format!("request {i} served"))),
+                }),
+                ..LogRecord::default()
+            };
+            if error {
+                record.trace_id = (version * records + i).to_be_bytes().repeat(2);
+                if mix.java_stacks {
+                    record.attributes = vec![
+                        kv("exception.type", "com.shop.Checkout$PaymentException"),
+                        kv(
+                            "exception.message",
+                            &format!("payment failed for order {i}"),
+                        ),
+                        kv("exception.stacktrace", &java_stack(i)),
+                    ];
+                }
+            }
+            record
         })
         .collect();
     ExportLogsServiceRequest {
@@ -81,10 +126,10 @@ fn report(label: &str, records: usize, batches: usize, elapsed: Duration) {
     );
 }
 
-fn store_bench(batches: usize, records: usize, flush: bool) -> BenchResult<()> {
+fn store_bench(batches: usize, records: usize, flush: bool, mix: Mix) -> BenchResult<()> {
     let dir = tempfile::tempdir()?;
     let store = SledStore::open_with(dir.path(), flush)?;
-    let requests: Vec<_> = (0..batches).map(|i| request(records, i)).collect();
+    let requests: Vec<_> = (0..batches).map(|i| request(records, i, mix)).collect();
     let started = Instant::now();
     for (i, request) in requests.iter().enumerate() {
         let batch = summarize_logs(request, Some(format!("bench:{i}")), 1_700_000_000_000);
@@ -100,7 +145,7 @@ fn store_bench(batches: usize, records: usize, flush: bool) -> BenchResult<()> {
     Ok(())
 }
 
-async fn grpc_bench(batches: usize, records: usize, clients: usize) -> BenchResult<()> {
+async fn grpc_bench(batches: usize, records: usize, clients: usize, mix: Mix) -> BenchResult<()> {
     let dir = tempfile::tempdir()?;
     let settings = Settings::ephemeral(dir.path());
     let listeners = Listeners::bind(&settings).await?;
@@ -112,7 +157,7 @@ async fn grpc_bench(batches: usize, records: usize, clients: usize) -> BenchResu
     let channel = tonic::transport::Endpoint::from_shared(url)?
         .connect()
         .await?;
-    let request = Arc::new(request(records, 0));
+    let request = Arc::new(request(records, 0, mix));
     let per_client = batches / clients.max(1);
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -149,18 +194,46 @@ async fn grpc_bench(batches: usize, records: usize, clients: usize) -> BenchResu
 
 #[tokio::main]
 async fn main() -> BenchResult<()> {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let mut args: Vec<usize> = Vec::new();
+    let mut mix = Mix {
+        errors_per_10k: 200,
+        java_stacks: false,
+    };
+    let mut raw = std::env::args().skip(1);
+    while let Some(arg) = raw.next() {
+        match arg.as_str() {
+            "--java-stacks" => mix.java_stacks = true,
+            "--error-percent" => {
+                let percent: f64 = raw
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .ok_or("--error-percent needs a number")?;
+                mix.errors_per_10k = (percent.clamp(0.0, 100.0) * 100.0).round() as usize;
+            }
+            other => args.push(
+                other
+                    .parse()
+                    .map_err(|_| format!("unexpected argument {other}"))?,
+            ),
+        }
+    }
     let batches = args.first().copied().unwrap_or(200);
     let records = args.get(1).copied().unwrap_or(1000);
     let clients = args.get(2).copied().unwrap_or(8);
+    println!(
+        "{batches} batches of {records} log records, {}% errors{}",
+        mix.errors_per_10k as f64 / 100.0,
+        if mix.java_stacks {
+            " with Java stack traces"
+        } else {
+            ""
+        }
+    );
     tokio::task::spawn_blocking(move || -> BenchResult<()> {
-        store_bench(batches, records, true)?;
-        store_bench(batches, records, false)
+        store_bench(batches, records, true, mix)?;
+        store_bench(batches, records, false, mix)
     })
     .await??;
-    grpc_bench(batches, records, 1).await?;
-    grpc_bench(batches, records, clients).await
+    grpc_bench(batches, records, 1, mix).await?;
+    grpc_bench(batches, records, clients, mix).await
 }

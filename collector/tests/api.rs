@@ -157,7 +157,8 @@ async fn recorded_deployments_appear_in_history_newest_first() -> TestResult {
     assert_eq!(newest["team"], "payments");
     assert_eq!(
         newest["totals"],
-        json!({"log_records": 0, "error_logs": 0, "spans": 0, "error_spans": 0})
+        json!({"log_records": 0, "error_logs": 0, "spans": 0, "error_spans": 0,
+               "server_spans": 0, "errors": 0})
     );
 
     // Re-recording updates metadata and stays recorded.

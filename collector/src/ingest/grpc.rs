@@ -22,7 +22,7 @@ use tonic::codegen::{Body, Service, StdError};
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::Status;
 
-use super::{parse_batch_id, Ingestor, MAX_MESSAGE_BYTES};
+use super::{parse_batch_id, Ingestor};
 use crate::error::Error;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -124,12 +124,19 @@ where
             ingestor: self.ingestor.clone(),
             signal: PhantomData,
         };
+        let limit = self.ingestor.limits().max_request_bytes;
         Box::pin(async move {
             let mut grpc = Grpc::new(RawCodec::<S::Response>(PhantomData))
                 .accept_compressed(CompressionEncoding::Gzip)
                 .send_compressed(CompressionEncoding::Gzip)
-                .max_decoding_message_size(MAX_MESSAGE_BYTES);
-            Ok(grpc.unary(method, request).await)
+                .max_decoding_message_size(limit);
+            let response = grpc.unary(method, request).await;
+            // tonic refuses an oversize message itself, answering OUT_OF_RANGE at once.
+            let code = response.headers().get("grpc-status").map(|v| v.as_bytes());
+            if code == Some(b"11") {
+                crate::limits::hit(crate::limits::Limit::RequestBytes, 1);
+            }
+            Ok(response)
         })
     }
 }

@@ -17,15 +17,17 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use prost::Message;
 use serde::de::DeserializeOwned;
 
-use super::{parse_batch_id, Ingestor, MAX_MESSAGE_BYTES};
+use super::{parse_batch_id, Ingestor};
 use crate::error::Error;
+use crate::limits::{self, Limit};
 
 pub fn router(ingestor: Ingestor) -> Router {
+    let limit = ingestor.limits().max_request_bytes;
     Router::new()
         .route("/v1/logs", post(logs))
         .route("/v1/traces", post(traces))
         // Compressed bodies are limited here, decompressed ones in `decompress`.
-        .layer(DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
+        .layer(DefaultBodyLimit::max(limit))
         .with_state(ingestor)
 }
 
@@ -59,9 +61,12 @@ async fn logs(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let format = format_of(&headers);
+    let limit = ingestor.limits().max_request_bytes;
     let result = async {
         let format = format?;
-        let (request, batch_id) = decode::<ExportLogsServiceRequest>(format, &headers, body?)?;
+        let body = body.map_err(|r| rejected(r, limit))?;
+        let (request, batch_id) =
+            decode::<ExportLogsServiceRequest>(format, &headers, body, limit)?;
         ingestor.logs(request, batch_id).await
     };
     respond(format_or_json(&headers), result.await.map(drop))
@@ -73,23 +78,23 @@ async fn traces(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let format = format_of(&headers);
+    let limit = ingestor.limits().max_request_bytes;
     let result = async {
         let format = format?;
-        let (request, batch_id) = decode::<ExportTraceServiceRequest>(format, &headers, body?)?;
+        let body = body.map_err(|r| rejected(r, limit))?;
+        let (request, batch_id) =
+            decode::<ExportTraceServiceRequest>(format, &headers, body, limit)?;
         ingestor.traces(request, batch_id).await
     };
     respond(format_or_json(&headers), result.await.map(drop))
 }
 
-impl From<BytesRejection> for Error {
-    fn from(rejection: BytesRejection) -> Self {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Error::PayloadTooLarge {
-                limit: MAX_MESSAGE_BYTES,
-            }
-        } else {
-            Error::invalid(format!("reading request body: {}", rejection.body_text()))
-        }
+fn rejected(rejection: BytesRejection, limit: usize) -> Error {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        limits::hit(Limit::RequestBytes, 1);
+        Error::PayloadTooLarge { limit }
+    } else {
+        Error::invalid(format!("reading request body: {}", rejection.body_text()))
     }
 }
 
@@ -117,7 +122,12 @@ fn format_or_json(headers: &HeaderMap) -> Format {
     format_of(headers).unwrap_or(Format::Json)
 }
 
-fn decode<R>(format: Format, headers: &HeaderMap, body: Bytes) -> Result<(R, Option<String>), Error>
+fn decode<R>(
+    format: Format,
+    headers: &HeaderMap,
+    body: Bytes,
+    limit: usize,
+) -> Result<(R, Option<String>), Error>
 where
     R: Message + Default + DeserializeOwned,
 {
@@ -126,7 +136,7 @@ where
             .get(bellwether_proto::BATCH_ID_HEADER)
             .map(HeaderValue::as_bytes),
     )?;
-    let body = decompress(headers, body)?;
+    let body = decompress(headers, body, limit)?;
     let request = match format {
         Format::Protobuf => R::decode(body)
             .map_err(|e| Error::invalid(format!("malformed OTLP protobuf message: {e}")))?,
@@ -136,22 +146,21 @@ where
     Ok((request, batch_id))
 }
 
-fn decompress(headers: &HeaderMap, body: Bytes) -> Result<Bytes, Error> {
+fn decompress(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, Error> {
     let encoding = headers
         .get(CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
     match encoding.as_deref() {
         None | Some("") | Some("identity") => Ok(body),
         Some("gzip") => {
-            let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(MAX_MESSAGE_BYTES));
+            let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
             flate2::read::GzDecoder::new(body.as_ref())
-                .take(MAX_MESSAGE_BYTES as u64 + 1)
+                .take(limit as u64 + 1)
                 .read_to_end(&mut out)
                 .map_err(|e| Error::invalid(format!("invalid gzip body: {e}")))?;
-            if out.len() > MAX_MESSAGE_BYTES {
-                return Err(Error::PayloadTooLarge {
-                    limit: MAX_MESSAGE_BYTES,
-                });
+            if out.len() > limit {
+                limits::hit(Limit::RequestBytes, 1);
+                return Err(Error::PayloadTooLarge { limit });
             }
             Ok(Bytes::from(out))
         }

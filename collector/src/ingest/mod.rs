@@ -1,21 +1,29 @@
 //! OTLP ingest: gRPC ([`grpc`]) and HTTP ([`http`]) receivers decode a request, then
-//! [`Ingestor`] summarizes it ([`summarize`]) and applies it to the store in one
-//! transaction, together with the request's batch id.
+//! [`Ingestor`] summarizes it ([`summarize`]: counts, errors described by [`errors`] and
+//! de-duplicated per trace by [`dedup`], latency samples) and applies it to the store in
+//! one transaction, together with the request's batch id.
 
+pub mod dedup;
+pub mod errors;
 pub mod grpc;
 pub mod http;
 pub mod summarize;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
 use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
 
 use crate::error::Error;
-use crate::store::{ApplyOutcome, IngestBatch, ReleaseStore};
+use crate::limits::{self, Limits, Seen};
+use crate::metrics;
+use crate::store::{ApplyOutcome, DeploymentFilter, ReleaseStore};
 use crate::time::now_unix_ms;
+use dedup::RecentErrors;
+use summarize::Summary;
 
-/// Largest accepted request, compressed or not.
+/// Largest accepted request, compressed or not, unless `limits.max_request_bytes` says
+/// otherwise.
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 /// Largest accepted batch id.
 pub const MAX_BATCH_ID_BYTES: usize = 256;
@@ -24,45 +32,93 @@ pub const MAX_BATCH_ID_BYTES: usize = 256;
 #[derive(Clone)]
 pub struct Ingestor {
     store: Arc<dyn ReleaseStore>,
+    recent: Arc<RecentErrors>,
+    limits: Limits,
+    /// Services and versions admitted so far; read from the store on first use.
+    seen: Arc<Mutex<Option<Seen>>>,
 }
 
 impl Ingestor {
     pub fn new(store: Arc<dyn ReleaseStore>) -> Self {
-        Self { store }
+        Self {
+            store,
+            recent: Arc::new(RecentErrors::default()),
+            limits: Limits::default(),
+            seen: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Applies `limits` instead of the defaults.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     pub async fn logs(
         &self,
-        request: ExportLogsServiceRequest,
+        mut request: ExportLogsServiceRequest,
         batch_id: Option<String>,
     ) -> Result<ApplyOutcome, Error> {
         let received = now_unix_ms();
-        self.apply_with(move || summarize::summarize_logs(&request, batch_id, received))
-            .await
+        let (started, records) = (std::time::Instant::now(), metrics::log_records(&request));
+        let outcome = match limits::check_records(&self.limits, records as usize) {
+            Err(e) => Err(e),
+            Ok(()) => {
+                limits::cap_logs(&self.limits, &mut request);
+                self.apply_with(move |recent| {
+                    summarize::summarize_logs_with(&request, batch_id, received, recent)
+                })
+                .await
+            }
+        };
+        metrics::ingested(metrics::Signal::Logs, records, started.elapsed(), &outcome);
+        outcome
     }
 
     pub async fn traces(
         &self,
-        request: ExportTraceServiceRequest,
+        mut request: ExportTraceServiceRequest,
         batch_id: Option<String>,
     ) -> Result<ApplyOutcome, Error> {
         let received = now_unix_ms();
-        self.apply_with(move || summarize::summarize_traces(&request, batch_id, received))
-            .await
+        let (started, records) = (std::time::Instant::now(), metrics::spans(&request));
+        let outcome = match limits::check_records(&self.limits, records as usize) {
+            Err(e) => Err(e),
+            Ok(()) => {
+                limits::cap_traces(&self.limits, &mut request);
+                self.apply_with(move |recent| {
+                    summarize::summarize_traces_with(&request, batch_id, received, recent)
+                })
+                .await
+            }
+        };
+        let signal = metrics::Signal::Traces;
+        metrics::ingested(signal, records, started.elapsed(), &outcome);
+        outcome
     }
 
     /// Summarizes and applies off the async executor: both can take a while on large batches.
+    /// The errors a batch counted are remembered only once it is stored.
     async fn apply_with(
         &self,
-        summarize: impl FnOnce() -> IngestBatch + Send + 'static,
+        summarize: impl FnOnce(&RecentErrors) -> Summary + Send + 'static,
     ) -> Result<ApplyOutcome, Error> {
         let store = Arc::clone(&self.store);
+        let recent = Arc::clone(&self.recent);
+        let (limits, seen) = (self.limits, Arc::clone(&self.seen));
         let outcome = tokio::task::spawn_blocking(move || {
-            let batch = summarize();
+            let Summary { batch, counted } = summarize(&recent);
             if batch.releases.is_empty() && batch.batch_id.is_none() {
                 return Ok(ApplyOutcome::Applied);
             }
-            store.apply(&batch)
+            admit(&*store, &seen, &limits, batch.releases.keys())?;
+            let outcome = store.apply(&batch)?;
+            recent.insert_all(&counted);
+            Ok::<_, Error>(outcome)
         })
         .await??;
         if outcome == ApplyOutcome::Duplicate {
@@ -70,6 +126,27 @@ impl Ingestor {
         }
         Ok(outcome)
     }
+}
+
+/// Refuses a batch that would bring a service or version past the limits; the releases
+/// known to the store are read once, on first use.
+fn admit<'r>(
+    store: &dyn ReleaseStore,
+    seen: &Mutex<Option<Seen>>,
+    limits: &Limits,
+    releases: impl IntoIterator<Item = &'r crate::store::ReleaseKey> + Clone,
+) -> Result<(), Error> {
+    let mut seen = seen
+        .lock()
+        .map_err(|_| Error::Internal("service registry lock poisoned".to_owned()))?;
+    let seen = match &mut *seen {
+        Some(seen) => seen,
+        empty => {
+            let known = store.deployments(&DeploymentFilter::default())?;
+            empty.insert(Seen::new(known.into_iter().map(|d| d.release)))
+        }
+    };
+    seen.admit(limits, releases)
 }
 
 /// Validates the optional batch id header value; empty means none.

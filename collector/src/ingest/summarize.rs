@@ -1,20 +1,35 @@
-//! OTLP requests → per-(release, bucket) counts, in memory, before anything is stored.
+//! OTLP requests → per-(release, bucket) counts, error fingerprints and latency samples,
+//! in memory, before anything is stored.
 //!
 //! Rules (see the contract): a log is an error when severity_number >= ERROR (17), or when
 //! it is unset (0) and severity_text names an error level; a span is an error when its
 //! status code is ERROR. A record's time picks its 10 s bucket; a time of 0 or more than
 //! an hour past the receive time falls back to the receive time. Missing identity
 //! attributes count under "unknown".
+//!
+//! On top of the raw counts: every error (see [`super::errors`]) gets a fingerprint and
+//! counts in `errors` and in its issue at most once per (trace, fingerprint)
+//! ([`super::dedup`]); root spans and spans of kind SERVER count as `server_spans`, and
+//! their durations go to the bucket's latency reservoir.
+
+use std::collections::{HashMap, HashSet};
 
 use bellwether_proto::otlp::common::any_value::Value;
 use bellwether_proto::otlp::common::KeyValue;
 use bellwether_proto::otlp::logs::LogRecord;
 use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
 use bellwether_proto::otlp::resource::Resource;
+use bellwether_proto::otlp::trace::span::SpanKind;
 use bellwether_proto::otlp::trace::{status::StatusCode, Span};
 use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
 
-use crate::store::{bucket_start, Counts, IngestBatch, ReleaseKey, ResourceIdentity};
+use super::dedup::{error_key, RecentErrors};
+use super::errors::{log_error, span_errors, ErrorInfo};
+use crate::store::detection::{MAX_FINGERPRINTS_PER_RELEASE, OTHER_FINGERPRINT, OTHER_TITLE};
+use crate::store::{
+    bucket_start, duration_micros, Counts, IngestBatch, IssueDelta, IssueSample, Occurrence,
+    ReleaseDelta, ReleaseKey, ResourceIdentity,
+};
 
 /// Name used for a missing service, version or environment.
 pub const UNKNOWN: &str = "unknown";
@@ -24,83 +39,251 @@ const ERROR_SEVERITY_TEXTS: &[&str] = &[
 ];
 const FUTURE_TOLERANCE_NS: u64 = 3_600 * 1_000_000_000;
 
-/// Summarizes a logs export request received at `received_at_unix_ms`.
+/// A summarized request, and the (trace, fingerprint) pairs it counted per service, to be
+/// remembered in [`RecentErrors`] once the batch is stored.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub batch: IngestBatch,
+    pub counted: HashMap<String, HashSet<u64>>,
+}
+
+/// Summarizes a logs export request received at `received_at_unix_ms`, de-duplicating
+/// errors only within the request.
 pub fn summarize_logs(
     request: &ExportLogsServiceRequest,
     batch_id: Option<String>,
     received_at_unix_ms: i64,
 ) -> IngestBatch {
-    let mut batch = new_batch(batch_id, received_at_unix_ms);
+    let recent = RecentErrors::new(1);
+    summarize_logs_with(request, batch_id, received_at_unix_ms, &recent).batch
+}
+
+/// Summarizes a traces export request received at `received_at_unix_ms`, de-duplicating
+/// errors only within the request.
+pub fn summarize_traces(
+    request: &ExportTraceServiceRequest,
+    batch_id: Option<String>,
+    received_at_unix_ms: i64,
+) -> IngestBatch {
+    let recent = RecentErrors::new(1);
+    summarize_traces_with(request, batch_id, received_at_unix_ms, &recent).batch
+}
+
+/// Summarizes a logs export request; errors already in `recent` do not count again.
+pub fn summarize_logs_with(
+    request: &ExportLogsServiceRequest,
+    batch_id: Option<String>,
+    received_at_unix_ms: i64,
+    recent: &RecentErrors,
+) -> Summary {
+    let mut summary = Summary::new(batch_id, received_at_unix_ms);
     for resource_logs in &request.resource_logs {
-        let (release, identity) = release_of(resource_logs.resource.as_ref());
-        let records = resource_logs.scope_logs.iter().flat_map(|s| &s.log_records);
+        let mut records = resource_logs
+            .scope_logs
+            .iter()
+            .flat_map(|s| &s.log_records)
+            .peekable();
+        if records.peek().is_none() {
+            continue;
+        }
+        let resource = resource_logs.resource.as_ref();
+        let instance = instance_of(resource);
+        let mut target = summary.target(resource, recent);
         for record in records {
             let time = if record.time_unix_nano != 0 {
                 record.time_unix_nano
             } else {
                 record.observed_time_unix_nano
             };
-            let counts = Counts {
+            let at = occurrence(time, received_at_unix_ms, &instance);
+            let mut counts = Counts {
                 log_records: 1,
-                error_logs: u64::from(is_error_log(record)),
                 ..Counts::default()
             };
-            add(&mut batch, &release, &identity, time, &counts);
+            if let Some(error) = log_error(record) {
+                counts.error_logs = 1;
+                let ids = (record.trace_id.as_slice(), record.span_id.as_slice());
+                if target.error(&at, ids, error) {
+                    counts.errors = 1;
+                }
+            }
+            target.add(&at, &counts);
         }
     }
-    batch
+    summary
 }
 
-/// Summarizes a traces export request received at `received_at_unix_ms`.
-pub fn summarize_traces(
+/// Summarizes a traces export request; errors already in `recent` do not count again.
+pub fn summarize_traces_with(
     request: &ExportTraceServiceRequest,
     batch_id: Option<String>,
     received_at_unix_ms: i64,
-) -> IngestBatch {
-    let mut batch = new_batch(batch_id, received_at_unix_ms);
+    recent: &RecentErrors,
+) -> Summary {
+    let mut summary = Summary::new(batch_id, received_at_unix_ms);
     for resource_spans in &request.resource_spans {
-        let (release, identity) = release_of(resource_spans.resource.as_ref());
-        let spans = resource_spans.scope_spans.iter().flat_map(|s| &s.spans);
+        let mut spans = resource_spans
+            .scope_spans
+            .iter()
+            .flat_map(|s| &s.spans)
+            .peekable();
+        if spans.peek().is_none() {
+            continue;
+        }
+        let resource = resource_spans.resource.as_ref();
+        let instance = instance_of(resource);
+        let mut target = summary.target(resource, recent);
         for span in spans {
             let time = if span.end_time_unix_nano != 0 {
                 span.end_time_unix_nano
             } else {
                 span.start_time_unix_nano
             };
-            let counts = Counts {
+            let at = occurrence(time, received_at_unix_ms, &instance);
+            let server = is_server_span(span);
+            let mut counts = Counts {
                 spans: 1,
                 error_spans: u64::from(is_error_span(span)),
+                server_spans: u64::from(server),
                 ..Counts::default()
             };
-            add(&mut batch, &release, &identity, time, &counts);
+            for error in span_errors(span) {
+                let ids = (span.trace_id.as_slice(), span.span_id.as_slice());
+                if target.error(&at, ids, error) {
+                    counts.errors += 1;
+                }
+            }
+            let duration = span
+                .end_time_unix_nano
+                .checked_sub(span.start_time_unix_nano)
+                .filter(|_| span.start_time_unix_nano != 0 && span.end_time_unix_nano != 0);
+            if let (true, Some(duration)) = (server, duration) {
+                target
+                    .delta
+                    .latency
+                    .entry(at.bucket_start_unix_ms)
+                    .or_default()
+                    .offer(duration_micros(duration));
+            }
+            target.add(&at, &counts);
         }
     }
-    batch
+    summary
 }
 
-fn new_batch(batch_id: Option<String>, received_at_unix_ms: i64) -> IngestBatch {
-    IngestBatch {
-        batch_id,
-        received_at_unix_ms,
-        ..IngestBatch::default()
+/// A root span (no parent) or a span of kind SERVER: one request served.
+pub fn is_server_span(span: &Span) -> bool {
+    span.parent_span_id.iter().all(|&b| b == 0) || span.kind == SpanKind::Server as i32
+}
+
+impl Summary {
+    fn new(batch_id: Option<String>, received_at_unix_ms: i64) -> Self {
+        Self {
+            batch: IngestBatch {
+                batch_id,
+                received_at_unix_ms,
+                ..IngestBatch::default()
+            },
+            counted: HashMap::new(),
+        }
+    }
+
+    /// Where the records of one resource go.
+    fn target<'s>(
+        &'s mut self,
+        resource: Option<&Resource>,
+        recent: &'s RecentErrors,
+    ) -> Target<'s> {
+        let (release, identity) = release_of(resource);
+        let counted = self.counted.entry(release.service.clone()).or_default();
+        let delta = self.batch.releases.entry(release.clone()).or_default();
+        delta.identity.merge(&identity);
+        Target {
+            service: release.service,
+            delta,
+            counted,
+            recent,
+        }
     }
 }
 
-fn add(
-    batch: &mut IngestBatch,
-    release: &ReleaseKey,
-    identity: &ResourceIdentity,
-    time_unix_nano: u64,
-    counts: &Counts,
-) {
-    let start = record_bucket(time_unix_nano, batch.received_at_unix_ms);
-    // Look up before inserting so the common case does not clone the key.
-    let delta = match batch.releases.get_mut(release) {
-        Some(delta) => delta,
-        None => batch.releases.entry(release.clone()).or_default(),
-    };
-    delta.identity.merge(identity);
-    delta.buckets.entry(start).or_default().add(counts);
+/// The release delta of one resource, and the error keys of its service.
+struct Target<'s> {
+    service: String,
+    delta: &'s mut ReleaseDelta,
+    counted: &'s mut HashSet<u64>,
+    recent: &'s RecentErrors,
+}
+
+/// When a record happened, and on which instance.
+fn occurrence(time_unix_nano: u64, received_at_unix_ms: i64, instance: &str) -> Occurrence<'_> {
+    let unix_ms = record_time_ms(time_unix_nano, received_at_unix_ms);
+    Occurrence {
+        bucket_start_unix_ms: bucket_start(unix_ms),
+        unix_ms,
+        instance,
+    }
+}
+
+impl Target<'_> {
+    fn add(&mut self, at: &Occurrence<'_>, counts: &Counts) {
+        self.delta
+            .buckets
+            .entry(at.bucket_start_unix_ms)
+            .or_default()
+            .add(counts);
+    }
+
+    /// Counts `error` in its issue unless its (trace, fingerprint) was counted already;
+    /// true when counted.
+    fn error(
+        &mut self,
+        at: &Occurrence<'_>,
+        (trace_id, span_id): (&[u8], &[u8]),
+        error: ErrorInfo,
+    ) -> bool {
+        if let Some(key) = error_key(trace_id, &error.fingerprint.id) {
+            if self.counted.contains(&key) || self.recent.contains(&self.service, key) {
+                return false;
+            }
+            self.counted.insert(key);
+        }
+        let issues = &mut self.delta.issues;
+        // Bounded within the batch too; the store applies the release's cap over time.
+        let id = if issues.contains_key(&error.fingerprint.id)
+            || issues.len() < MAX_FINGERPRINTS_PER_RELEASE as usize
+        {
+            error.fingerprint.id.as_str()
+        } else {
+            OTHER_FINGERPRINT
+        };
+        if !issues.contains_key(id) {
+            let fresh = if id == OTHER_FINGERPRINT {
+                IssueDelta::new(OTHER_TITLE, "")
+            } else {
+                IssueDelta::new(&error.fingerprint.title, &error.exception_type)
+            };
+            issues.insert(id.to_owned(), fresh);
+        }
+        if let Some(issue) = issues.get_mut(id) {
+            issue.record(at, || IssueSample {
+                message: error.message,
+                stack: error.stack,
+                trace_id: hex(trace_id),
+                span_id: hex(span_id),
+                instance: at.instance.to_owned(),
+                unix_ms: at.unix_ms,
+            });
+        }
+        true
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    if bytes.iter().all(|&b| b == 0) {
+        return String::new();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub fn is_error_log(record: &LogRecord) -> bool {
@@ -121,15 +304,23 @@ pub fn is_error_span(span: &Span) -> bool {
 
 /// The bucket a record belongs to, by its own time unless that time is unusable.
 pub fn record_bucket(time_unix_nano: u64, received_at_unix_ms: i64) -> i64 {
+    bucket_start(record_time_ms(time_unix_nano, received_at_unix_ms))
+}
+
+/// A record's time in Unix ms: its own unless 0 or more than an hour in the future.
+pub fn record_time_ms(time_unix_nano: u64, received_at_unix_ms: i64) -> i64 {
     let received_ns = (received_at_unix_ms.max(0) as u64).saturating_mul(1_000_000);
-    let ms = if time_unix_nano == 0
-        || time_unix_nano > received_ns.saturating_add(FUTURE_TOLERANCE_NS)
-    {
+    if time_unix_nano == 0 || time_unix_nano > received_ns.saturating_add(FUTURE_TOLERANCE_NS) {
         received_at_unix_ms
     } else {
         (time_unix_nano / 1_000_000) as i64
-    };
-    bucket_start(ms)
+    }
+}
+
+/// `service.instance.id` of a resource; empty when absent.
+fn instance_of(resource: Option<&Resource>) -> String {
+    let attributes = resource.map(|r| r.attributes.as_slice()).unwrap_or(&[]);
+    attribute(attributes, "service.instance.id").unwrap_or_default()
 }
 
 /// The release and release metadata named by a resource's attributes.
@@ -175,202 +366,5 @@ fn attribute(attributes: &[KeyValue], key: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use bellwether_proto::otlp::common::AnyValue;
-    use bellwether_proto::otlp::logs::{ResourceLogs, ScopeLogs};
-    use bellwether_proto::otlp::trace::{ResourceSpans, ScopeSpans, Status};
-
-    const NOW_MS: i64 = 1_700_000_005_000;
-
-    fn kv(key: &str, value: &str) -> KeyValue {
-        KeyValue {
-            key: key.into(),
-            value: Some(AnyValue {
-                value: Some(Value::StringValue(value.into())),
-            }),
-            ..KeyValue::default()
-        }
-    }
-
-    fn resource(attrs: &[(&str, &str)]) -> Option<Resource> {
-        Some(Resource {
-            attributes: attrs.iter().map(|(k, v)| kv(k, v)).collect(),
-            ..Resource::default()
-        })
-    }
-
-    fn log(number: i32, text: &str, time: u64) -> LogRecord {
-        LogRecord {
-            severity_number: number,
-            severity_text: text.into(),
-            time_unix_nano: time,
-            ..LogRecord::default()
-        }
-    }
-
-    fn logs_request(
-        resource: Option<Resource>,
-        records: Vec<LogRecord>,
-    ) -> ExportLogsServiceRequest {
-        ExportLogsServiceRequest {
-            resource_logs: vec![ResourceLogs {
-                resource,
-                scope_logs: vec![ScopeLogs {
-                    log_records: records,
-                    ..ScopeLogs::default()
-                }],
-                ..ResourceLogs::default()
-            }],
-        }
-    }
-
-    #[test]
-    fn error_logs_by_number_or_text() {
-        assert!(is_error_log(&log(17, "", 0)));
-        assert!(is_error_log(&log(21, "info", 0)));
-        assert!(
-            !is_error_log(&log(13, "error", 0)),
-            "a set number wins over the text"
-        );
-        for text in [
-            "error", "ERR", "Fatal", "critical", "crit", "alert", "emerg", "PANIC",
-        ] {
-            assert!(is_error_log(&log(0, text, 0)), "{text}");
-        }
-        assert!(!is_error_log(&log(0, "warn", 0)));
-        assert!(!is_error_log(&log(0, "errors", 0)));
-    }
-
-    #[test]
-    fn error_spans_by_status() {
-        let span = |code: Option<StatusCode>| Span {
-            status: code.map(|c| Status {
-                code: c as i32,
-                ..Status::default()
-            }),
-            ..Span::default()
-        };
-        assert!(is_error_span(&span(Some(StatusCode::Error))));
-        assert!(!is_error_span(&span(Some(StatusCode::Ok))));
-        assert!(!is_error_span(&span(Some(StatusCode::Unset))));
-        assert!(!is_error_span(&span(None)));
-    }
-
-    #[test]
-    fn bucket_times() {
-        // 1_700_000_003_500 ms → bucket 1_700_000_000_000
-        assert_eq!(
-            record_bucket(1_700_000_003_500_000_000, NOW_MS),
-            1_700_000_000_000
-        );
-        // zero and far future use the receive time
-        assert_eq!(record_bucket(0, NOW_MS), 1_700_000_000_000);
-        let far = (NOW_MS as u64 + 3_600_001) * 1_000_000;
-        assert_eq!(record_bucket(far, NOW_MS), 1_700_000_000_000);
-        // just under an hour ahead is still the record's own time
-        let near = (NOW_MS as u64 + 3_590_000) * 1_000_000;
-        assert_eq!(record_bucket(near, NOW_MS), 1_700_003_590_000);
-        // old records keep their own time
-        assert_eq!(record_bucket(10_500_000_000, NOW_MS), 10_000);
-    }
-
-    #[test]
-    fn logs_fall_back_to_observed_time() {
-        let mut record = log(9, "", 0);
-        record.observed_time_unix_nano = 1_600_000_001_000_000_000;
-        let batch = summarize_logs(&logs_request(None, vec![record]), None, NOW_MS);
-        let delta = batch.releases.values().next();
-        assert_eq!(
-            delta.and_then(|d| d.buckets.keys().next().copied()),
-            Some(1_600_000_000_000)
-        );
-    }
-
-    #[test]
-    fn unknown_identity_and_resource_metadata() {
-        let batch = summarize_logs(&logs_request(None, vec![log(17, "", 0)]), None, NOW_MS);
-        let unknown = ReleaseKey::new(UNKNOWN, UNKNOWN, UNKNOWN);
-        assert_eq!(
-            batch.releases.get(&unknown).map(|d| d.buckets.len()),
-            Some(1)
-        );
-
-        let res = resource(&[
-            ("service.name", "checkout"),
-            ("service.version", "1.4.2"),
-            ("deployment.environment", "staging"),
-            ("vcs.ref.head.revision", "abc123"),
-            ("deployment.id", "deploy-7"),
-            ("bellwether.team", "payments"),
-        ]);
-        let request = logs_request(res, vec![log(17, "", 0), log(9, "", 0), log(0, "error", 0)]);
-        let batch = summarize_logs(&request, Some("b1".into()), NOW_MS);
-        let key = ReleaseKey::new("checkout", "staging", "1.4.2");
-        let delta = batch.releases.get(&key);
-        let counts = delta
-            .and_then(|d| d.buckets.get(&1_700_000_000_000))
-            .copied();
-        assert_eq!(counts.map(|c| (c.log_records, c.error_logs)), Some((3, 2)));
-        let identity = delta.map(|d| d.identity.clone()).unwrap_or_default();
-        assert_eq!(identity.commit.as_deref(), Some("abc123"));
-        assert_eq!(identity.deploy_id.as_deref(), Some("deploy-7"));
-        assert_eq!(identity.team.as_deref(), Some("payments"));
-        assert_eq!(batch.batch_id.as_deref(), Some("b1"));
-    }
-
-    #[test]
-    fn new_environment_attribute_wins_and_partial_identity_is_unknown() {
-        let res = resource(&[
-            ("service.name", "api"),
-            ("deployment.environment", "old"),
-            ("deployment.environment.name", "prod"),
-        ]);
-        let (release, _) = release_of(res.as_ref());
-        assert_eq!(release, ReleaseKey::new("api", "prod", UNKNOWN));
-    }
-
-    #[test]
-    fn spans_use_end_then_start_time() {
-        let span = |start: u64, end: u64, code: StatusCode| Span {
-            start_time_unix_nano: start,
-            end_time_unix_nano: end,
-            status: Some(Status {
-                code: code as i32,
-                ..Status::default()
-            }),
-            ..Span::default()
-        };
-        let request = ExportTraceServiceRequest {
-            resource_spans: vec![ResourceSpans {
-                resource: resource(&[("service.name", "api"), ("service.version", "2")]),
-                scope_spans: vec![ScopeSpans {
-                    spans: vec![
-                        span(
-                            1_000_000_000_000_000_000,
-                            1_000_000_020_000_000_000,
-                            StatusCode::Error,
-                        ),
-                        span(1_000_000_000_000_000_000, 0, StatusCode::Ok),
-                    ],
-                    ..ScopeSpans::default()
-                }],
-                ..ResourceSpans::default()
-            }],
-        };
-        let batch = summarize_traces(&request, None, NOW_MS);
-        let delta = batch.releases.get(&ReleaseKey::new("api", UNKNOWN, "2"));
-        let buckets: Vec<(i64, u64, u64)> = delta
-            .map(|d| {
-                d.buckets
-                    .iter()
-                    .map(|(k, c)| (*k, c.spans, c.error_spans))
-                    .collect()
-            })
-            .unwrap_or_default();
-        assert_eq!(
-            buckets,
-            vec![(1_000_000_000_000, 1, 0), (1_000_000_020_000, 1, 1)]
-        );
-    }
-}
+#[path = "summarize_tests.rs"]
+mod tests;

@@ -2,12 +2,23 @@
 //!
 //! - deployments: `service \0 environment \0 version` → Deployment as JSON
 //! - buckets: `service \0 environment \0 version \0` + bucket start ms (u64 big-endian)
-//!   → four little-endian u64: log_records, error_logs, spans, error_spans
-//! - totals: release key → the same four u64, summed over all buckets
+//!   → six little-endian u64: log_records, error_logs, spans, error_spans, server_spans,
+//!   errors. Values written before the last two existed hold four u64 and read with
+//!   zeros for them.
+//! - totals: release key → the same six u64, summed over all buckets
 //! - batches: batch id bytes → applied at, Unix ms (u64 big-endian)
+//! - latency: bucket key → [`Reservoir`](super::Reservoir) (seen u64, then u32 µs each)
+//! - issues: `service \0 fingerprint` → [`IssueRecord`](super::IssueRecord) as JSON
+//! - issue_releases: release key `\0 fingerprint` → [`ReleaseIssue`](super::ReleaseIssue)
+//!   as JSON
+//! - issue_samples: release key `\0 fingerprint` → `Vec<IssueSample>` as JSON
+//! - issue_buckets: release key `\0 fingerprint \0` + bucket start (u64 big-endian) → u64
+//!   little-endian count
+//! - release_fingerprints: release key → distinct fingerprints of the release (u64 LE)
 //!
-//! Identity strings never contain NUL (ingest and the API replace or reject it), so the
-//! NUL separators keep `api` and `api2` apart and make prefix scans exact.
+//! Identity strings never contain NUL (ingest and the API replace or reject it), and
+//! fingerprint ids are hex digits or `other`, so the NUL separators keep `api` and `api2`
+//! apart and make prefix scans exact.
 
 use super::{Counts, ReleaseKey, StoreError};
 
@@ -55,13 +66,50 @@ pub fn bucket_start_of(key: &[u8], release_key_len: usize) -> Result<i64, StoreE
         .map_err(|_| StoreError::Corrupt("bucket start out of range".to_owned()))
 }
 
-pub fn encode_counts(counts: &Counts) -> [u8; 32] {
-    let mut out = [0u8; 32];
+/// `release key \0 fingerprint`; also the prefix of that fingerprint's bucket keys.
+pub fn release_issue_key(release_key: &[u8], fingerprint: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(release_key.len() + fingerprint.len() + 1);
+    key.extend_from_slice(release_key);
+    key.push(0);
+    key.extend_from_slice(fingerprint.as_bytes());
+    key
+}
+
+/// Prefix of every `release_issue_key` of one release.
+pub fn release_issue_prefix(release_key: &[u8]) -> Vec<u8> {
+    let mut key = release_key.to_vec();
+    key.push(0);
+    key
+}
+
+/// The fingerprint of a `release_issue_key`, given the length of its release key.
+pub fn fingerprint_of(key: &[u8], release_key_len: usize) -> Result<String, StoreError> {
+    key.get(release_key_len + 1..)
+        .and_then(|tail| std::str::from_utf8(tail).ok())
+        .map(str::to_owned)
+        .ok_or_else(|| StoreError::Corrupt("issue key".to_owned()))
+}
+
+/// `service \0 fingerprint`.
+pub fn issue_key(service: &str, fingerprint: &str) -> Vec<u8> {
+    let mut key = service_prefix(service, None);
+    key.extend_from_slice(fingerprint.as_bytes());
+    key
+}
+
+pub const COUNTS_BYTES: usize = 48;
+/// Size of a counts value written before `server_spans` and `errors` existed.
+const LEGACY_COUNTS_BYTES: usize = 32;
+
+pub fn encode_counts(counts: &Counts) -> [u8; COUNTS_BYTES] {
+    let mut out = [0u8; COUNTS_BYTES];
     for (chunk, value) in out.chunks_exact_mut(8).zip([
         counts.log_records,
         counts.error_logs,
         counts.spans,
         counts.error_spans,
+        counts.server_spans,
+        counts.errors,
     ]) {
         chunk.copy_from_slice(&value.to_le_bytes());
     }
@@ -69,24 +117,31 @@ pub fn encode_counts(counts: &Counts) -> [u8; 32] {
 }
 
 pub fn decode_counts(raw: &[u8]) -> Result<Counts, StoreError> {
-    if raw.len() != 32 {
+    if raw.len() != COUNTS_BYTES && raw.len() != LEGACY_COUNTS_BYTES {
         return Err(StoreError::Corrupt(format!(
             "counts value of {} bytes",
             raw.len()
         )));
     }
-    let mut values = [0u64; 4];
+    let mut values = [0u64; COUNTS_BYTES / 8];
     for (value, chunk) in values.iter_mut().zip(raw.chunks_exact(8)) {
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(chunk);
-        *value = u64::from_le_bytes(bytes);
+        *value = decode_u64(chunk)?;
     }
     Ok(Counts {
         log_records: values[0],
         error_logs: values[1],
         spans: values[2],
         error_spans: values[3],
+        server_spans: values[4],
+        errors: values[5],
     })
+}
+
+/// A little-endian u64 of exactly 8 bytes.
+pub fn decode_u64(raw: &[u8]) -> Result<u64, StoreError> {
+    <[u8; 8]>::try_from(raw)
+        .map(u64::from_le_bytes)
+        .map_err(|_| StoreError::Corrupt(format!("u64 value of {} bytes", raw.len())))
 }
 
 #[cfg(test)]
@@ -125,17 +180,55 @@ mod tests {
     }
 
     #[test]
-    fn counts_are_four_little_endian_u64() {
+    fn counts_are_six_little_endian_u64() {
         let counts = Counts {
             log_records: 1,
             error_logs: 2,
             spans: 3,
             error_spans: u64::MAX,
+            server_spans: 5,
+            errors: 6,
         };
         let raw = encode_counts(&counts);
         assert_eq!(&raw[..8], &1u64.to_le_bytes());
-        assert_eq!(&raw[24..], &u64::MAX.to_le_bytes());
+        assert_eq!(&raw[24..32], &u64::MAX.to_le_bytes());
+        assert_eq!(&raw[40..], &6u64.to_le_bytes());
         assert_eq!(decode_counts(&raw).ok(), Some(counts));
         assert!(decode_counts(&raw[..31]).is_err());
+        assert!(decode_counts(&raw[..40]).is_err());
+    }
+
+    #[test]
+    fn four_u64_values_of_older_stores_read_with_zero_new_fields() {
+        let mut old = Vec::new();
+        for value in [7u64, 1, 4, 2] {
+            old.extend_from_slice(&value.to_le_bytes());
+        }
+        let counts = decode_counts(&old).ok();
+        assert_eq!(
+            counts,
+            Some(Counts {
+                log_records: 7,
+                error_logs: 1,
+                spans: 4,
+                error_spans: 2,
+                server_spans: 0,
+                errors: 0,
+            })
+        );
+    }
+
+    #[test]
+    fn issue_keys_nest_under_their_release() {
+        let release = release_key(&ReleaseKey::new("api", "prod", "1"));
+        let other = release_key(&ReleaseKey::new("api", "prod", "10"));
+        let key = release_issue_key(&release, "00ff00ff00ff00ff");
+        assert!(key.starts_with(&release_issue_prefix(&release)));
+        assert!(!release_issue_key(&other, "ab").starts_with(&release_issue_prefix(&release)));
+        assert_eq!(
+            fingerprint_of(&key, release.len()).ok().as_deref(),
+            Some("00ff00ff00ff00ff")
+        );
+        assert_eq!(issue_key("api", "other"), b"api\0other");
     }
 }

@@ -1,11 +1,15 @@
-//! The release store: deployments, per-release time buckets of counts, and the ids of
-//! batches already applied.
+//! The release store: deployments, per-release time buckets of counts, error fingerprints
+//! (issues) with samples, sampled latencies, and the ids of batches already applied.
 //!
 //! [`ReleaseStore`] is the seam the rest of the collector talks to; [`SledStore`] is the
 //! embedded implementation. Every key starts with the service name, so all state of one
 //! service sits in one contiguous key range and can later move between nodes as a unit.
+//! The bounds on issues and latency samples are listed in [`detection`].
 
+pub mod detection;
 mod keys;
+mod reservoir;
+mod sled_issues;
 mod sled_store;
 
 use std::collections::BTreeMap;
@@ -13,6 +17,11 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
+pub use detection::{
+    FirstSeen, IssueCount, IssueDelta, IssueRecord, IssueSample, LatencyBucket, Occurrence,
+    ReleaseIssue,
+};
+pub use reservoir::{duration_micros, Reservoir};
 pub use sled_store::SledStore;
 
 /// Width of one statistics bucket, aligned on the Unix epoch.
@@ -46,12 +55,23 @@ impl ReleaseKey {
 }
 
 /// Record counts of a release, in total or over one bucket.
+///
+/// `error_logs` and `error_spans` count every error record as received; `errors` counts
+/// errors of all signals (error logs, error spans, `exception` span events) at most once
+/// per (trace, fingerprint), which damps retry storms. Exposure is `server_spans` (root
+/// spans and spans of kind SERVER) when a release has traces, else `log_records`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     pub log_records: u64,
     pub error_logs: u64,
     pub spans: u64,
     pub error_spans: u64,
+    /// Root spans (no parent) and spans of kind SERVER.
+    #[serde(default)]
+    pub server_spans: u64,
+    /// Errors of all signals, de-duplicated per (trace, fingerprint).
+    #[serde(default)]
+    pub errors: u64,
 }
 
 impl Counts {
@@ -60,6 +80,8 @@ impl Counts {
         self.error_logs = self.error_logs.saturating_add(other.error_logs);
         self.spans = self.spans.saturating_add(other.spans);
         self.error_spans = self.error_spans.saturating_add(other.error_spans);
+        self.server_spans = self.server_spans.saturating_add(other.server_spans);
+        self.errors = self.errors.saturating_add(other.errors);
     }
 }
 
@@ -177,6 +199,10 @@ pub struct ReleaseDelta {
     pub identity: ResourceIdentity,
     /// Bucket start (Unix ms) → counts to add.
     pub buckets: BTreeMap<i64, Counts>,
+    /// Bucket start (Unix ms) → durations of server/root spans, sampled.
+    pub latency: BTreeMap<i64, Reservoir>,
+    /// Fingerprint id → what the batch adds to that issue of the release.
+    pub issues: BTreeMap<String, IssueDelta>,
 }
 
 /// One ingest request, summarized; applied atomically.
@@ -235,6 +261,58 @@ pub trait ReleaseStore: Send + Sync + 'static {
         release: &ReleaseKey,
         range: Range<i64>,
     ) -> Result<Vec<(i64, Counts)>, StoreError>;
+
+    /// Fingerprints seen in `release` with their (de-duplicated) error counts and how many
+    /// instances reported them; any order.
+    fn release_issue_counts(&self, release: &ReleaseKey) -> Result<Vec<IssueCount>, StoreError>;
+
+    /// The fingerprint ids seen in `release`, in key order (cheaper than the counts).
+    fn release_fingerprints(&self, release: &ReleaseKey) -> Result<Vec<String>, StoreError>;
+
+    /// Like [`ReleaseStore::release_issue_counts`], with instance ids and times.
+    fn release_issues(&self, release: &ReleaseKey) -> Result<Vec<ReleaseIssue>, StoreError>;
+
+    /// Up to [`detection::MAX_SAMPLES`] examples of `fingerprint` in `release`, oldest first.
+    fn issue_samples(
+        &self,
+        release: &ReleaseKey,
+        fingerprint: &str,
+    ) -> Result<Vec<IssueSample>, StoreError>;
+
+    /// A fingerprint of `service` over all its releases: title, type, first and last seen.
+    fn issue(&self, service: &str, fingerprint: &str) -> Result<Option<IssueRecord>, StoreError>;
+
+    /// Errors of `fingerprint` in `release` per bucket whose start lies in `range`, oldest
+    /// first; buckets without any are left out.
+    fn fingerprint_bucket_counts(
+        &self,
+        release: &ReleaseKey,
+        fingerprint: &str,
+        range: Range<i64>,
+    ) -> Result<Vec<(i64, u64)>, StoreError>;
+
+    /// Sampled durations of server/root spans of `release` per bucket whose start lies in
+    /// `range`, oldest first.
+    fn latency_buckets(
+        &self,
+        release: &ReleaseKey,
+        range: Range<i64>,
+    ) -> Result<Vec<LatencyBucket>, StoreError>;
+
+    /// All sampled durations (ms) of `release` over the buckets starting in `range`.
+    /// Each bucket holds at most [`detection::MAX_LATENCY_SAMPLES`] however busy it was;
+    /// use [`ReleaseStore::latency_buckets`] to weight buckets by `seen`.
+    fn latency_samples(
+        &self,
+        release: &ReleaseKey,
+        range: Range<i64>,
+    ) -> Result<Vec<f64>, StoreError> {
+        Ok(self
+            .latency_buckets(release, range)?
+            .into_iter()
+            .flat_map(|bucket| bucket.samples_ms)
+            .collect())
+    }
 
     /// Forgets batch ids applied before `before_unix_ms`; returns how many were removed.
     fn prune_batches(&self, before_unix_ms: i64) -> Result<usize, StoreError>;

@@ -7,9 +7,10 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::Transactional;
 
 use super::keys;
+use super::sled_issues::{self, DetectionTrees};
 use super::{
-    ApplyOutcome, Counts, Deployment, DeploymentFilter, DeploymentRecord, IngestBatch, ReleaseKey,
-    ReleaseStore, StoreError,
+    ApplyOutcome, Counts, Deployment, DeploymentFilter, DeploymentRecord, IngestBatch, IssueCount,
+    IssueRecord, IssueSample, LatencyBucket, ReleaseIssue, ReleaseKey, ReleaseStore, StoreError,
 };
 
 /// The sled-backed store. Cloning shares the same database.
@@ -20,6 +21,12 @@ pub struct SledStore {
     buckets: sled::Tree,
     totals: sled::Tree,
     batches: sled::Tree,
+    latency: sled::Tree,
+    issues: sled::Tree,
+    issue_releases: sled::Tree,
+    issue_samples: sled::Tree,
+    issue_buckets: sled::Tree,
+    release_fingerprints: sled::Tree,
     flush_each_write: bool,
 }
 
@@ -39,9 +46,20 @@ impl SledStore {
             buckets: db.open_tree("buckets")?,
             totals: db.open_tree("totals")?,
             batches: db.open_tree("batches")?,
+            latency: db.open_tree("latency")?,
+            issues: db.open_tree("issues")?,
+            issue_releases: db.open_tree("issue_releases")?,
+            issue_samples: db.open_tree("issue_samples")?,
+            issue_buckets: db.open_tree("issue_buckets")?,
+            release_fingerprints: db.open_tree("release_fingerprints")?,
             db,
             flush_each_write,
         })
+    }
+
+    /// Another tree of the same database, for state kept beside the releases (verdicts).
+    pub fn open_tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        Ok(self.db.open_tree(name)?)
     }
 }
 
@@ -86,8 +104,24 @@ impl ReleaseStore for SledStore {
             &self.buckets,
             &self.totals,
             &self.batches,
+            &self.latency,
+            &self.issues,
+            &self.issue_releases,
+            &self.issue_samples,
+            &self.issue_buckets,
+            &self.release_fingerprints,
         )
-            .transaction(|(deployments, buckets, totals, batches)| {
+            .transaction(|trees| {
+                let (deployments, buckets, totals, batches) =
+                    (&trees.0, &trees.1, &trees.2, &trees.3);
+                let detection = DetectionTrees {
+                    latency: &trees.4,
+                    issues: &trees.5,
+                    issue_releases: &trees.6,
+                    issue_samples: &trees.7,
+                    issue_buckets: &trees.8,
+                    release_fingerprints: &trees.9,
+                };
                 if let Some(id) = &batch.batch_id {
                     if batches.get(id.as_bytes())?.is_some() {
                         return Ok(ApplyOutcome::Duplicate);
@@ -121,6 +155,7 @@ impl ReleaseStore for SledStore {
                         total.add(counts);
                     }
                     add_counts(totals, &release_key, &total)?;
+                    detection.apply(release, &release_key, delta)?;
                 }
                 Ok(ApplyOutcome::Applied)
             })
@@ -225,6 +260,47 @@ impl ReleaseStore for SledStore {
             out.push((start, keys::decode_counts(&raw)?));
         }
         Ok(out)
+    }
+
+    fn release_issue_counts(&self, release: &ReleaseKey) -> Result<Vec<IssueCount>, StoreError> {
+        sled_issues::release_issue_counts(&self.issue_releases, release)
+    }
+
+    fn release_fingerprints(&self, release: &ReleaseKey) -> Result<Vec<String>, StoreError> {
+        sled_issues::release_fingerprints(&self.issue_releases, release)
+    }
+
+    fn release_issues(&self, release: &ReleaseKey) -> Result<Vec<ReleaseIssue>, StoreError> {
+        sled_issues::release_issues(&self.issue_releases, release)
+    }
+
+    fn issue_samples(
+        &self,
+        release: &ReleaseKey,
+        fingerprint: &str,
+    ) -> Result<Vec<IssueSample>, StoreError> {
+        sled_issues::issue_samples(&self.issue_samples, release, fingerprint)
+    }
+
+    fn issue(&self, service: &str, fingerprint: &str) -> Result<Option<IssueRecord>, StoreError> {
+        sled_issues::issue(&self.issues, service, fingerprint)
+    }
+
+    fn fingerprint_bucket_counts(
+        &self,
+        release: &ReleaseKey,
+        fingerprint: &str,
+        range: Range<i64>,
+    ) -> Result<Vec<(i64, u64)>, StoreError> {
+        sled_issues::fingerprint_bucket_counts(&self.issue_buckets, release, fingerprint, range)
+    }
+
+    fn latency_buckets(
+        &self,
+        release: &ReleaseKey,
+        range: Range<i64>,
+    ) -> Result<Vec<LatencyBucket>, StoreError> {
+        sled_issues::latency_buckets(&self.latency, release, range)
     }
 
     fn prune_batches(&self, before_unix_ms: i64) -> Result<usize, StoreError> {

@@ -1,0 +1,365 @@
+use super::*;
+use bellwether_proto::otlp::common::AnyValue;
+use bellwether_proto::otlp::logs::{ResourceLogs, ScopeLogs};
+use bellwether_proto::otlp::trace::{ResourceSpans, ScopeSpans, Status};
+
+const NOW_MS: i64 = 1_700_000_005_000;
+
+fn kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(Value::StringValue(value.into())),
+        }),
+        ..KeyValue::default()
+    }
+}
+
+fn resource(attrs: &[(&str, &str)]) -> Option<Resource> {
+    Some(Resource {
+        attributes: attrs.iter().map(|(k, v)| kv(k, v)).collect(),
+        ..Resource::default()
+    })
+}
+
+fn log(number: i32, text: &str, time: u64) -> LogRecord {
+    LogRecord {
+        severity_number: number,
+        severity_text: text.into(),
+        time_unix_nano: time,
+        ..LogRecord::default()
+    }
+}
+
+fn logs_request(resource: Option<Resource>, records: Vec<LogRecord>) -> ExportLogsServiceRequest {
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource,
+            scope_logs: vec![ScopeLogs {
+                log_records: records,
+                ..ScopeLogs::default()
+            }],
+            ..ResourceLogs::default()
+        }],
+    }
+}
+
+#[test]
+fn error_logs_by_number_or_text() {
+    assert!(is_error_log(&log(17, "", 0)));
+    assert!(is_error_log(&log(21, "info", 0)));
+    assert!(
+        !is_error_log(&log(13, "error", 0)),
+        "a set number wins over the text"
+    );
+    for text in [
+        "error", "ERR", "Fatal", "critical", "crit", "alert", "emerg", "PANIC",
+    ] {
+        assert!(is_error_log(&log(0, text, 0)), "{text}");
+    }
+    assert!(!is_error_log(&log(0, "warn", 0)));
+    assert!(!is_error_log(&log(0, "errors", 0)));
+}
+
+#[test]
+fn error_spans_by_status() {
+    let span = |code: Option<StatusCode>| Span {
+        status: code.map(|c| Status {
+            code: c as i32,
+            ..Status::default()
+        }),
+        ..Span::default()
+    };
+    assert!(is_error_span(&span(Some(StatusCode::Error))));
+    assert!(!is_error_span(&span(Some(StatusCode::Ok))));
+    assert!(!is_error_span(&span(Some(StatusCode::Unset))));
+    assert!(!is_error_span(&span(None)));
+}
+
+#[test]
+fn bucket_times() {
+    // 1_700_000_003_500 ms → bucket 1_700_000_000_000
+    assert_eq!(
+        record_bucket(1_700_000_003_500_000_000, NOW_MS),
+        1_700_000_000_000
+    );
+    // zero and far future use the receive time
+    assert_eq!(record_bucket(0, NOW_MS), 1_700_000_000_000);
+    let far = (NOW_MS as u64 + 3_600_001) * 1_000_000;
+    assert_eq!(record_bucket(far, NOW_MS), 1_700_000_000_000);
+    // just under an hour ahead is still the record's own time
+    let near = (NOW_MS as u64 + 3_590_000) * 1_000_000;
+    assert_eq!(record_bucket(near, NOW_MS), 1_700_003_590_000);
+    // old records keep their own time
+    assert_eq!(record_bucket(10_500_000_000, NOW_MS), 10_000);
+}
+
+#[test]
+fn logs_fall_back_to_observed_time() {
+    let mut record = log(9, "", 0);
+    record.observed_time_unix_nano = 1_600_000_001_000_000_000;
+    let batch = summarize_logs(&logs_request(None, vec![record]), None, NOW_MS);
+    let delta = batch.releases.values().next();
+    assert_eq!(
+        delta.and_then(|d| d.buckets.keys().next().copied()),
+        Some(1_600_000_000_000)
+    );
+}
+
+#[test]
+fn unknown_identity_and_resource_metadata() {
+    let batch = summarize_logs(&logs_request(None, vec![log(17, "", 0)]), None, NOW_MS);
+    let unknown = ReleaseKey::new(UNKNOWN, UNKNOWN, UNKNOWN);
+    assert_eq!(
+        batch.releases.get(&unknown).map(|d| d.buckets.len()),
+        Some(1)
+    );
+
+    let res = resource(&[
+        ("service.name", "checkout"),
+        ("service.version", "1.4.2"),
+        ("deployment.environment", "staging"),
+        ("vcs.ref.head.revision", "abc123"),
+        ("deployment.id", "deploy-7"),
+        ("bellwether.team", "payments"),
+    ]);
+    let request = logs_request(res, vec![log(17, "", 0), log(9, "", 0), log(0, "error", 0)]);
+    let batch = summarize_logs(&request, Some("b1".into()), NOW_MS);
+    let key = ReleaseKey::new("checkout", "staging", "1.4.2");
+    let delta = batch.releases.get(&key);
+    let counts = delta
+        .and_then(|d| d.buckets.get(&1_700_000_000_000))
+        .copied();
+    assert_eq!(counts.map(|c| (c.log_records, c.error_logs)), Some((3, 2)));
+    let identity = delta.map(|d| d.identity.clone()).unwrap_or_default();
+    assert_eq!(identity.commit.as_deref(), Some("abc123"));
+    assert_eq!(identity.deploy_id.as_deref(), Some("deploy-7"));
+    assert_eq!(identity.team.as_deref(), Some("payments"));
+    assert_eq!(batch.batch_id.as_deref(), Some("b1"));
+}
+
+#[test]
+fn new_environment_attribute_wins_and_partial_identity_is_unknown() {
+    let res = resource(&[
+        ("service.name", "api"),
+        ("deployment.environment", "old"),
+        ("deployment.environment.name", "prod"),
+    ]);
+    let (release, _) = release_of(res.as_ref());
+    assert_eq!(release, ReleaseKey::new("api", "prod", UNKNOWN));
+}
+
+#[test]
+fn spans_use_end_then_start_time() {
+    let span = |start: u64, end: u64, code: StatusCode| Span {
+        start_time_unix_nano: start,
+        end_time_unix_nano: end,
+        status: Some(Status {
+            code: code as i32,
+            ..Status::default()
+        }),
+        ..Span::default()
+    };
+    let request = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: resource(&[("service.name", "api"), ("service.version", "2")]),
+            scope_spans: vec![ScopeSpans {
+                spans: vec![
+                    span(
+                        1_000_000_000_000_000_000,
+                        1_000_000_020_000_000_000,
+                        StatusCode::Error,
+                    ),
+                    span(1_000_000_000_000_000_000, 0, StatusCode::Ok),
+                ],
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    };
+    let batch = summarize_traces(&request, None, NOW_MS);
+    let delta = batch.releases.get(&ReleaseKey::new("api", UNKNOWN, "2"));
+    let buckets: Vec<(i64, u64, u64)> = delta
+        .map(|d| {
+            d.buckets
+                .iter()
+                .map(|(k, c)| (*k, c.spans, c.error_spans))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        buckets,
+        vec![(1_000_000_000_000, 1, 0), (1_000_000_020_000, 1, 1)]
+    );
+}
+
+fn traced_error(trace: u8, body: &str) -> LogRecord {
+    LogRecord {
+        severity_number: 17,
+        time_unix_nano: 1_700_000_001_000_000_000,
+        trace_id: if trace == 0 { vec![] } else { vec![trace; 16] },
+        span_id: vec![7; 8],
+        body: Some(AnyValue {
+            value: Some(Value::StringValue(body.into())),
+        }),
+        ..LogRecord::default()
+    }
+}
+
+fn service_resource() -> Option<Resource> {
+    resource(&[
+        ("service.name", "api"),
+        ("service.version", "1"),
+        ("deployment.environment.name", "prod"),
+        ("service.instance.id", "pod-a"),
+    ])
+}
+
+fn totals(batch: &IngestBatch) -> Counts {
+    let mut total = Counts::default();
+    for delta in batch.releases.values() {
+        for counts in delta.buckets.values() {
+            total.add(counts);
+        }
+    }
+    total
+}
+
+#[test]
+fn errors_count_once_per_trace_and_fingerprint() {
+    let records = vec![
+        traced_error(1, "payment 1 declined"),
+        traced_error(1, "payment 2 declined"), // same trace, same fingerprint: retry
+        traced_error(1, "cart empty"),         // same trace, another fingerprint
+        traced_error(2, "payment 3 declined"), // another trace
+        traced_error(0, "payment 4 declined"), // no trace: always counts
+        traced_error(0, "payment 5 declined"),
+        log(9, "", 1_700_000_001_000_000_000),
+    ];
+    let recent = RecentErrors::default();
+    let request = logs_request(service_resource(), records);
+    let summary = summarize_logs_with(&request, None, NOW_MS, &recent);
+    let counts = totals(&summary.batch);
+    assert_eq!(
+        (counts.log_records, counts.error_logs, counts.errors),
+        (7, 6, 5)
+    );
+    let delta = summary.batch.releases.values().next();
+    let issues: Vec<(String, u64)> = delta
+        .map(|d| {
+            d.issues
+                .values()
+                .map(|i| (i.title.clone(), i.count))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(issues.len(), 2);
+    assert!(issues.contains(&("payment <int> declined".to_owned(), 4)));
+    assert!(issues.contains(&("cart empty".to_owned(), 1)));
+    let sample = delta
+        .and_then(|d| d.issues.values().find(|i| i.count == 4))
+        .and_then(|i| i.samples.first().cloned())
+        .unwrap_or_default();
+    assert_eq!(sample.trace_id, "01".repeat(16));
+    assert_eq!(sample.span_id, "07".repeat(8));
+    assert_eq!(sample.instance, "pod-a");
+    assert_eq!(sample.message, "payment 1 declined");
+
+    // Once the batch is stored, the same pairs in a later batch (a retry) do not count.
+    recent.insert_all(&summary.counted);
+    let retry = logs_request(
+        service_resource(),
+        vec![
+            traced_error(1, "payment 9 declined"),
+            traced_error(2, "payment 9 declined"),
+            traced_error(3, "payment 9 declined"),
+            traced_error(0, "payment 9 declined"),
+        ],
+    );
+    let again = summarize_logs_with(&retry, None, NOW_MS, &recent);
+    let counts = totals(&again.batch);
+    assert_eq!((counts.error_logs, counts.errors), (4, 2));
+    // Another service's identical trace ids are not damped.
+    let other = logs_request(
+        resource(&[("service.name", "web")]),
+        vec![traced_error(1, "payment 9 declined")],
+    );
+    let counts = totals(&summarize_logs_with(&other, None, NOW_MS, &recent).batch);
+    assert_eq!(counts.errors, 1);
+}
+
+fn span_with(
+    parent: &[u8],
+    kind: SpanKind,
+    duration_ms: u64,
+    status: StatusCode,
+    events: Vec<bellwether_proto::otlp::trace::span::Event>,
+) -> Span {
+    let end = 1_700_000_001_000_000_000u64;
+    Span {
+        trace_id: vec![9; 16],
+        span_id: vec![1; 8],
+        parent_span_id: parent.to_vec(),
+        kind: kind as i32,
+        name: "GET /cart".into(),
+        start_time_unix_nano: end - duration_ms * 1_000_000,
+        end_time_unix_nano: end,
+        status: Some(Status {
+            code: status as i32,
+            ..Status::default()
+        }),
+        events,
+        ..Span::default()
+    }
+}
+
+#[test]
+fn server_spans_exposure_latency_and_span_errors() {
+    let exception = |kind: &str| bellwether_proto::otlp::trace::span::Event {
+        name: "exception".into(),
+        attributes: vec![kv("exception.type", kind)],
+        ..Default::default()
+    };
+    let spans = vec![
+        span_with(&[], SpanKind::Internal, 120, StatusCode::Ok, vec![]), // root
+        span_with(&[0; 8], SpanKind::Client, 5, StatusCode::Ok, vec![]), // zero parent: root
+        span_with(&[3; 8], SpanKind::Server, 80, StatusCode::Error, vec![]), // server
+        span_with(&[3; 8], SpanKind::Client, 30, StatusCode::Error, vec![]), // child
+        span_with(
+            &[3; 8],
+            SpanKind::Internal,
+            1,
+            StatusCode::Ok,
+            vec![exception("A"), exception("B"), exception("A")],
+        ),
+    ];
+    let request = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: service_resource(),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    };
+    let summary = summarize_traces_with(&request, None, NOW_MS, &RecentErrors::default());
+    let counts = totals(&summary.batch);
+    assert_eq!((counts.spans, counts.server_spans), (5, 3));
+    // Error spans raw: 2. Errors: both failed spans share trace and (empty-type, span
+    // name) fingerprint → 1; exception events A, B (A twice in one trace) → 2.
+    assert_eq!((counts.error_spans, counts.errors), (2, 3));
+    let delta = summary.batch.releases.values().next();
+    let latency = delta
+        .and_then(|d| d.latency.values().next().cloned())
+        .unwrap_or_default();
+    let mut values = latency.values_us.clone();
+    values.sort_unstable();
+    assert_eq!((latency.seen, values), (3, vec![5_000, 80_000, 120_000]));
+}
+
+#[test]
+fn resources_without_records_create_no_release() {
+    let request = logs_request(service_resource(), vec![]);
+    assert!(summarize_logs(&request, None, NOW_MS).releases.is_empty());
+}
