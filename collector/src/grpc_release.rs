@@ -1,7 +1,6 @@
 //! `bellwether.v1.ReleaseService` over gRPC, on the OTLP gRPC listener.
 
 use std::pin::Pin;
-use std::time::Duration;
 
 use bellwether_proto::v1;
 use bellwether_proto::v1::release_service_server::ReleaseService;
@@ -10,22 +9,25 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::error::Error;
+use crate::evaluate::Evaluator;
 use crate::health::{ReleaseHealth, Verdict};
 use crate::releases::{ReleaseRef, ReleaseSummary, Releases};
 use crate::store::{Counts, Deployment, DeploymentFilter, DeploymentRecord, ReleaseKey, Source};
 
-/// How often a watched release is evaluated again.
-pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);
-
 pub struct ReleaseGrpc {
     releases: Releases,
+    evaluator: Evaluator,
     shutdown: watch::Receiver<bool>,
 }
 
 impl ReleaseGrpc {
     /// `shutdown` turning true ends open watch streams so the server can stop.
-    pub fn new(releases: Releases, shutdown: watch::Receiver<bool>) -> Self {
-        Self { releases, shutdown }
+    pub fn new(releases: Releases, evaluator: Evaluator, shutdown: watch::Receiver<bool>) -> Self {
+        Self {
+            releases,
+            evaluator,
+            shutdown,
+        }
     }
 }
 
@@ -86,7 +88,7 @@ fn summary_to_proto(s: ReleaseSummary) -> v1::ReleaseSummary {
     }
 }
 
-fn health_to_proto(h: ReleaseHealth) -> v1::ReleaseHealth {
+fn health_to_proto(h: &ReleaseHealth) -> v1::ReleaseHealth {
     let verdict = match h.verdict {
         Verdict::Pending => v1::Verdict::Pending,
         Verdict::Healthy => v1::Verdict::Healthy,
@@ -94,14 +96,14 @@ fn health_to_proto(h: ReleaseHealth) -> v1::ReleaseHealth {
         Verdict::Unhealthy => v1::Verdict::Unhealthy,
     };
     v1::ReleaseHealth {
-        release: Some(key_to_proto(h.release)),
+        release: Some(key_to_proto(h.release.clone())),
         verdict: verdict as i32,
         evidence: h
             .evidence
-            .into_iter()
+            .iter()
             .map(|e| v1::Evidence {
-                kind: e.kind,
-                summary: e.summary,
+                kind: e.kind.clone(),
+                summary: e.summary.clone(),
             })
             .collect(),
         totals: Some(counts_to_proto(h.totals)),
@@ -143,8 +145,8 @@ impl ReleaseService for ReleaseGrpc {
         request: Request<v1::GetReleaseHealthRequest>,
     ) -> Result<Response<v1::ReleaseHealth>, Status> {
         let release = release_ref(request.into_inner().release)?;
-        let health = self.releases.health(release).await?;
-        Ok(Response::new(health_to_proto(health)))
+        let health = self.evaluator.health(release).await?;
+        Ok(Response::new(health_to_proto(&health)))
     }
 
     type WatchReleaseHealthStream = HealthStream;
@@ -154,39 +156,30 @@ impl ReleaseService for ReleaseGrpc {
         request: Request<v1::WatchReleaseHealthRequest>,
     ) -> Result<Response<HealthStream>, Status> {
         let release = release_ref(request.into_inner().release)?;
-        // Resolve first so an unknown release fails the call instead of the stream.
-        let deployment = self.releases.resolve(release).await?;
-        let first = self.releases.health_of(deployment.clone()).await?;
-        let releases = self.releases.clone();
+        // Evaluate first so an unknown release fails the call instead of the stream.
+        let first = self.evaluator.health(release).await?;
+        let mut updates = self.evaluator.subscribe(&first.release)?;
         let mut shutdown = self.shutdown.clone();
-        // Dropping the stream (the client went away) ends this loop at its next await.
+        // The evaluator wakes `updates` on every new revision; dropping the stream (the
+        // client went away) ends this loop at its next await.
         let stream = async_stream::stream! {
-            let mut last = first.clone();
-            yield Ok(health_to_proto(first));
-            let mut ticker = tokio::time::interval(WATCH_INTERVAL);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            ticker.tick().await;
+            let mut last = first.revision;
+            yield Ok(health_to_proto(&first));
             loop {
                 tokio::select! {
-                    _ = ticker.tick() => {}
+                    changed = updates.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
+                    }
                     _ = shutdown.wait_for(|stop| *stop) => break,
                 }
-                // Re-read the deployment: a re-recording may have moved its start.
-                let current = match releases.resolve(ReleaseRef {
-                    service: deployment.release.service.clone(),
-                    environment: Some(deployment.release.environment.clone()),
-                    version: deployment.release.version.clone(),
-                }).await {
-                    Ok(current) => current,
-                    Err(e) => { yield Err(Status::from(e)); break; }
-                };
-                match releases.health_of(current).await {
-                    Ok(health) if health.differs_from(&last) => {
-                        last = health.clone();
-                        yield Ok(health_to_proto(health));
+                let latest = updates.borrow_and_update().clone();
+                if let Some(health) = latest {
+                    if health.revision != last {
+                        last = health.revision;
+                        yield Ok(health_to_proto(&health));
                     }
-                    Ok(_) => {}
-                    Err(e) => { yield Err(Status::from(e)); break; }
                 }
             }
         };

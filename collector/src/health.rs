@@ -1,22 +1,13 @@
-//! Release health: gathers a release's and its baseline's counts from the store and asks
-//! [`crate::detect`] for a verdict.
-//!
-//! The baseline is the release of the same service and environment whose deployment
-//! started most recently before this one; it is measured over the hour before this
-//! deployment started. Exposure is spans when a release has any, else log records; errors
-//! are error spans or error logs to match.
+//! What "how is this release doing?" answers: a verdict, the evidence behind it and the
+//! figures it rests on. [`crate::evaluate`] produces these; the HTTP API, the gRPC
+//! service and `bellwether gate` show them.
 
-use std::time::Duration;
+use serde::{Deserialize, Serialize};
 
-use crate::detect::{self, Sample, Thresholds, VerdictKind};
-use crate::store::{
-    bucket_start, Counts, Deployment, DeploymentFilter, ReleaseKey, ReleaseStore, StoreError,
-};
+use crate::store::{Counts, ReleaseKey};
 
-/// How far back before a deployment its baseline is measured.
-pub const BASELINE_WINDOW_MS: i64 = 60 * 60 * 1000;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Pending,
     Healthy,
@@ -33,214 +24,221 @@ impl Verdict {
             Verdict::Unhealthy => "unhealthy",
         }
     }
+
+    /// How bad: healthy < pending < degraded < unhealthy. A finding raises a verdict to
+    /// at least its own; "pending" yields to any finding.
+    pub fn severity(self) -> u8 {
+        match self {
+            Verdict::Healthy => 0,
+            Verdict::Pending => 1,
+            Verdict::Degraded => 2,
+            Verdict::Unhealthy => 3,
+        }
+    }
+
+    /// The worse of the two.
+    pub fn worst(self, other: Verdict) -> Verdict {
+        if other.severity() > self.severity() {
+            other
+        } else {
+            self
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Verdict> {
+        match text {
+            "pending" => Some(Verdict::Pending),
+            "healthy" => Some(Verdict::Healthy),
+            "degraded" => Some(Verdict::Degraded),
+            "unhealthy" => Some(Verdict::Unhealthy),
+            _ => None,
+        }
+    }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One piece of evidence: a machine-readable kind, a sentence for people, and
+/// structured details (kind-specific: rates, counts, fingerprint, ...).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evidence {
     pub kind: String,
     pub summary: String,
+    #[serde(flatten, default)]
+    pub details: serde_json::Map<String, serde_json::Value>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+impl Evidence {
+    pub fn new(kind: impl Into<String>, summary: impl Into<String>) -> Self {
+        Self {
+            kind: kind.into(),
+            summary: summary.into(),
+            details: serde_json::Map::new(),
+        }
+    }
+
+    /// Adds a detail; values that do not serialize (non-finite floats) are left out.
+    pub fn with(mut self, key: &str, value: impl Serialize) -> Self {
+        if let Ok(value) = serde_json::to_value(value) {
+            if !value.is_null() {
+                self.details.insert(key.to_owned(), value);
+            }
+        }
+        self
+    }
+}
+
+/// Exposure and errors of one side of the comparison.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SideFigures {
+    pub exposure: u64,
+    pub errors: u64,
+    /// errors / exposure; absent without exposure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+}
+
+/// The numbers behind a verdict. Every float is finite.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
+    /// `cutover`, `concurrent` or `no_baseline`.
+    pub method: String,
+    /// What counts as exposure: `server_spans`, `spans` or `log_records`.
+    pub exposure_kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_version: Option<String>,
+    pub new: SideFigures,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<SideFigures>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_ratio: Option<f64>,
+    /// Lower and upper (1 − α) confidence bounds of the rate ratio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_ratio_lower: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_ratio_upper: Option<f64>,
+    /// ln of the e-value M and of the threshold it must reach.
+    pub log_e_value: f64,
+    pub log_threshold: f64,
+    pub dispersion: f64,
+    /// Pending: further exposure, and time at the current traffic rate, until the next
+    /// decision point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exposure_needed: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_needed_ms: Option<u64>,
+    /// Exposure from which a clean release is called healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decidable_exposure: Option<u64>,
+    /// Fingerprints flagged as new or regressed issues.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flagged_issues: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ReleaseHealth {
     pub release: ReleaseKey,
     pub verdict: Verdict,
     pub evidence: Vec<Evidence>,
     pub totals: Counts,
     pub evaluated_at_unix_ms: i64,
+    pub started_at_unix_ms: i64,
+    /// Goes up whenever the verdict or the evidence changes materially; long-polls and
+    /// watches wait for it to move.
+    pub revision: u64,
+    pub figures: Figures,
 }
 
 impl ReleaseHealth {
-    /// Whether a watcher should be told: the verdict or its evidence changed.
-    pub fn differs_from(&self, other: &ReleaseHealth) -> bool {
-        self.verdict != other.verdict || self.evidence != other.evidence
+    /// What a watcher must be told about: the verdict, the method and baseline, the
+    /// kinds of evidence, the flagged issues, and the exposure and error counts to
+    /// within a factor of two.
+    pub fn material(&self) -> Material {
+        let mut kinds: Vec<String> = self.evidence.iter().map(|e| e.kind.clone()).collect();
+        kinds.sort();
+        kinds.dedup();
+        let octave = |n: u64| 64 - n.leading_zeros();
+        Material {
+            verdict: self.verdict,
+            method: self.figures.method.clone(),
+            baseline: self.figures.baseline_version.clone(),
+            kinds,
+            flagged: self.figures.flagged_issues.clone(),
+            exposure_octave: octave(self.figures.new.exposure),
+            errors_octave: octave(self.figures.new.errors),
+        }
     }
 }
 
-/// Exposure and errors of a release whose overall totals are `kind` over the counts `window`.
-pub fn sample(kind: &Counts, window: &Counts) -> Sample {
-    if kind.spans > 0 {
-        Sample {
-            exposure: window.spans,
-            errors: window.error_spans,
-        }
-    } else {
-        Sample {
-            exposure: window.log_records,
-            errors: window.error_logs,
-        }
-    }
-}
-
-fn sum(buckets: &[(i64, Counts)]) -> Counts {
-    let mut total = Counts::default();
-    for (_, counts) in buckets {
-        total.add(counts);
-    }
-    total
-}
-
-/// The deployment that served `deployment`'s environment before it, if any.
-pub fn baseline_of(
-    store: &dyn ReleaseStore,
-    deployment: &Deployment,
-) -> Result<Option<Deployment>, StoreError> {
-    let filter = DeploymentFilter {
-        service: Some(deployment.release.service.clone()),
-        environment: Some(deployment.release.environment.clone()),
-        version: None,
-    };
-    Ok(store
-        .deployments(&filter)?
-        .into_iter()
-        .filter(|d| {
-            d.release != deployment.release && d.started_at_unix_ms < deployment.started_at_unix_ms
-        })
-        .max_by_key(|d| d.started_at_unix_ms))
-}
-
-/// Evaluates `deployment` at `now_unix_ms`.
-pub fn assess(
-    store: &dyn ReleaseStore,
-    deployment: &Deployment,
-    now_unix_ms: i64,
-) -> Result<ReleaseHealth, StoreError> {
-    let start = deployment.started_at_unix_ms;
-    let baseline = match baseline_of(store, deployment)? {
-        Some(previous) => {
-            let kind = store.totals(&previous.release)?;
-            let window = store.buckets(&previous.release, start - BASELINE_WINDOW_MS..start)?;
-            Some(sample(&kind, &sum(&window)))
-        }
-        None => None,
-    };
-    let totals = store.totals(&deployment.release)?;
-    let since_start = store.buckets(&deployment.release, bucket_start(start)..i64::MAX)?;
-    let new = sample(&totals, &sum(&since_start));
-    let elapsed = Duration::from_millis(u64::try_from(now_unix_ms - start).unwrap_or(0));
-    let assessment = detect::assess_cutover(baseline, new, elapsed, &Thresholds::default());
-    let verdict = match assessment.verdict {
-        VerdictKind::Pending => Verdict::Pending,
-        VerdictKind::Healthy => Verdict::Healthy,
-        VerdictKind::Degraded => Verdict::Degraded,
-        VerdictKind::Unhealthy => Verdict::Unhealthy,
-    };
-    Ok(ReleaseHealth {
-        release: deployment.release.clone(),
-        verdict,
-        evidence: assessment
-            .evidence
-            .into_iter()
-            .map(|e| Evidence {
-                kind: e.kind,
-                summary: e.summary,
-            })
-            .collect(),
-        totals,
-        evaluated_at_unix_ms: now_unix_ms,
-    })
+/// The parts of a [`ReleaseHealth`] whose change is worth a notification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Material {
+    verdict: Verdict,
+    method: String,
+    baseline: Option<String>,
+    kinds: Vec<String>,
+    flagged: Vec<String>,
+    exposure_octave: u32,
+    errors_octave: u32,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    use crate::store::{DeploymentRecord, IngestBatch, ReleaseDelta, SledStore};
-
-    fn record(store: &SledStore, version: &str, started: i64) -> Result<Deployment, StoreError> {
-        let record = DeploymentRecord {
-            release: ReleaseKey::new("api", "prod", version),
-            started_at_unix_ms: Some(started),
-            ..DeploymentRecord::default()
-        };
-        store.record_deployment(&record, started)
-    }
-
-    fn add_logs(
-        store: &SledStore,
-        version: &str,
-        at: i64,
-        logs: u64,
-        errors: u64,
-    ) -> Result<(), StoreError> {
-        let mut delta = ReleaseDelta::default();
-        delta.buckets.insert(
-            bucket_start(at),
-            Counts {
-                log_records: logs,
-                error_logs: errors,
-                ..Counts::default()
-            },
+    #[test]
+    fn verdict_order_and_names() {
+        assert_eq!(Verdict::Pending.worst(Verdict::Degraded), Verdict::Degraded);
+        assert_eq!(Verdict::Healthy.worst(Verdict::Pending), Verdict::Pending);
+        assert_eq!(
+            Verdict::Unhealthy.worst(Verdict::Degraded),
+            Verdict::Unhealthy
         );
-        let batch = IngestBatch {
-            batch_id: None,
-            received_at_unix_ms: at,
-            releases: [(ReleaseKey::new("api", "prod", version), delta)]
-                .into_iter()
-                .collect(),
-        };
-        store.apply(&batch).map(drop)
+        for v in [
+            Verdict::Pending,
+            Verdict::Healthy,
+            Verdict::Degraded,
+            Verdict::Unhealthy,
+        ] {
+            assert_eq!(Verdict::parse(v.as_str()), Some(v));
+        }
     }
 
     #[test]
-    fn baseline_is_the_previous_release_over_the_hour_before() -> Result<(), StoreError> {
-        let dir = tempfile::tempdir().map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let store = SledStore::open(dir.path())?;
-        let hour = BASELINE_WINDOW_MS;
-        let t0 = 1_700_000_000_000;
-        record(&store, "1", t0)?;
-        record(&store, "2", t0 + 3 * hour)?;
-        let three = record(&store, "3", t0 + 5 * hour)?;
-        let other_env = DeploymentRecord {
-            release: ReleaseKey::new("api", "staging", "9"),
-            started_at_unix_ms: Some(t0 + 4 * hour),
-            ..DeploymentRecord::default()
-        };
-        store.record_deployment(&other_env, 0)?;
-        // v2: outside the window (2 h before v3), then inside it (30 min before).
-        add_logs(&store, "2", t0 + 3 * hour + 10_000, 1000, 500)?;
-        add_logs(&store, "2", t0 + 5 * hour - hour / 2, 100, 1)?;
-        add_logs(&store, "3", t0 + 5 * hour + 20_000, 50, 0)?;
-
-        let baseline = baseline_of(&store, &three)?.map(|d| d.release.version);
-        assert_eq!(baseline.as_deref(), Some("2"));
-        let first = store
-            .deployment(&ReleaseKey::new("api", "prod", "1"))?
-            .ok_or(StoreError::Corrupt("missing".into()))?;
-        assert_eq!(baseline_of(&store, &first)?, None);
-
-        let health = assess(&store, &three, t0 + 5 * hour + 60_000)?;
-        assert_eq!(health.totals.log_records, 50);
-        assert_eq!(health.release.version, "3");
-        assert_eq!(health.evaluated_at_unix_ms, t0 + 5 * hour + 60_000);
-        let window = store.buckets(
-            &ReleaseKey::new("api", "prod", "2"),
-            t0 + 4 * hour..t0 + 5 * hour,
-        )?;
-        let s = sample(
-            &store.totals(&ReleaseKey::new("api", "prod", "2"))?,
-            &sum(&window),
-        );
-        assert_eq!((s.exposure, s.errors), (100, 1));
+    fn evidence_details_flatten_into_the_json() -> Result<(), serde_json::Error> {
+        let e = Evidence::new("new_issue", "new issue")
+            .with("fingerprint", "abc")
+            .with("count", 12)
+            .with("ratio", f64::NAN);
+        let v = serde_json::to_value(&e)?;
+        assert_eq!(v["kind"], "new_issue");
+        assert_eq!(v["fingerprint"], "abc");
+        assert_eq!(v["count"], 12);
+        assert!(v.get("ratio").is_none());
+        let back: Evidence = serde_json::from_value(v)?;
+        assert_eq!(back, e);
         Ok(())
     }
 
     #[test]
-    fn exposure_follows_spans_when_present() {
-        let with_spans = Counts {
-            log_records: 100,
-            error_logs: 9,
-            spans: 10,
-            error_spans: 1,
+    fn material_changes_ignore_small_count_moves() {
+        let mut h = ReleaseHealth {
+            release: ReleaseKey::new("a", "b", "c"),
+            verdict: Verdict::Pending,
+            evidence: vec![Evidence::new("needed", "100 more")],
+            totals: Counts::default(),
+            evaluated_at_unix_ms: 0,
+            started_at_unix_ms: 0,
+            revision: 0,
+            figures: Figures::default(),
         };
-        let s = sample(&with_spans, &with_spans);
-        assert_eq!((s.exposure, s.errors), (10, 1));
-        let logs_only = Counts {
-            spans: 0,
-            error_spans: 0,
-            ..with_spans
-        };
-        let s = sample(&logs_only, &logs_only);
-        assert_eq!((s.exposure, s.errors), (100, 9));
+        h.figures.new.exposure = 40;
+        let before = h.material();
+        h.figures.new.exposure = 50;
+        h.evidence[0].summary = "90 more".into();
+        assert_eq!(h.material(), before);
+        h.figures.new.exposure = 70;
+        assert_ne!(h.material(), before);
+        h.figures.new.exposure = 50;
+        h.verdict = Verdict::Healthy;
+        assert_ne!(h.material(), before);
     }
 }
