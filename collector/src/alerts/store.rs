@@ -1,0 +1,201 @@
+//! Durable alert state: alerts, silences and the notification outbox, in one sled
+//! database (`<data dir>/alerts`).
+//!
+//! - alerts: `service \0 environment \0 version \0 id` → Alert as JSON (service first,
+//!   like the release store, so a service's state moves as one key range)
+//! - silences: id → Silence as JSON
+//! - outbox: entry id (u64 big-endian, increasing) → OutboxEntry as JSON
+//! - outbox_counters: counter name → u64 big-endian
+
+use std::path::Path;
+
+use super::{Alert, Silence};
+use crate::notify::outbox::{Counter, NewEntry, OutboxCounters, OutboxEntry, OutboxStore};
+use crate::store::StoreError;
+
+/// Durable alerts and silences. Methods block on IO.
+pub trait AlertStore: Send + Sync + 'static {
+    fn alerts(&self) -> Result<Vec<Alert>, StoreError>;
+    fn put_alert(&self, alert: &Alert) -> Result<(), StoreError>;
+    fn remove_alert(&self, alert: &Alert) -> Result<(), StoreError>;
+    fn silences(&self) -> Result<Vec<Silence>, StoreError>;
+    fn put_silence(&self, silence: &Silence) -> Result<(), StoreError>;
+    /// False when there was no such silence.
+    fn remove_silence(&self, id: &str) -> Result<bool, StoreError>;
+    /// A new unique number (for silence and notification ids).
+    fn next_id(&self) -> Result<u64, StoreError>;
+}
+
+#[derive(Clone, Debug)]
+pub struct SledAlertStore {
+    db: sled::Db,
+    alerts: sled::Tree,
+    silences: sled::Tree,
+    outbox: sled::Tree,
+    counters: sled::Tree,
+}
+
+impl SledAlertStore {
+    /// Opens (or creates) the database in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Sled(e.into()))?;
+        Self::new(sled::Config::new().path(dir).open()?)
+    }
+
+    pub fn new(db: sled::Db) -> Result<Self, StoreError> {
+        Ok(Self {
+            alerts: db.open_tree("alerts")?,
+            silences: db.open_tree("silences")?,
+            outbox: db.open_tree("outbox")?,
+            counters: db.open_tree("outbox_counters")?,
+            db,
+        })
+    }
+
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn bump(&self, counter: Counter, by: u64) -> Result<(), StoreError> {
+        self.counters.update_and_fetch(counter.as_str(), |old| {
+            let old = old
+                .and_then(|raw| <[u8; 8]>::try_from(raw).ok())
+                .map_or(0, u64::from_be_bytes);
+            Some(old.saturating_add(by).to_be_bytes().to_vec())
+        })?;
+        Ok(())
+    }
+}
+
+fn alert_key(alert: &Alert) -> Vec<u8> {
+    let r = &alert.release;
+    [
+        r.service.as_bytes(),
+        r.environment.as_bytes(),
+        r.version.as_bytes(),
+        alert.id.as_bytes(),
+    ]
+    .join(&0u8)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(what: &str, raw: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(raw).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn encode<T: serde::Serialize>(what: &str, value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+impl AlertStore for SledAlertStore {
+    fn alerts(&self) -> Result<Vec<Alert>, StoreError> {
+        self.alerts
+            .iter()
+            .values()
+            .map(|raw| decode("alert", &raw?))
+            .collect()
+    }
+
+    fn put_alert(&self, alert: &Alert) -> Result<(), StoreError> {
+        self.alerts
+            .insert(alert_key(alert), encode("alert", alert)?)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn remove_alert(&self, alert: &Alert) -> Result<(), StoreError> {
+        self.alerts.remove(alert_key(alert))?;
+        Ok(())
+    }
+
+    fn silences(&self) -> Result<Vec<Silence>, StoreError> {
+        self.silences
+            .iter()
+            .values()
+            .map(|raw| decode("silence", &raw?))
+            .collect()
+    }
+
+    fn put_silence(&self, silence: &Silence) -> Result<(), StoreError> {
+        self.silences
+            .insert(silence.id.as_bytes(), encode("silence", silence)?)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn remove_silence(&self, id: &str) -> Result<bool, StoreError> {
+        let removed = self.silences.remove(id.as_bytes())?.is_some();
+        self.db.flush()?;
+        Ok(removed)
+    }
+
+    fn next_id(&self) -> Result<u64, StoreError> {
+        Ok(self.db.generate_id()?)
+    }
+}
+
+impl OutboxStore for SledAlertStore {
+    fn enqueue(&self, entries: Vec<NewEntry>, now_unix_ms: i64) -> Result<Vec<u64>, StoreError> {
+        let mut ids = Vec::with_capacity(entries.len());
+        let mut batch = sled::Batch::default();
+        for new in entries {
+            // generate_id is monotonic, so key order is creation order.
+            let id = self.db.generate_id()?;
+            let entry = OutboxEntry::new(id, new, now_unix_ms);
+            batch.insert(&id.to_be_bytes(), encode("outbox entry", &entry)?);
+            ids.push(id);
+        }
+        self.outbox.apply_batch(batch)?;
+        self.bump(Counter::Enqueued, ids.len() as u64)?;
+        // Written first, durably: only then may delivery start.
+        self.db.flush()?;
+        Ok(ids)
+    }
+
+    fn entries(&self) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.outbox
+            .iter()
+            .values()
+            .map(|raw| decode("outbox entry", &raw?))
+            .collect()
+    }
+
+    fn save(&self, entry: &OutboxEntry, counter: Option<Counter>) -> Result<(), StoreError> {
+        self.outbox
+            .insert(entry.id.to_be_bytes(), encode("outbox entry", entry)?)?;
+        if let Some(counter) = counter {
+            self.bump(counter, 1)?;
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn delivered(&self, id: u64) -> Result<(), StoreError> {
+        self.outbox.remove(id.to_be_bytes())?;
+        self.bump(Counter::Delivered, 1)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn counters(&self) -> Result<OutboxCounters, StoreError> {
+        let get = |counter: Counter| -> Result<u64, StoreError> {
+            Ok(self
+                .counters
+                .get(counter.as_str())?
+                .and_then(|raw| <[u8; 8]>::try_from(raw.as_ref()).ok())
+                .map_or(0, u64::from_be_bytes))
+        };
+        Ok(OutboxCounters {
+            enqueued: get(Counter::Enqueued)?,
+            delivered: get(Counter::Delivered)?,
+            retries: get(Counter::Retries)?,
+            given_up: get(Counter::GivenUp)?,
+            rejected: get(Counter::Rejected)?,
+        })
+    }
+
+    fn remove(&self, id: u64) -> Result<(), StoreError> {
+        self.outbox.remove(id.to_be_bytes())?;
+        Ok(())
+    }
+}

@@ -1,0 +1,500 @@
+//! The durable outbox: every notification is written here first, then delivered.
+//!
+//! Delivery is at least once: an entry leaves the outbox only after its receiver
+//! answered 2xx, so a restart resumes whatever was pending (an entry in flight during a
+//! crash is sent again; its notification id lets receivers drop the duplicate). Entries
+//! with the same receiver and order key go out one at a time, oldest first, so a
+//! resolve never overtakes its trigger. Retries back off exponentially with jitter and
+//! honour `Retry-After`; an entry older than the maximum age is given up, counted and
+//! logged, and stays visible as failed.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+
+use super::transport::{Delivery, HttpTransport};
+use super::{render, Event, Notification, Receiver};
+use crate::routing::config::DeliverySettings;
+use crate::store::StoreError;
+use crate::time::now_unix_ms;
+
+/// Longest the delivery loop sleeps before looking at the outbox again.
+const MAX_IDLE: Duration = Duration::from_secs(1);
+/// Failed entries are listed by the API for this long, then removed.
+const FAILED_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    Enqueued,
+    Delivered,
+    Retries,
+    GivenUp,
+    Rejected,
+}
+
+impl Counter {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Counter::Enqueued => "enqueued",
+            Counter::Delivered => "delivered",
+            Counter::Retries => "retries",
+            Counter::GivenUp => "given_up",
+            Counter::Rejected => "rejected",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxCounters {
+    pub enqueued: u64,
+    pub delivered: u64,
+    /// Failed attempts that were retried later.
+    pub retries: u64,
+    /// Entries dropped after the maximum age.
+    pub given_up: u64,
+    /// Entries a receiver refused for good (4xx) or that had no receiver any more.
+    pub rejected: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryState {
+    Pending,
+    Failed,
+}
+
+/// A notification for one receiver, before it is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewEntry {
+    pub receiver: String,
+    /// Entries sharing receiver and order key are delivered in order.
+    pub order_key: String,
+    pub notification: Notification,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub id: u64,
+    pub receiver: String,
+    pub order_key: String,
+    pub notification: Notification,
+    pub state: EntryState,
+    pub attempts: u32,
+    pub created_at_unix_ms: i64,
+    pub next_attempt_at_unix_ms: i64,
+    pub last_error: Option<String>,
+    pub failed_at_unix_ms: Option<i64>,
+}
+
+impl OutboxEntry {
+    pub fn new(id: u64, new: NewEntry, now_unix_ms: i64) -> Self {
+        Self {
+            id,
+            receiver: new.receiver,
+            order_key: new.order_key,
+            notification: new.notification,
+            state: EntryState::Pending,
+            attempts: 0,
+            created_at_unix_ms: now_unix_ms,
+            next_attempt_at_unix_ms: now_unix_ms,
+            last_error: None,
+            failed_at_unix_ms: None,
+        }
+    }
+}
+
+/// Durable outbox entries and counters. Methods block on IO.
+pub trait OutboxStore: Send + Sync + 'static {
+    /// Stores new pending entries durably; returns their ids.
+    fn enqueue(&self, entries: Vec<NewEntry>, now_unix_ms: i64) -> Result<Vec<u64>, StoreError>;
+    /// Every entry, pending and failed, oldest first.
+    fn entries(&self) -> Result<Vec<OutboxEntry>, StoreError>;
+    /// Updates an entry, counting `counter` if given.
+    fn save(&self, entry: &OutboxEntry, counter: Option<Counter>) -> Result<(), StoreError>;
+    /// Removes a delivered entry and counts it.
+    fn delivered(&self, id: u64) -> Result<(), StoreError>;
+    fn remove(&self, id: u64) -> Result<(), StoreError>;
+    fn counters(&self) -> Result<OutboxCounters, StoreError>;
+}
+
+/// An entry as the API shows it (no secrets: receivers are named, never their URLs).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryView {
+    pub id: u64,
+    pub receiver: String,
+    pub team: String,
+    pub notification_id: String,
+    pub event: String,
+    pub status: Option<String>,
+    pub service: String,
+    pub environment: String,
+    pub version: String,
+    pub alert_ids: Vec<String>,
+    pub attempts: u32,
+    pub created_at_unix_ms: i64,
+    pub next_attempt_at_unix_ms: i64,
+    pub last_error: Option<String>,
+    pub failed_at_unix_ms: Option<i64>,
+}
+
+impl From<&OutboxEntry> for EntryView {
+    fn from(e: &OutboxEntry) -> Self {
+        let n = &e.notification;
+        let (event, status) = match &n.event {
+            Event::Alert { status, .. } => ("alert", Some(status.as_str().to_owned())),
+            Event::Deploy => ("deploy", None),
+        };
+        Self {
+            id: e.id,
+            receiver: e.receiver.clone(),
+            team: n.team.clone(),
+            notification_id: n.id.clone(),
+            event: event.to_owned(),
+            status,
+            service: n.release.service.clone(),
+            environment: n.release.environment.clone(),
+            version: n.release.version.clone(),
+            alert_ids: n.alerts().iter().map(|a| a.id.clone()).collect(),
+            attempts: e.attempts,
+            created_at_unix_ms: e.created_at_unix_ms,
+            next_attempt_at_unix_ms: e.next_attempt_at_unix_ms,
+            last_error: e.last_error.clone(),
+            failed_at_unix_ms: e.failed_at_unix_ms,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxView {
+    pub counters: OutboxCounters,
+    pub pending: Vec<EntryView>,
+    pub failed: Vec<EntryView>,
+}
+
+/// The handle alert code writes through; wakes the deliverer on every enqueue.
+#[derive(Clone)]
+pub struct Outbox {
+    store: Arc<dyn OutboxStore>,
+    wake: Arc<Notify>,
+}
+
+impl Outbox {
+    pub fn new(store: Arc<dyn OutboxStore>) -> Self {
+        Self {
+            store,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Writes `entries` durably (blocking), then wakes the deliverer.
+    pub fn enqueue(&self, entries: Vec<NewEntry>, now_unix_ms: i64) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.store.enqueue(entries, now_unix_ms)?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Pending and failed entries with the counters (blocking).
+    pub fn view(&self) -> Result<OutboxView, StoreError> {
+        let mut view = OutboxView {
+            counters: self.store.counters()?,
+            ..OutboxView::default()
+        };
+        for entry in self.store.entries()? {
+            match entry.state {
+                EntryState::Pending => view.pending.push(EntryView::from(&entry)),
+                EntryState::Failed => view.failed.push(EntryView::from(&entry)),
+            }
+        }
+        Ok(view)
+    }
+
+    /// A deliverer for this outbox; run it with [`Deliverer::run`].
+    pub fn deliverer(
+        &self,
+        receivers: BTreeMap<String, Arc<Receiver>>,
+        settings: DeliverySettings,
+        transport: HttpTransport,
+    ) -> Deliverer {
+        let limits = receivers
+            .values()
+            .map(|r| {
+                (
+                    r.name.clone(),
+                    Arc::new(Semaphore::new(r.concurrency.max(1))),
+                )
+            })
+            .collect();
+        Deliverer {
+            shared: Arc::new(Shared {
+                store: Arc::clone(&self.store),
+                wake: Arc::clone(&self.wake),
+                receivers,
+                limits,
+                settings,
+                transport,
+                in_flight: Mutex::new(HashSet::new()),
+            }),
+        }
+    }
+}
+
+struct Shared {
+    store: Arc<dyn OutboxStore>,
+    wake: Arc<Notify>,
+    receivers: BTreeMap<String, Arc<Receiver>>,
+    limits: HashMap<String, Arc<Semaphore>>,
+    settings: DeliverySettings,
+    transport: HttpTransport,
+    in_flight: Mutex<HashSet<u64>>,
+}
+
+/// Delivers outbox entries until stopped.
+pub struct Deliverer {
+    shared: Arc<Shared>,
+}
+
+/// Exponential backoff with jitter: attempt n waits between half and all of
+/// `initial × 2^(n-1)`, capped at `max`.
+pub fn backoff(attempts: u32, settings: &DeliverySettings, rng: &mut impl Rng) -> Duration {
+    let exp = 2u32.saturating_pow(attempts.saturating_sub(1).min(30));
+    let full = settings
+        .retry_initial
+        .saturating_mul(exp)
+        .min(settings.retry_max);
+    let full_ms = u64::try_from(full.as_millis()).unwrap_or(u64::MAX).max(1);
+    Duration::from_millis(rng.random_range(full_ms.div_ceil(2)..=full_ms))
+}
+
+fn ms(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl Deliverer {
+    /// Runs until `stopped` completes. Entries in flight then stay pending for next time.
+    pub async fn run(self, stopped: impl Future<Output = ()>) -> Result<(), StoreError> {
+        tokio::pin!(stopped);
+        let mut tasks = JoinSet::new();
+        loop {
+            let next_due = self.dispatch(&mut tasks).await?;
+            while tasks.try_join_next().is_some() {}
+            let now = now_unix_ms();
+            let idle =
+                Duration::from_millis(u64::try_from(next_due - now).unwrap_or(0)).min(MAX_IDLE);
+            tokio::select! {
+                () = tokio::time::sleep(idle) => {}
+                () = self.shared.wake.notified() => {}
+                () = &mut stopped => break,
+            }
+        }
+        tasks.abort_all();
+        // Wait until aborted deliveries are dropped, so the store is released.
+        while tasks.join_next().await.is_some() {}
+        Ok(())
+    }
+
+    /// Starts every due entry that has a free slot; returns when the next one is due.
+    async fn dispatch(&self, tasks: &mut JoinSet<()>) -> Result<i64, StoreError> {
+        let store = Arc::clone(&self.shared.store);
+        let entries = tokio::task::spawn_blocking(move || store.entries())
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("outbox task: {e}")))??;
+        let now = now_unix_ms();
+        let mut next_due = now + ms(MAX_IDLE);
+        let mut seen: HashSet<(String, String)> = HashSet::new();
+        for mut entry in entries {
+            if entry.state == EntryState::Failed {
+                // Failed entries stay visible for a while, then go.
+                if entry.failed_at_unix_ms.unwrap_or(0) < now - FAILED_RETENTION_MS {
+                    let store = Arc::clone(&self.shared.store);
+                    tokio::task::spawn_blocking(move || store.remove(entry.id))
+                        .await
+                        .map_err(|e| StoreError::Corrupt(format!("outbox task: {e}")))??;
+                }
+                continue;
+            }
+            // Only the oldest pending entry of a (receiver, order key) may go.
+            if !seen.insert((entry.receiver.clone(), entry.order_key.clone())) {
+                continue;
+            }
+            if self.in_flight(entry.id) {
+                continue;
+            }
+            let Some(receiver) = self.shared.receivers.get(&entry.receiver).cloned() else {
+                tracing::error!(receiver = %entry.receiver, id = entry.id, "notification for an unknown receiver dropped");
+                self.fail(
+                    &mut entry,
+                    now,
+                    "receiver no longer configured".into(),
+                    Counter::Rejected,
+                )
+                .await?;
+                continue;
+            };
+            if now - entry.created_at_unix_ms >= ms(self.shared.settings.max_age) {
+                tracing::warn!(
+                    receiver = %entry.receiver,
+                    id = entry.id,
+                    attempts = entry.attempts,
+                    last_error = entry.last_error.as_deref().unwrap_or(""),
+                    "notification given up after the maximum age"
+                );
+                let error = format!(
+                    "given up after {} attempts: {}",
+                    entry.attempts,
+                    entry.last_error.as_deref().unwrap_or("never attempted")
+                );
+                self.fail(&mut entry, now, error, Counter::GivenUp).await?;
+                continue;
+            }
+            if entry.next_attempt_at_unix_ms > now {
+                next_due = next_due.min(entry.next_attempt_at_unix_ms);
+                continue;
+            }
+            let Some(permit) = self
+                .shared
+                .limits
+                .get(&entry.receiver)
+                .and_then(|s| Arc::clone(s).try_acquire_owned().ok())
+            else {
+                continue;
+            };
+            if let Ok(mut set) = self.shared.in_flight.lock() {
+                set.insert(entry.id);
+            }
+            tasks.spawn(deliver(Arc::clone(&self.shared), entry, receiver, permit));
+        }
+        Ok(next_due)
+    }
+
+    fn in_flight(&self, id: u64) -> bool {
+        self.shared
+            .in_flight
+            .lock()
+            .map(|set| set.contains(&id))
+            .unwrap_or(false)
+    }
+
+    async fn fail(
+        &self,
+        entry: &mut OutboxEntry,
+        now: i64,
+        error: String,
+        counter: Counter,
+    ) -> Result<(), StoreError> {
+        entry.state = EntryState::Failed;
+        entry.failed_at_unix_ms = Some(now);
+        entry.last_error = Some(error);
+        crate::metrics::notification_failed(&entry.receiver, counter);
+        let store = Arc::clone(&self.shared.store);
+        let entry = entry.clone();
+        tokio::task::spawn_blocking(move || store.save(&entry, Some(counter)))
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("outbox task: {e}")))?
+    }
+}
+
+async fn deliver(
+    shared: Arc<Shared>,
+    mut entry: OutboxEntry,
+    receiver: Arc<Receiver>,
+    permit: OwnedSemaphorePermit,
+) {
+    let id = entry.id;
+    let now = now_unix_ms();
+    let delivery = match render(&entry.notification, &receiver, now) {
+        Ok(outgoing) => shared.transport.send(outgoing, receiver.timeout).await,
+        Err(e) => Delivery::Reject {
+            error: e.to_string(),
+        },
+    };
+    entry.attempts = entry.attempts.saturating_add(1);
+    crate::metrics::notification_attempt(&receiver.name, &delivery);
+    let now = now_unix_ms();
+    let store = Arc::clone(&shared.store);
+    let result = match delivery {
+        Delivery::Delivered => {
+            tracing::info!(
+                receiver = %receiver.name,
+                kind = receiver.kind.as_str(),
+                id,
+                notification = %entry.notification.id,
+                attempts = entry.attempts,
+                "notification delivered"
+            );
+            tokio::task::spawn_blocking(move || store.delivered(id)).await
+        }
+        Delivery::Retry { error, retry_after } => {
+            let wait = backoff(entry.attempts, &shared.settings, &mut rand::rng())
+                .max(retry_after.unwrap_or_default());
+            tracing::warn!(
+                receiver = %receiver.name,
+                id,
+                attempt = entry.attempts,
+                retry_in_ms = ms(wait),
+                error = %error,
+                "notification delivery failed, will retry"
+            );
+            entry.next_attempt_at_unix_ms = now.saturating_add(ms(wait));
+            entry.last_error = Some(error);
+            tokio::task::spawn_blocking(move || store.save(&entry, Some(Counter::Retries))).await
+        }
+        Delivery::Reject { error } => {
+            tracing::error!(
+                receiver = %receiver.name,
+                id,
+                attempt = entry.attempts,
+                error = %error,
+                "notification rejected by the receiver"
+            );
+            entry.state = EntryState::Failed;
+            entry.failed_at_unix_ms = Some(now);
+            entry.last_error = Some(error);
+            tokio::task::spawn_blocking(move || store.save(&entry, Some(Counter::Rejected))).await
+        }
+    };
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::error!(id, error = %error, "updating the outbox failed"),
+        Err(error) => tracing::error!(id, error = %error, "outbox task failed"),
+    }
+    if let Ok(mut set) = shared.in_flight.lock() {
+        set.remove(&id);
+    }
+    drop(permit);
+    shared.wake.notify_one();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_caps() {
+        let settings = DeliverySettings {
+            max_age: Duration::from_secs(3600),
+            retry_initial: Duration::from_millis(100),
+            retry_max: Duration::from_secs(2),
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for attempt in 1..=40u32 {
+            let full = Duration::from_millis(100)
+                .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(30)))
+                .min(Duration::from_secs(2));
+            let wait = backoff(attempt, &settings, &mut rng);
+            assert!(
+                wait <= full && wait >= full / 2,
+                "{attempt}: {wait:?} vs {full:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! Shared pieces of the alert tests: a recording HTTP receiver on loopback, a routing
+//! config for teams payments / billing / platform, and an engine + deliverer over a
+//! real sled directory.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use bellwether_collector::alerts::{
+    AlertEngine, EvidenceLine, Health, NewIssue, ReleaseVerdict, SledAlertStore,
+};
+use bellwether_collector::notify::outbox::Outbox;
+use bellwether_collector::notify::transport::HttpTransport;
+use bellwether_collector::routing::config::{load, Alerting};
+use bellwether_collector::routing::CodeLocation;
+use bellwether_collector::store::{Deployment, ReleaseKey, Source};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+pub const SECRET: &str = "payments-hook-s3cret";
+pub const PD_KEY: &str = "pd-routing-key";
+
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// The status the receiver answered.
+    pub status: u16,
+}
+
+impl Recorded {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_default()
+    }
+}
+
+#[derive(Default)]
+struct ReceiverState {
+    requests: Mutex<Vec<Recorded>>,
+    /// Answer 500 to this many more requests.
+    failures: AtomicUsize,
+}
+
+/// An HTTP receiver on 127.0.0.1 that records every request.
+#[derive(Clone)]
+pub struct TestReceiver {
+    pub addr: SocketAddr,
+    state: Arc<ReceiverState>,
+}
+
+impl TestReceiver {
+    pub async fn start() -> Result<Self, BoxError> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(ReceiverState::default());
+        let handler_state = Arc::clone(&state);
+        let app = Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
+            let state = Arc::clone(&handler_state);
+            async move {
+                let failing = state
+                    .failures
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok();
+                let status = if failing { 500 } else { 202 };
+                if let Ok(mut requests) = state.requests.lock() {
+                    requests.push(Recorded {
+                        path: uri.path().to_owned(),
+                        headers,
+                        body,
+                        status,
+                    });
+                }
+                let response: Response = if failing {
+                    (StatusCode::INTERNAL_SERVER_ERROR, "down").into_response()
+                } else {
+                    (StatusCode::ACCEPTED, "{}").into_response()
+                };
+                response
+            }
+        });
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { addr, state })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn fail_next(&self, n: usize) {
+        self.state.failures.store(n, Ordering::SeqCst);
+    }
+
+    pub fn all(&self) -> Vec<Recorded> {
+        self.state
+            .requests
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
+    }
+
+    /// Requests answered 2xx.
+    pub fn accepted(&self) -> Vec<Recorded> {
+        self.all().into_iter().filter(|r| r.status < 300).collect()
+    }
+
+    /// Waits until at least `n` requests were accepted.
+    pub async fn wait_accepted(&self, n: usize) -> Result<Vec<Recorded>, BoxError> {
+        wait_for(|| {
+            let accepted = self.accepted();
+            (accepted.len() >= n).then_some(accepted)
+        })
+        .await
+        .map_err(|_| format!("{} did not get {n} requests: {:?}", self.addr, self.all()).into())
+    }
+}
+
+/// Polls `check` every 10 ms for up to 10 s.
+pub async fn wait_for<T>(mut check: impl FnMut() -> Option<T>) -> Result<T, BoxError> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(value) = check() {
+            return Ok(value);
+        }
+        if Instant::now() > deadline {
+            return Err("condition not met within 10s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+pub struct Receivers {
+    pub hook: TestReceiver,
+    pub slack: TestReceiver,
+    pub pagerduty: TestReceiver,
+    pub billing: TestReceiver,
+    pub platform: TestReceiver,
+}
+
+impl Receivers {
+    pub async fn start() -> Result<Self, BoxError> {
+        Ok(Self {
+            hook: TestReceiver::start().await?,
+            slack: TestReceiver::start().await?,
+            pagerduty: TestReceiver::start().await?,
+            billing: TestReceiver::start().await?,
+            platform: TestReceiver::start().await?,
+        })
+    }
+
+    pub fn config_toml(&self) -> String {
+        format!(
+            r#"
+[routing]
+default_team = "platform"
+dashboard_url = "http://bellwether.example.internal"
+retry_initial = "20ms"
+retry_max = "100ms"
+
+[[routing.services]]
+match = "checkout*"
+team = "payments"
+
+[[routing.code]]
+path = "src/billing/**"
+team = "billing"
+
+[[teams]]
+name = "payments"
+receivers = ["payments-hook", "payments-slack", "payments-pd"]
+
+[[teams]]
+name = "billing"
+receivers = ["billing-hook"]
+
+[[teams]]
+name = "platform"
+receivers = ["platform-hook"]
+
+[[receivers]]
+name = "payments-hook"
+type = "webhook"
+url = "{hook}/bellwether"
+secret_env = "PAYMENTS_HOOK_SECRET"
+deploys = true
+
+[[receivers]]
+name = "payments-slack"
+type = "slack"
+url_env = "PAYMENTS_SLACK_URL"
+
+[[receivers]]
+name = "payments-pd"
+type = "pagerduty"
+url = "{pd}"
+routing_key_env = "PAYMENTS_PD_KEY"
+deploys = true
+
+[[receivers]]
+name = "billing-hook"
+type = "webhook"
+url = "{billing}/hook"
+
+[[receivers]]
+name = "platform-hook"
+type = "webhook"
+url = "{platform}/hook"
+"#,
+            hook = self.hook.url(),
+            pd = self.pagerduty.url(),
+            billing = self.billing.url(),
+            platform = self.platform.url(),
+        )
+    }
+
+    pub fn alerting(&self) -> Result<Alerting, BoxError> {
+        let text = self.config_toml();
+        let file = bellwether_collector::config::parse_file(Path::new("test.toml"), &text)?;
+        let slack = format!("{}/services/T000/B000/XXXX", self.slack.url());
+        let env = move |name: &str| match name {
+            "PAYMENTS_HOOK_SECRET" => Some(SECRET.to_owned()),
+            "PAYMENTS_SLACK_URL" => Some(slack.clone()),
+            "PAYMENTS_PD_KEY" => Some(PD_KEY.to_owned()),
+            _ => None,
+        };
+        Ok(load(&file, Some(&text), None, &env)?)
+    }
+
+    pub fn others_silent(&self) -> bool {
+        self.billing.all().is_empty() && self.platform.all().is_empty()
+    }
+}
+
+/// Engine + running deliverer over `<dir>`; [`Harness::stop`] releases the store.
+pub struct Harness {
+    pub engine: AlertEngine,
+    pub outbox: Outbox,
+    stop: watch::Sender<bool>,
+    deliverer: JoinHandle<Result<(), bellwether_collector::store::StoreError>>,
+}
+
+impl Harness {
+    pub fn open(dir: &Path, alerting: &Alerting) -> Result<Self, BoxError> {
+        let store = Arc::new(SledAlertStore::open(dir)?);
+        let outbox = Outbox::new(store.clone());
+        let engine = AlertEngine::open(
+            alerting.config.clone(),
+            alerting.receivers.clone(),
+            store,
+            outbox.clone(),
+        )?;
+        let deliverer = outbox.deliverer(
+            alerting.receivers.clone(),
+            alerting.config.delivery,
+            HttpTransport::new(),
+        );
+        let (stop, mut stopped) = watch::channel(false);
+        let deliverer = tokio::spawn(deliverer.run(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }));
+        Ok(Self {
+            engine,
+            outbox,
+            stop,
+            deliverer,
+        })
+    }
+
+    /// Stops delivery and drops every handle on the store.
+    pub async fn stop(self) -> TestResult {
+        let _ = self.stop.send(true);
+        self.deliverer.await??;
+        drop(self.engine);
+        drop(self.outbox);
+        Ok(())
+    }
+
+    /// Waits until nothing is pending and returns the counters.
+    pub async fn settled(
+        &self,
+    ) -> Result<bellwether_collector::notify::outbox::OutboxCounters, BoxError> {
+        let outbox = self.outbox.clone();
+        wait_for(|| {
+            let view = outbox.view().ok()?;
+            view.pending.is_empty().then_some(view.counters)
+        })
+        .await
+    }
+}
+
+pub fn deployment(service: &str, version: &str, started_at_unix_ms: i64) -> Deployment {
+    Deployment {
+        release: ReleaseKey::new(service, "production", version),
+        started_at_unix_ms,
+        commit: Some("0123abcd".into()),
+        deploy_id: Some(format!("deploy-{version}")),
+        pipeline_url: None,
+        notes: None,
+        team: None,
+        source: Source::Recorded,
+    }
+}
+
+pub fn unhealthy(deployment: Deployment, at_unix_ms: i64) -> ReleaseVerdict {
+    ReleaseVerdict {
+        deployment,
+        health: Health::Unhealthy,
+        error_spike: true,
+        evidence: vec![EvidenceLine {
+            kind: "error_rate".into(),
+            summary: "error ratio 4.1% vs 0.3% in the baseline (13×)".into(),
+        }],
+        new_issues: Vec::new(),
+        latency_regression: None,
+        at_unix_ms,
+    }
+}
+
+pub fn healthy(deployment: Deployment, at_unix_ms: i64) -> ReleaseVerdict {
+    ReleaseVerdict {
+        deployment,
+        health: Health::Healthy,
+        error_spike: false,
+        evidence: Vec::new(),
+        new_issues: Vec::new(),
+        latency_regression: None,
+        at_unix_ms,
+    }
+}
+
+pub fn new_issue(fingerprint: &str, path: &str) -> NewIssue {
+    NewIssue {
+        fingerprint: fingerprint.into(),
+        title: format!("InvoiceError: total mismatch for <num> ({fingerprint})"),
+        code: CodeLocation {
+            path: Some(path.into()),
+            module: None,
+        },
+        count: 12,
+        sample: Some("InvoiceError: total mismatch for 1234".into()),
+    }
+}
+
+pub fn map_of<K: Ord, V>(pairs: impl IntoIterator<Item = (K, V)>) -> BTreeMap<K, V> {
+    pairs.into_iter().collect()
+}

@@ -1,0 +1,767 @@
+//! Alert routing end to end: a real `bellwether serve` judges releases from raw OTLP
+//! traffic and notifies real HTTP receivers on loopback (webhook, Slack, PagerDuty), routed
+//! by service and code rules, delivered through the durable outbox.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use bellwether_e2e::detection::{
+    export_logs, log_record, now_ms, record_deployment, release_resource, SEVERITY_ERROR,
+    SEVERITY_INFO,
+};
+use bellwether_e2e::receiver::{Receiver, Recorded};
+use bellwether_e2e::{clean_command, eventually, Collector, Supervised};
+use bellwether_proto::otlp::common::{any_value, AnyValue, KeyValue};
+use bellwether_proto::otlp::logs::LogRecord;
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+const SERVICE: &str = "checkout";
+const ENV: &str = "prod";
+const HOOK_SECRET: &str = "e2e-payments-hook-secret";
+const PD_KEY: &str = "e2e-payments-routing-key";
+/// Long enough for a release to turn unhealthy and its notification to arrive.
+const ALERT_TIMEOUT: Duration = Duration::from_secs(25);
+/// How long nothing more may arrive for a count to be "exactly".
+const QUIET: Duration = Duration::from_secs(3);
+
+/// Every team's receivers, each a real HTTP server.
+struct Receivers {
+    payments_hook: Receiver,
+    payments_slack: Receiver,
+    payments_pd: Receiver,
+    search_hook: Receiver,
+    billing_hook: Receiver,
+    platform_hook: Receiver,
+}
+
+impl Receivers {
+    async fn start() -> Result<Self> {
+        Ok(Self {
+            payments_hook: Receiver::start().await?,
+            payments_slack: Receiver::start().await?,
+            payments_pd: Receiver::start().await?,
+            search_hook: Receiver::start().await?,
+            billing_hook: Receiver::start().await?,
+            platform_hook: Receiver::start().await?,
+        })
+    }
+
+    fn config(&self, group_window: &str) -> String {
+        format!(
+            r#"
+[detection]
+evaluation_interval = "250ms"
+min_duration = "2s"
+baseline_window = "10m"
+
+[routing]
+default_team = "platform"
+group_window = "{group_window}"
+retry_initial = "200ms"
+retry_max = "1s"
+dashboard_url = "http://bellwether.test:8480"
+
+[[routing.services]]
+match = "checkout*"
+team = "payments"
+
+[[routing.services]]
+match = "search*"
+team = "search"
+
+[[routing.code]]
+path = "src/billing/**"
+team = "billing"
+
+[[teams]]
+name = "payments"
+receivers = ["payments-hook", "payments-slack", "payments-pd"]
+
+[[teams]]
+name = "search"
+receivers = ["search-hook"]
+
+[[teams]]
+name = "billing"
+receivers = ["billing-hook"]
+
+[[teams]]
+name = "platform"
+receivers = ["platform-hook"]
+
+[[receivers]]
+name = "payments-hook"
+type = "webhook"
+url = "{payments_hook}"
+secret_env = "PAYMENTS_HOOK_SECRET"
+
+[[receivers]]
+name = "payments-slack"
+type = "slack"
+url = "{payments_slack}"
+
+[[receivers]]
+name = "payments-pd"
+type = "pagerduty"
+url = "{payments_pd}"
+routing_key_env = "PAYMENTS_PD_KEY"
+
+[[receivers]]
+name = "search-hook"
+type = "webhook"
+url = "{search_hook}"
+
+[[receivers]]
+name = "billing-hook"
+type = "webhook"
+url = "{billing_hook}"
+
+[[receivers]]
+name = "platform-hook"
+type = "webhook"
+url = "{platform_hook}"
+"#,
+            payments_hook = self.payments_hook.url("/hooks/payments"),
+            payments_slack = self.payments_slack.url("/services/T0/B0/xyz"),
+            payments_pd = self.payments_pd.url(""),
+            search_hook = self.search_hook.url("/hooks/search"),
+            billing_hook = self.billing_hook.url("/hooks/billing"),
+            platform_hook = self.platform_hook.url("/hooks/platform"),
+        )
+    }
+}
+
+/// `bellwether serve --config` on free ports with the receivers' secrets in its
+/// environment; the config file is written next to `data_dir`.
+fn start_collector(data_dir: &Path, config: &str) -> Result<Collector> {
+    let config_path = data_dir.with_extension("toml");
+    std::fs::write(&config_path, config)?;
+    let mut cmd = clean_command("bellwether")?;
+    cmd.env("PAYMENTS_HOOK_SECRET", HOOK_SECRET)
+        .env("PAYMENTS_PD_KEY", PD_KEY)
+        .arg("serve")
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--otlp-grpc-addr", "127.0.0.1:0"])
+        .args(["--otlp-http-addr", "127.0.0.1:0"])
+        .args(["--http-addr", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let mut process = Supervised::spawn(cmd)?;
+    let found = process.wait_for_listeners(&["otlp-grpc", "otlp-http", "http"])?;
+    Ok(Collector {
+        otlp_grpc: found["otlp-grpc"],
+        otlp_http: found["otlp-http"],
+        http: found["http"],
+        process,
+    })
+}
+
+fn string_attribute(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.to_owned())),
+        }),
+        ..KeyValue::default()
+    }
+}
+
+/// v1 deployed 30 min ago with 20 000 log records over the 5 minutes before `deploy_ms`,
+/// 0.1 % of them `TimeoutError`s; `version` recorded as deployed at `deploy_ms`.
+async fn baseline_then_deploy(collector: &Collector, deploy_ms: i64, version: &str) -> Result<()> {
+    record_deployment(collector, SERVICE, ENV, "1", deploy_ms - 30 * 60_000).await?;
+    let records = (0..20_000i64)
+        .map(|i| {
+            let at = deploy_ms - 300_000 + i * 14;
+            if i % 1_000 == 0 {
+                log_record(
+                    "upstream timeout",
+                    SEVERITY_ERROR,
+                    Some(("TimeoutError", "upstream timed out")),
+                    at,
+                )
+            } else {
+                log_record("order placed", SEVERITY_INFO, None, at)
+            }
+        })
+        .collect();
+    let resource = release_resource(SERVICE, "1", ENV, "checkout-1-a");
+    export_logs(&collector.grpc_url(), &resource, records).await?;
+    record_deployment(collector, SERVICE, ENV, version, deploy_ms).await
+}
+
+/// Traffic of `version` from two instances, timestamped now: per instance 2 000 records,
+/// the first `timeouts` baseline-like errors, then `new_errors` made by `new_error`.
+async fn release_traffic(
+    collector: &Collector,
+    version: &str,
+    timeouts: usize,
+    new_errors: usize,
+    new_error: &dyn Fn(i64) -> LogRecord,
+) -> Result<()> {
+    for instance in ["a", "b"] {
+        let now = now_ms();
+        let records = (0..2_000)
+            .map(|i| {
+                if i < timeouts {
+                    log_record(
+                        "upstream timeout",
+                        SEVERITY_ERROR,
+                        Some(("TimeoutError", "upstream timed out")),
+                        now,
+                    )
+                } else if i < timeouts + new_errors {
+                    new_error(now)
+                } else {
+                    log_record("order placed", SEVERITY_INFO, None, now)
+                }
+            })
+            .collect();
+        let resource = release_resource(
+            SERVICE,
+            version,
+            ENV,
+            &format!("checkout-{version}-{instance}"),
+        );
+        export_logs(&collector.grpc_url(), &resource, records).await?;
+    }
+    Ok(())
+}
+
+fn declined(now: i64) -> LogRecord {
+    log_record(
+        "payment failed",
+        SEVERITY_ERROR,
+        Some(("PaymentDeclinedError", "card 4242 declined by issuer")),
+        now,
+    )
+}
+
+/// A Python `KeyError` raised in `src/billing/tax.py`, called from `src/api/orders.py`.
+fn billing_key_error(now: i64) -> LogRecord {
+    let mut record = log_record(
+        "tax lookup failed",
+        SEVERITY_ERROR,
+        Some(("KeyError", "'atlantis'")),
+        now,
+    );
+    record.attributes.push(string_attribute(
+        "exception.stacktrace",
+        "Traceback (most recent call last):\n  \
+         File \"/app/src/api/orders.py\", line 40, in create_order\n    \
+         total = invoice.total(order)\n  \
+         File \"/app/src/billing/tax.py\", line 12, in apply_tax\n    \
+         return amount * rates[region]\n\
+         KeyError: 'atlantis'",
+    ));
+    record
+}
+
+/// A bad release 2: 1 % `TimeoutError` (10× the baseline) and 0.5 % of a new exception.
+async fn bad_release(collector: &Collector) -> Result<()> {
+    baseline_then_deploy(collector, now_ms(), "2").await?;
+    release_traffic(collector, "2", 20, 10, &declined).await
+}
+
+async fn alerts(collector: &Collector, query: &str) -> Result<Vec<Value>> {
+    let body = collector.get(&format!("/api/v1/alerts{query}")).await?;
+    Ok(body["alerts"].as_array().cloned().unwrap_or_default())
+}
+
+/// Recomputes `bellwether-signature: t=<secs>,v1=<hex>` over `<secs>.<raw body>`.
+fn verify_signature(request: &Recorded, secret: &str) -> Result<()> {
+    let header = request
+        .header("bellwether-signature")
+        .context("no bellwether-signature header")?;
+    let mut timestamp = None;
+    let mut signature = None;
+    for part in header.split(',') {
+        match part.split_once('=') {
+            Some(("t", t)) => timestamp = Some(t.to_owned()),
+            Some(("v1", v)) => signature = Some(hex::decode(v)?),
+            _ => {}
+        }
+    }
+    let (timestamp, signature) = (timestamp.context("no t=")?, signature.context("no v1=")?);
+    let age = now_ms() / 1000 - timestamp.parse::<i64>()?;
+    ensure!((-60..300).contains(&age), "signature timestamp {age}s old");
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())?;
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(&request.body);
+    mac.verify_slice(&signature)
+        .context("signature does not verify")?;
+    // A different body must not verify with the same header.
+    let mut tampered = Hmac::<Sha256>::new_from_slice(secret.as_bytes())?;
+    tampered.update(format!("{timestamp}.{{}}").as_bytes());
+    ensure!(tampered.verify_slice(&signature).is_err());
+    Ok(())
+}
+
+fn kinds(notification: &Value) -> BTreeSet<String> {
+    notification["alerts"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|a| a["kind"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn dedup_keys(notification: &Value) -> BTreeSet<String> {
+    notification["alerts"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|a| a["dedup_key"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits `QUIET`, then checks the receiver got exactly `count` requests in all.
+async fn stays_at(receiver: &Receiver, count: usize, what: &str) -> Result<()> {
+    tokio::time::sleep(QUIET).await;
+    let seen: Vec<(String, u16, Value)> = receiver
+        .requests()
+        .iter()
+        .map(|r| (r.path.clone(), r.status, r.json()))
+        .collect();
+    ensure!(
+        seen.len() == count,
+        "{what}: expected {count}, got {seen:#?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_bad_release_pages_its_owning_team_once_on_every_receiver() -> Result<()> {
+    let started = Instant::now();
+    let receivers = Receivers::start().await?;
+    let dir = tempfile::tempdir()?;
+    let collector = start_collector(&dir.path().join("data"), &receivers.config("3s"))?;
+    bad_release(&collector).await?;
+
+    let hook = receivers
+        .payments_hook
+        .wait_accepted(1, ALERT_TIMEOUT)
+        .await?;
+    let slack = receivers
+        .payments_slack
+        .wait_accepted(1, ALERT_TIMEOUT)
+        .await?;
+    // PagerDuty takes one event per alert: one trigger for each alert in the group.
+    let alert_count = hook[0].json()["alerts"].as_array().map_or(0, Vec::len);
+    let pd = receivers
+        .payments_pd
+        .wait_accepted(alert_count, ALERT_TIMEOUT)
+        .await?;
+    let fired_after = started.elapsed();
+
+    // The webhook: one signed, grouped notification (schema v1).
+    let request = &hook[0];
+    assert_eq!(request.method, "POST");
+    assert_eq!(request.path, "/hooks/payments");
+    assert_eq!(request.header("content-type"), Some("application/json"));
+    verify_signature(request, HOOK_SECRET)?;
+    let body = request.json();
+    assert_eq!(body["schema"], "bellwether.webhook.v1", "{body:#}");
+    assert_eq!(body["type"], "alert");
+    assert_eq!(body["status"], "firing");
+    assert_eq!(body["repeat"], false);
+    assert_eq!(body["team"], "payments");
+    assert_eq!(body["service"], SERVICE);
+    assert_eq!(body["environment"], ENV);
+    assert_eq!(body["release"]["version"], "2");
+    assert_eq!(
+        request.header("bellwether-notification-id"),
+        body["id"].as_str()
+    );
+    assert_eq!(
+        body["dashboard_url"],
+        "http://bellwether.test:8480/releases/checkout/2?environment=prod"
+    );
+    assert_eq!(
+        kinds(&body),
+        BTreeSet::from(["error_spike".to_owned(), "new_issue".to_owned()]),
+        "the spike and the new exception go out as one notification: {body:#}"
+    );
+    assert!(
+        body["alerts"]
+            .as_array()
+            .is_some_and(|a| a.iter().all(|a| a["routed_by"]
+                .as_str()
+                .is_some_and(|r| r.contains("checkout*")))),
+        "{body:#}"
+    );
+    assert!(
+        body["evidence"].as_array().is_some_and(|e| !e.is_empty()),
+        "{body:#}"
+    );
+    // The spike is summed up by the regression, not by the first figure listed.
+    let spike = body["alerts"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["kind"] == "error_spike"))
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        spike["summary"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("error spike: severe error rate regression")),
+        "{spike:#}"
+    );
+
+    // Slack: text fallback and blocks.
+    let slack = slack[0].json();
+    assert!(
+        slack["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("checkout 2 in prod")),
+        "{slack:#}"
+    );
+    assert!(
+        slack["blocks"].as_array().is_some_and(|b| !b.is_empty()),
+        "{slack:#}"
+    );
+
+    // PagerDuty: Events API v2 triggers, deduplicated by the alerts' keys.
+    let mut pd_keys = BTreeSet::new();
+    for event in &pd {
+        assert_eq!(event.path, "/v2/enqueue");
+        let event = event.json();
+        assert_eq!(event["event_action"], "trigger", "{event:#}");
+        assert_eq!(event["routing_key"], PD_KEY);
+        assert!(event["payload"]["summary"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("checkout 2 in prod")));
+        pd_keys.insert(event["dedup_key"].as_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(pd_keys, dedup_keys(&body));
+    assert!(
+        pd_keys.contains("checkout/prod/2/error_spike"),
+        "{pd_keys:?}"
+    );
+
+    // Exactly once, and nobody else hears of it.
+    stays_at(&receivers.payments_hook, 1, "payments webhook").await?;
+    assert_eq!(receivers.payments_slack.requests().len(), 1);
+    assert_eq!(receivers.payments_pd.requests().len(), alert_count);
+    for (other, name) in [
+        (&receivers.search_hook, "search"),
+        (&receivers.billing_hook, "billing"),
+        (&receivers.platform_hook, "platform"),
+    ] {
+        assert!(
+            other.requests().is_empty(),
+            "{name} got {:?}",
+            other.requests()
+        );
+    }
+    let listed = alerts(&collector, "?team=payments&state=firing").await?;
+    assert_eq!(listed.len(), alert_count, "{listed:#?}");
+    let search = alerts(&collector, "?team=search").await?;
+    assert!(search.is_empty(), "{search:#?}");
+    eprintln!(
+        "fired after {fired_after:?}, test took {:?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_new_error_in_billing_code_goes_to_billing_by_the_code_rule() -> Result<()> {
+    let started = Instant::now();
+    let receivers = Receivers::start().await?;
+    let dir = tempfile::tempdir()?;
+    let collector = start_collector(&dir.path().join("data"), &receivers.config("1s"))?;
+    baseline_then_deploy(&collector, now_ms(), "2").await?;
+    release_traffic(&collector, "2", 2, 20, &billing_key_error).await?;
+
+    let hook = receivers
+        .billing_hook
+        .wait_accepted(1, ALERT_TIMEOUT)
+        .await?;
+    let fired_after = started.elapsed();
+    let body = hook[0].json();
+    assert_eq!(body["team"], "billing", "{body:#}");
+    assert_eq!(body["service"], SERVICE);
+    assert_eq!(kinds(&body), BTreeSet::from(["new_issue".to_owned()]));
+    let alert = &body["alerts"][0];
+    let routed_by = alert["routed_by"].as_str().unwrap_or_default();
+    assert!(
+        routed_by.contains("src/billing/**") && routed_by.contains("routing.code[0]"),
+        "{body:#}"
+    );
+    assert!(alert["summary"]
+        .as_str()
+        .is_some_and(|s| s.contains("KeyError")));
+    assert!(
+        alert["evidence"]
+            .to_string()
+            .contains("/app/src/billing/tax.py"),
+        "{body:#}"
+    );
+    // The webhook of billing has no secret: no signature.
+    assert_eq!(hook[0].header("bellwether-signature"), None);
+
+    let listed = alerts(&collector, "?team=billing").await?;
+    assert_eq!(listed.len(), 1, "{listed:#?}");
+    assert_eq!(listed[0]["kind"], "new_issue");
+    assert!(listed[0]["fingerprint"].is_string(), "{listed:#?}");
+    // Whatever the release-level verdict paged, no payments alert is about this issue.
+    let payments = alerts(&collector, "?team=payments").await?;
+    assert!(
+        payments.iter().all(|a| a["kind"] != "new_issue"),
+        "{payments:#?}"
+    );
+    assert!(receivers.search_hook.requests().is_empty());
+    eprintln!(
+        "fired after {fired_after:?}, test took {:?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+/// The accepted requests, checking they all carry one notification id.
+fn one_notification(requests: &[Recorded]) -> Result<String> {
+    let ids: BTreeSet<&str> = requests
+        .iter()
+        .filter_map(|r| r.header("bellwether-notification-id"))
+        .collect();
+    match ids.into_iter().collect::<Vec<_>>().as_slice() {
+        [id] => Ok((*id).to_owned()),
+        other => bail!("expected one notification id, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_failing_receiver_gets_the_notification_once_it_recovers() -> Result<()> {
+    let started = Instant::now();
+    let receivers = Receivers::start().await?;
+    receivers.payments_hook.fail_next(3);
+    let dir = tempfile::tempdir()?;
+    let collector = start_collector(&dir.path().join("data"), &receivers.config("1s"))?;
+    bad_release(&collector).await?;
+
+    receivers
+        .payments_hook
+        .wait_accepted(1, ALERT_TIMEOUT)
+        .await?;
+    let took = started.elapsed();
+    stays_at(&receivers.payments_hook, 4, "payments webhook").await?;
+    let requests = receivers.payments_hook.requests();
+    let statuses: Vec<u16> = requests.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [500, 500, 500, 200]);
+    one_notification(&requests)?;
+    for request in &requests {
+        verify_signature(request, HOOK_SECRET)?;
+    }
+    assert_eq!(requests[3].json()["status"], "firing");
+
+    let outbox = collector.get("/api/v1/outbox").await?;
+    assert!(
+        outbox["counters"]["retries"].as_u64() >= Some(3),
+        "{outbox:#}"
+    );
+    assert_eq!(outbox["counters"]["given_up"], 0, "{outbox:#}");
+    assert!(
+        outbox["pending"].as_array().is_some_and(Vec::is_empty),
+        "{outbox:#}"
+    );
+    eprintln!(
+        "delivered after {took:?}, test took {:?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_notification_pending_at_a_crash_is_delivered_once_after_restart() -> Result<()> {
+    let started = Instant::now();
+    let receivers = Receivers::start().await?;
+    receivers.payments_hook.fail_next(usize::MAX);
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let config = receivers.config("1s");
+    let collector = start_collector(&data, &config)?;
+    bad_release(&collector).await?;
+
+    // Fired, tried and failed at least twice; the other receivers are done with it.
+    receivers
+        .payments_hook
+        .wait_requests(2, ALERT_TIMEOUT)
+        .await?;
+    receivers
+        .payments_slack
+        .wait_accepted(1, ALERT_TIMEOUT)
+        .await?;
+    let outbox = eventually(Duration::from_secs(10), || async {
+        let outbox = collector.get("/api/v1/outbox").await?;
+        let pending: Vec<&str> = outbox["pending"]
+            .as_array()
+            .map(|p| p.iter().filter_map(|e| e["receiver"].as_str()).collect())
+            .unwrap_or_default();
+        Ok((pending == ["payments-hook"]).then_some(outbox))
+    })
+    .await?;
+    assert!(
+        outbox["pending"][0]["attempts"].as_u64() >= Some(1),
+        "{outbox:#}"
+    );
+    let pd_before = receivers.payments_pd.accepted().len();
+    assert!(pd_before >= 1);
+    let before_kill = receivers.payments_hook.requests();
+    assert!(before_kill.iter().all(|r| r.status == 500));
+    let id = one_notification(&before_kill)?;
+
+    // SIGKILL (Supervised's drop), then the same data dir again while the hook still fails.
+    drop(collector);
+    receivers.payments_hook.fail_next(2);
+    let failed_before_restart = receivers.payments_hook.requests().len();
+    let collector = start_collector(&data, &config)?;
+
+    let accepted = receivers
+        .payments_hook
+        .wait_accepted(1, ALERT_TIMEOUT)
+        .await?;
+    let took = started.elapsed();
+    let total = receivers.payments_hook.requests().len();
+    assert_eq!(
+        total,
+        failed_before_restart + 3,
+        "two more failures, then the delivery"
+    );
+    stays_at(&receivers.payments_hook, total, "payments webhook").await?;
+    assert_eq!(accepted.len(), 1);
+    assert_eq!(
+        accepted[0].header("bellwether-notification-id"),
+        Some(id.as_str())
+    );
+    verify_signature(&accepted[0], HOOK_SECRET)?;
+    let body = accepted[0].json();
+    assert_eq!(body["status"], "firing", "{body:#}");
+    assert_eq!(body["release"]["version"], "2");
+    // Nothing was sent twice to the receivers that had it before the crash.
+    assert_eq!(receivers.payments_slack.requests().len(), 1);
+    assert_eq!(receivers.payments_pd.requests().len(), pd_before);
+    let listed = alerts(&collector, "?team=payments").await?;
+    assert!(
+        listed
+            .iter()
+            .all(|a| a["state"] == "firing" && a["release"]["version"] == "2"),
+        "{listed:#?}"
+    );
+    eprintln!(
+        "delivered after {took:?}, test took {:?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_healthy_next_release_resolves_the_alert_on_every_receiver() -> Result<()> {
+    let started = Instant::now();
+    let receivers = Receivers::start().await?;
+    let dir = tempfile::tempdir()?;
+    let collector = start_collector(&dir.path().join("data"), &receivers.config("1s"))?;
+    bad_release(&collector).await?;
+
+    let hook = receivers
+        .payments_hook
+        .wait_accepted(1, ALERT_TIMEOUT)
+        .await?;
+    let triggered = dedup_keys(&hook[0].json());
+    receivers
+        .payments_slack
+        .wait_accepted(1, ALERT_TIMEOUT)
+        .await?;
+    receivers
+        .payments_pd
+        .wait_accepted(triggered.len(), ALERT_TIMEOUT)
+        .await?;
+    let fired_after = started.elapsed();
+
+    // Roll forward: 3 deployed now, with baseline-like traffic.
+    record_deployment(&collector, SERVICE, ENV, "3", now_ms()).await?;
+    release_traffic(&collector, "3", 2, 0, &declined).await?;
+
+    let resolved = eventually(ALERT_TIMEOUT, || async {
+        let listed = alerts(&collector, "?service=checkout").await?;
+        let done = !listed.is_empty() && listed.iter().all(|a| a["state"] == "resolved");
+        Ok(done.then_some(listed))
+    })
+    .await?;
+    for alert in &resolved {
+        assert_eq!(alert["resolution"], "superseded by 3", "{alert:#}");
+        assert_eq!(alert["release"]["version"], "2", "{alert:#}");
+    }
+
+    let hook = receivers
+        .payments_hook
+        .wait_accepted(2, ALERT_TIMEOUT)
+        .await?;
+    let slack = receivers
+        .payments_slack
+        .wait_accepted(2, ALERT_TIMEOUT)
+        .await?;
+    let pd = receivers
+        .payments_pd
+        .wait_accepted(2 * triggered.len(), ALERT_TIMEOUT)
+        .await?;
+    let resolved_after = started.elapsed();
+
+    let resolve = hook[1].json();
+    verify_signature(&hook[1], HOOK_SECRET)?;
+    assert_eq!(resolve["status"], "resolved", "{resolve:#}");
+    assert_eq!(resolve["release"]["version"], "2");
+    assert_eq!(dedup_keys(&resolve), triggered);
+    assert!(resolve["resolved_at"].is_string(), "{resolve:#}");
+    assert!(
+        resolve["alerts"]
+            .as_array()
+            .is_some_and(|a| a.iter().all(|a| a["resolution"] == "superseded by 3")),
+        "{resolve:#}"
+    );
+    let slack = slack[1].json();
+    assert!(
+        slack["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("[RESOLVED] checkout 2 in prod")),
+        "{slack:#}"
+    );
+    let resolves: BTreeSet<String> = pd[triggered.len()..]
+        .iter()
+        .map(|r| {
+            let event = r.json();
+            assert_eq!(event["event_action"], "resolve", "{event:#}");
+            event["dedup_key"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect();
+    assert_eq!(resolves, triggered);
+
+    // The resolve went only where the trigger went, once.
+    stays_at(&receivers.payments_hook, 2, "payments webhook").await?;
+    assert_eq!(receivers.payments_slack.requests().len(), 2);
+    assert_eq!(receivers.payments_pd.requests().len(), 2 * triggered.len());
+    for other in [
+        &receivers.search_hook,
+        &receivers.billing_hook,
+        &receivers.platform_hook,
+    ] {
+        assert!(other.requests().is_empty(), "{:?}", other.requests());
+    }
+    eprintln!(
+        "fired after {fired_after:?}, resolved after {resolved_after:?}, test took {:?}",
+        started.elapsed()
+    );
+    Ok(())
+}
