@@ -4,10 +4,12 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 
 use crate::config::{parse_duration, Config, Listen, ListenAddrs};
 use crate::identity::{Identity, IdentityFlags};
+use crate::sources::exec::ExecConfig;
+use crate::sources::files::{discover, StartAt};
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -22,6 +24,7 @@ BELLWETHER_* variable, then OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES, then t
 pub struct Cli {
     /// Collector OTLP/gRPC endpoint
     #[arg(
+        global = true,
         long,
         env = "BELLWETHER_COLLECTOR",
         value_name = "URL",
@@ -31,6 +34,7 @@ pub struct Cli {
 
     /// OTLP/gRPC receiver address, or `off`
     #[arg(
+        global = true,
         long,
         env = "BELLWETHER_OTLP_GRPC_ADDR",
         value_name = "ADDR",
@@ -40,6 +44,7 @@ pub struct Cli {
 
     /// OTLP/HTTP receiver address, or `off`
     #[arg(
+        global = true,
         long,
         env = "BELLWETHER_OTLP_HTTP_ADDR",
         value_name = "ADDR",
@@ -49,6 +54,7 @@ pub struct Cli {
 
     /// Admin endpoint (/healthz, /stats) address, or `off`
     #[arg(
+        global = true,
         long,
         env = "BELLWETHER_ADMIN_ADDR",
         value_name = "ADDR",
@@ -56,9 +62,10 @@ pub struct Cli {
     )]
     pub admin_addr: Listen,
 
-    /// Data directory, created at start-up. Reserved for the durable queue, which is not
-    /// implemented yet: queued data is held in memory until then
+    /// Data directory, created at start-up; holds the durable queue (`queue/`), whose
+    /// batches survive restarts and crashes and are delivered first after a start
     #[arg(
+        global = true,
         long,
         env = "BELLWETHER_DATA_DIR",
         value_name = "DIR",
@@ -67,43 +74,51 @@ pub struct Cli {
     pub data_dir: PathBuf,
 
     /// Service name (service.name)
-    #[arg(long, env = "BELLWETHER_SERVICE", value_name = "S")]
+    #[arg(global = true, long, env = "BELLWETHER_SERVICE", value_name = "S")]
     pub service: Option<String>,
 
     /// Release version (service.version)
-    #[arg(long, env = "BELLWETHER_VERSION", value_name = "V")]
+    #[arg(global = true, long, env = "BELLWETHER_VERSION", value_name = "V")]
     pub version: Option<String>,
 
     /// Environment (deployment.environment.name); default `unknown`
-    #[arg(long, env = "BELLWETHER_ENVIRONMENT", value_name = "E")]
+    #[arg(global = true, long, env = "BELLWETHER_ENVIRONMENT", value_name = "E")]
     pub environment: Option<String>,
 
     /// Instance id (service.instance.id); default POD_NAME, HOSTNAME, /etc/hostname, random
-    #[arg(long, env = "BELLWETHER_INSTANCE_ID", value_name = "I")]
+    #[arg(global = true, long, env = "BELLWETHER_INSTANCE_ID", value_name = "I")]
     pub instance_id: Option<String>,
 
     /// Commit sha (vcs.ref.head.revision)
-    #[arg(long, env = "BELLWETHER_COMMIT", value_name = "C")]
+    #[arg(global = true, long, env = "BELLWETHER_COMMIT", value_name = "C")]
     pub commit: Option<String>,
 
     /// Deploy id from the pipeline (deployment.id)
-    #[arg(long, env = "BELLWETHER_DEPLOY_ID", value_name = "D")]
+    #[arg(global = true, long, env = "BELLWETHER_DEPLOY_ID", value_name = "D")]
     pub deploy_id: Option<String>,
 
     /// Owning team (bellwether.team)
-    #[arg(long, env = "BELLWETHER_TEAM", value_name = "T")]
+    #[arg(global = true, long, env = "BELLWETHER_TEAM", value_name = "T")]
     pub team: Option<String>,
 
     /// KEY=VALUE file with identity values (BELLWETHER_* or attribute names as keys)
-    #[arg(long, env = "BELLWETHER_RELEASE_FILE", value_name = "PATH")]
+    #[arg(
+        global = true,
+        long,
+        env = "BELLWETHER_RELEASE_FILE",
+        value_name = "PATH"
+    )]
     pub release_file: Option<PathBuf>,
 
     /// Read log lines from standard input; exit after flushing when it ends
-    #[arg(long, env = "BELLWETHER_STDIN")]
+    #[arg(global = true, long, env = "BELLWETHER_STDIN")]
     pub stdin: bool,
 
-    /// Tail files matching GLOB (not supported yet: start-up fails if given)
+    /// Tail files matching GLOB (repeatable; the variable takes a comma-separated list).
+    /// New matching files are found within a second; rotation by rename and by
+    /// copytruncate is followed; positions are kept in the data directory
     #[arg(
+        global = true,
         long = "file",
         env = "BELLWETHER_FILE",
         value_name = "GLOB",
@@ -111,8 +126,25 @@ pub struct Cli {
     )]
     pub files: Vec<String>,
 
+    /// Where to start a file that has no saved position and exists at start-up:
+    /// `beginning` or `end`. Files that appear later are always read from their start
+    #[arg(
+        global = true,
+        long,
+        env = "BELLWETHER_FILE_START_AT",
+        value_name = "WHERE",
+        default_value = "beginning"
+    )]
+    pub file_start_at: StartAt,
+
+    /// A multi-line record (a log line and the stack trace under it) is complete once no
+    /// line followed for this long
+    #[arg(global = true, long, env = "BELLWETHER_MULTILINE_TIMEOUT", value_name = "DUR", default_value = "1s", value_parser = parse_duration)]
+    pub multiline_timeout: Duration,
+
     /// Most records in one export batch
     #[arg(
+        global = true,
         long,
         env = "BELLWETHER_BATCH_MAX_RECORDS",
         value_name = "N",
@@ -121,20 +153,49 @@ pub struct Cli {
     pub batch_max_records: NonZeroUsize,
 
     /// Longest a record waits for its batch to fill (e.g. 500ms, 1s)
-    #[arg(long, env = "BELLWETHER_BATCH_TIMEOUT", value_name = "DUR", default_value = "1s", value_parser = parse_duration)]
+    #[arg(global = true, long, env = "BELLWETHER_BATCH_TIMEOUT", value_name = "DUR", default_value = "1s", value_parser = parse_duration)]
     pub batch_timeout: Duration,
 
-    /// Longest shutdown may spend delivering queued data before giving up (exit 1)
-    #[arg(long, env = "BELLWETHER_FLUSH_TIMEOUT", value_name = "DUR", default_value = "30s", value_parser = parse_duration)]
+    /// Longest shutdown may spend delivering queued data; what is left stays queued in
+    /// the data directory for the next start (exit 0)
+    #[arg(global = true, long, env = "BELLWETHER_FLUSH_TIMEOUT", value_name = "DUR", default_value = "30s", value_parser = parse_duration)]
     pub flush_timeout: Duration,
+
+    /// Bound of the durable queue (e.g. 65536, 64KiB, 256MiB). When full, stdin waits and
+    /// OTLP requests wait up to 10 s, then get RESOURCE_EXHAUSTED / 429
+    #[arg(global = true, long, env = "BELLWETHER_QUEUE_MAX_BYTES", value_name = "SIZE", default_value = "256MiB", value_parser = crate::queue::parse_byte_size)]
+    pub queue_max_bytes: u64,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands; without one the agent runs its receivers (and `--stdin`, `--file`).
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Run CMD as a child process and ship its stdout and stderr as logs; the agent
+    /// forwards SIGTERM / SIGINT to it and exits with its exit code
+    /// (`bellwether-agent run --service checkout -- java -jar app.jar`)
+    Run(RunArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Do not copy the child's output to the agent's own stdout / stderr
+    #[arg(long, env = "BELLWETHER_NO_PASSTHROUGH")]
+    pub no_passthrough: bool,
+
+    /// The command and its arguments, after `--`
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CliError {
-    #[error(
-        "file tailing is not supported yet: remove --file / BELLWETHER_FILE (use --stdin or OTLP)"
-    )]
-    FileTailingUnsupported,
+    #[error("invalid --file / BELLWETHER_FILE: {0}")]
+    InvalidGlob(String),
+    #[error("--stdin cannot be combined with `run`: the child reads standard input")]
+    StdinWithRun,
 }
 
 impl Cli {
@@ -161,15 +222,33 @@ impl Cli {
 
     /// Checks what cannot be expressed in clap and builds the run configuration.
     pub fn config(&self, identity: Identity) -> Result<Config, CliError> {
-        if !self.files.is_empty() {
-            return Err(CliError::FileTailingUnsupported);
-        }
+        discover::validate(&self.files).map_err(CliError::InvalidGlob)?;
         let mut config = Config::new(identity);
+        config.multiline.timeout = self.multiline_timeout;
+        config.files.globs = self.files.clone();
+        config.files.start_at = self.file_start_at;
+        config.files.multiline = config.multiline;
+        if let Some(Command::Run(run)) = &self.command {
+            if self.stdin {
+                return Err(CliError::StdinWithRun);
+            }
+            let (program, args) = match run.command.split_first() {
+                Some((program, args)) => (program.clone(), args.to_vec()),
+                None => (String::new(), Vec::new()),
+            };
+            config.exec = Some(ExecConfig {
+                program,
+                args,
+                passthrough: !run.no_passthrough,
+                multiline: config.multiline,
+            });
+        }
         config.collector = self.collector.clone();
         config.data_dir = self.data_dir.clone();
         config.batch.max_records = self.batch_max_records.get();
         config.batch.timeout = self.batch_timeout;
         config.flush_timeout = self.flush_timeout;
+        config.queue_max_bytes = self.queue_max_bytes;
         Ok(config)
     }
 }
@@ -220,13 +299,68 @@ mod tests {
     }
 
     #[test]
-    fn file_flag_is_refused_at_start_up() {
+    fn file_globs_from_flags_and_variable_list() {
+        let cli = Cli::try_parse_from([
+            "bellwether-agent",
+            "--file",
+            "/var/log/a/*.log",
+            "--file",
+            "/var/log/b.log,/var/log/c.log",
+            "--file-start-at",
+            "end",
+            "--multiline-timeout",
+            "250ms",
+        ])
+        .expect("parses");
+        let config = cli.config(identity()).expect("valid");
+        assert_eq!(
+            config.files.globs,
+            ["/var/log/a/*.log", "/var/log/b.log", "/var/log/c.log"]
+        );
+        assert_eq!(config.files.start_at, StartAt::End);
+        assert_eq!(config.files.multiline.timeout, Duration::from_millis(250));
+        assert_eq!(config.multiline.timeout, Duration::from_millis(250));
+        assert!(config.exec.is_none());
+
         let cli =
-            Cli::try_parse_from(["bellwether-agent", "--file", "/var/log/*.log"]).expect("parses");
-        let err = cli.config(identity()).expect_err("unsupported");
-        assert!(err
-            .to_string()
-            .contains("file tailing is not supported yet"));
+            Cli::try_parse_from(["bellwether-agent", "--file", "/var/log/["]).expect("parses");
+        let err = cli.config(identity()).expect_err("bad glob");
+        assert!(err.to_string().contains("--file"), "{err}");
+    }
+
+    #[test]
+    fn run_subcommand_keeps_flags_before_and_after_it() {
+        let cli = Cli::try_parse_from([
+            "bellwether-agent",
+            "--service",
+            "checkout",
+            "run",
+            "--version",
+            "2",
+            "--no-passthrough",
+            "--",
+            "sh",
+            "-c",
+            "echo --stdin; exit 3",
+        ])
+        .expect("parses");
+        assert_eq!(cli.identity_flags().service.as_deref(), Some("checkout"));
+        assert_eq!(cli.identity_flags().version.as_deref(), Some("2"));
+        assert!(!cli.stdin, "arguments after -- belong to the child");
+        let exec = cli.config(identity()).expect("valid").exec.expect("exec");
+        assert_eq!(exec.program, "sh");
+        assert_eq!(exec.args, ["-c", "echo --stdin; exit 3"]);
+        assert!(!exec.passthrough);
+
+        let flat = Cli::try_parse_from(["bellwether-agent", "--stdin"]).expect("flat flags");
+        assert!(flat.stdin && flat.command.is_none());
+        assert!(
+            Cli::try_parse_from(["bellwether-agent", "run"]).is_err(),
+            "CMD required"
+        );
+        let both = Cli::try_parse_from(["bellwether-agent", "--stdin", "run", "--", "true"])
+            .expect("parses");
+        assert_eq!(both.config(identity()).err(), Some(CliError::StdinWithRun));
     }
 
     #[test]

@@ -9,7 +9,10 @@ use tokio::net::TcpListener;
 
 use crate::export::RetryPolicy;
 use crate::identity::Identity;
+use crate::parse::MultilineConfig;
 use crate::pipeline::BatchConfig;
+use crate::sources::exec::ExecConfig;
+use crate::sources::files::FilesConfig;
 
 /// Everything [`run`](crate::run) needs besides its sockets and input.
 #[derive(Debug, Clone)]
@@ -17,7 +20,7 @@ pub struct Config {
     pub identity: Identity,
     /// Collector OTLP/gRPC endpoint, e.g. `http://127.0.0.1:4317`.
     pub collector: String,
-    /// Created at start-up; reserved for the durable queue.
+    /// Created at start-up; holds the durable queue.
     pub data_dir: PathBuf,
     pub batch: BatchConfig,
     /// How long shutdown may take to deliver what is queued.
@@ -27,6 +30,14 @@ pub struct Config {
     pub export_timeout: Duration,
     /// Capacity of the source → pipeline channel, in source messages.
     pub queue_capacity: usize,
+    /// Bound of the durable queue in `data_dir`, in encoded bytes.
+    pub queue_max_bytes: u64,
+    /// Multi-line joining of standard input (files and the child's output carry their own).
+    pub multiline: MultilineConfig,
+    /// File tailing; off when it has no globs.
+    pub files: FilesConfig,
+    /// The child run by `bellwether-agent run`.
+    pub exec: Option<ExecConfig>,
 }
 
 impl Config {
@@ -38,12 +49,17 @@ impl Config {
             data_dir: PathBuf::from("./bellwether-agent-data"),
             batch: BatchConfig {
                 max_records: 512,
+                max_bytes: crate::pipeline::DEFAULT_BATCH_MAX_BYTES,
                 timeout: Duration::from_secs(1),
             },
             flush_timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
             export_timeout: Duration::from_secs(10),
             queue_capacity: 1024,
+            queue_max_bytes: crate::queue::DEFAULT_MAX_BYTES,
+            multiline: MultilineConfig::default(),
+            files: FilesConfig::default(),
+            exec: None,
         }
     }
 }

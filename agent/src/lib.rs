@@ -4,27 +4,32 @@
 //! # Layout
 //!
 //! ```text
-//! sources ──Telemetry──▶ pipeline (tag + batch) ──Batch──▶ export ──OTLP/gRPC──▶ collector
-//!  otlp_grpc            bounded channel            bounded     retry, backoff,
-//!  otlp_http            = back-pressure            channel     batch ids
-//!  stdin ─ parse
+//! sources ──Telemetry──▶ pipeline (tag + batch) ──▶ queue ──▶ export ──OTLP/gRPC──▶ collector
+//!  otlp_grpc   submit() returns once     durable, sled   in order, retry, backoff,
+//!  otlp_http   the data is flushed       in data dir,    delete after the collector
+//!  stdin ─ parse  to the queue           byte-bounded    accepted it
+//!  files ─ parse
+//!  exec ── parse  (parse: lines → multi-line join → JSON / logfmt / plain records)
 //! ```
 //!
 //! - [`identity`]: resolves the release identity (flags, `BELLWETHER_*`, `OTEL_*`,
 //!   release file) from an environment map passed in by `main`.
-//! - [`sources`]: OTLP/gRPC and OTLP/HTTP receivers, and standard input, whose lines
-//!   [`parse`] turns into log records. A source acknowledges data once it is enqueued.
+//! - [`sources`]: OTLP/gRPC and OTLP/HTTP receivers, and the line sources (standard
+//!   input, tailed files, the stdout / stderr of a wrapped command), whose lines
+//!   [`parse`] joins into multi-line records and turns into log records. A source acknowledges data once it is durably
+//!   queued (`submit` returned).
 //! - [`pipeline`]: one task that stamps the identity onto every resource
-//!   ([`pipeline::tagger`]) and groups records into batches by count and age.
-//! - [`export`]: sends batches with gzip and a `bellwether-batch-id`, retrying transient
-//!   failures with exponential backoff and jitter.
-//! - [`stats`] counters, served by [`admin`] on `/healthz` and `/stats`.
+//!   ([`pipeline::tagger`]), cuts batches by record count and encoded size, and appends
+//!   them to the queue, acknowledging submissions appended together at once.
+//! - [`queue`]: the durable, byte-bounded queue in the data directory; batch ids are
+//!   fixed when a batch is queued, so re-sends after a restart are recognised.
+//! - [`export`]: sends queued batches with gzip and their `bellwether-batch-id`, retrying
+//!   transient failures with exponential backoff and jitter.
+//! - [`stats`] counters, served by [`admin`] on `/healthz`, `/readyz`, `/metrics` and
+//!   `/stats`.
 //! - [`run()`] wires it all together and owns the shutdown sequence: stop receivers,
-//!   drain the pipeline, flush to the collector within the flush timeout.
-//!
-//! Queued data lives in memory for now; a durable queue in the data directory, and file
-//! tailing as another source, slot in between the pipeline and the exporter and beside
-//! the other sources respectively.
+//!   drain the pipeline into the queue, deliver within the flush timeout, keep the rest
+//!   queued for the next start.
 
 #![forbid(unsafe_code)]
 
@@ -36,6 +41,7 @@ pub mod identity;
 pub mod otlp;
 pub mod parse;
 pub mod pipeline;
+pub mod queue;
 mod run;
 pub mod sources;
 pub mod stats;

@@ -62,6 +62,10 @@ async fn start(cli: Cli, env: EnvMap) -> anyhow::Result<ExitCode> {
         .stdin
         .then(|| Box::new(tokio::io::stdin()) as bellwether_agent::Input);
     let report = bellwether_agent::run(config, listeners, stdin, shutdown_signal()).await?;
+    if let Some(code) = report.exit_code {
+        // `bellwether-agent run`: exit as the child did.
+        return Ok(ExitCode::from(code));
+    }
     Ok(if report.lost > 0 {
         ExitCode::FAILURE
     } else {

@@ -6,20 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncRead;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::config::{Config, Listeners};
 use crate::export::{run_exporter, GrpcTransport, InvalidCollectorUrl};
-use crate::identity::random_hex_id;
-use crate::pipeline::{self, BatchIds, PipelineSender, Tagger};
+use crate::pipeline::{self, PipelineSender, Tagger};
+use crate::queue::{Queue, QueueError};
 use crate::sources;
 use crate::stats::{Stats, StatsSnapshot};
-
-/// Batches waiting for the exporter; small, since the pipeline channel before it is the
-/// real buffer.
-const BATCH_QUEUE: usize = 4;
 
 /// Standard input (or a stand-in, in tests) to read log lines from.
 pub type Input = Box<dyn AsyncRead + Send + Unpin>;
@@ -33,14 +29,22 @@ pub enum RunError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
+    Exec(#[from] sources::exec::ExecError),
 }
 
 /// How a run ended.
 #[derive(Debug, Clone)]
 pub struct RunReport {
-    /// Records accepted but neither delivered nor dropped for a counted reason by the
-    /// time the flush timeout ran out.
+    /// Records that are unaccounted for: neither delivered, dropped for a counted reason,
+    /// nor still queued. Zero unless the queue's storage failed.
     pub lost: u64,
+    /// Records left in the durable queue (delivered after the next start).
+    pub queued: u64,
+    /// Exit code of the child run by `bellwether-agent run` (128 + signal when killed).
+    pub exit_code: Option<u8>,
     pub stats: StatsSnapshot,
 }
 
@@ -52,8 +56,9 @@ enum Stop {
 }
 
 /// Runs the agent until `shutdown` resolves or, when `stdin` is given, until it ends;
-/// then stops the receivers, drains the pipeline and flushes every batch to the
-/// collector within `config.flush_timeout`.
+/// then stops the receivers, drains the pipeline into the queue and delivers what it
+/// can within `config.flush_timeout`. What is left stays in the queue in
+/// `config.data_dir`, and is delivered first by the next run.
 pub async fn run(
     config: Config,
     listeners: Listeners,
@@ -68,19 +73,37 @@ pub async fn run(
         })?;
     let transport = GrpcTransport::new(&config.collector, config.export_timeout)?;
     let stats = Arc::new(Stats::default());
-    let boot_id = random_hex_id();
+    let (queue, recovered) = {
+        let (data_dir, instance_id) =
+            (config.data_dir.clone(), config.identity.instance_id.clone());
+        let (max_bytes, stats) = (config.queue_max_bytes, stats.clone());
+        tokio::task::spawn_blocking(move || Queue::open(&data_dir, &instance_id, max_bytes, stats))
+            .await
+            .map_err(|e| QueueError::Storage(sled::Error::ReportableBug(e.to_string())))??
+    };
+    stats
+        .queue_max_bytes
+        .store(config.queue_max_bytes, Ordering::Relaxed);
     info!(
         service = %config.identity.service,
         version = %config.identity.version,
         environment = %config.identity.environment,
         instance_id = %config.identity.instance_id,
-        boot_id = %boot_id,
         collector = %config.collector,
+        queued_batches = recovered.batches,
+        queued_records = recovered.records,
         "starting"
     );
+    if recovered.corrupt_entries > 0 || recovered.reset {
+        error!(
+            corrupt_entries = recovered.corrupt_entries,
+            reset = recovered.reset,
+            "queue was damaged: damaged data was set aside, the rest is delivered"
+        );
+    }
 
-    let (sender, telemetry_rx) = pipeline::channel(config.queue_capacity, stats.clone());
-    let (batch_tx, batch_rx) = mpsc::channel(BATCH_QUEUE);
+    let (sender, telemetry_rx) =
+        pipeline::channel(config.queue_capacity, queue.clone(), stats.clone());
     let (give_up_tx, give_up_rx) = watch::channel(false);
     let (stop_tx, stop_rx) = watch::channel(false);
 
@@ -88,11 +111,10 @@ pub async fn run(
         telemetry_rx,
         Tagger::new(&config.identity),
         config.batch,
-        BatchIds::new(&config.identity.instance_id, &boot_id),
-        batch_tx,
+        queue.clone(),
     ));
     let mut exporter_task = tokio::spawn(run_exporter(
-        batch_rx,
+        queue.clone(),
         transport,
         config.retry,
         stats.clone(),
@@ -135,8 +157,26 @@ pub async fn run(
     });
     let mut stdin_task = stdin.map(|input| {
         info!("reading log lines from standard input");
-        tokio::spawn(sources::stdin::run(input, sender.clone(), stop_rx.clone()))
+        tokio::spawn(sources::stdin::run_with(
+            input,
+            sender.clone(),
+            stop_rx.clone(),
+            config.multiline,
+        ))
     });
+    if !config.files.globs.is_empty() {
+        receivers.push(sources::files::spawn(
+            config.files.clone(),
+            config.data_dir.clone(),
+            sender.clone(),
+            stop_rx.clone(),
+            stats.clone(),
+        ));
+    }
+    let exec = match config.exec.clone() {
+        Some(exec) => Some(sources::exec::spawn(exec, sender.clone(), stop_rx.clone())?),
+        None => None,
+    };
 
     let stop = tokio::select! {
         () = shutdown => Stop::Signal,
@@ -152,7 +192,13 @@ pub async fn run(
                 None => std::future::pending().await,
             }
         } => Stop::EndOfInput,
+        code = sources::exec::finished(exec.as_ref()) => {
+            info!(code, "child process exited");
+            Stop::EndOfInput
+        }
     };
+    let exit_code = exec.as_ref().map(|e| e.exit_code.clone());
+    receivers.extend(exec.map(|e| e.task));
     if stop == Stop::EndOfInput {
         stdin_task = None;
     }
@@ -170,39 +216,61 @@ pub async fn run(
         .await
         .is_err()
     {
-        warn!("flush timeout reached, giving up on undelivered data");
+        warn!("flush timeout reached, keeping undelivered data queued for the next start");
         let _ = give_up_tx.send(true);
-        // Giving up makes the exporter discard what is left; it cannot take long, but a
-        // stuck receiver could keep the pipeline open, so bound the wait anyway.
-        if tokio::time::timeout(Duration::from_secs(2), &mut exporter_task)
-            .await
-            .is_err()
-        {
-            pipeline_task.abort();
-            exporter_task.abort();
+        // The exporter stops at once when told to; a stuck receiver could keep the
+        // pipeline open, so bound the wait anyway.
+        // A task the drain already awaited to completion must not be polled again.
+        for task in [&mut exporter_task, &mut pipeline_task] {
+            if !task.is_finished()
+                && tokio::time::timeout(Duration::from_secs(2), &mut *task)
+                    .await
+                    .is_err()
+            {
+                task.abort();
+            }
         }
     }
+    let flusher = queue.clone();
+    match tokio::task::spawn_blocking(move || flusher.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => error!(error = %e, "cannot flush the queue"),
+        Err(e) => error!(error = %e, "cannot flush the queue"),
+    }
 
-    let lost = lost_records(&stats);
-    stats.dropped_shutdown.store(lost, Ordering::Relaxed);
+    let (queued_batches, queued, _) = queue.len();
+    let lost = lost_records(&stats, recovered.records, queued);
     let _ = admin_stop_tx.send(true);
     if let Some(admin) = admin {
         let _ = tokio::time::timeout(Duration::from_secs(2), admin).await;
     }
     let snapshot = stats.snapshot();
+    if queued > 0 {
+        warn!(
+            records = queued,
+            batches = queued_batches,
+            data_dir = %config.data_dir.display(),
+            "records remain queued, they are delivered after the next start"
+        );
+    }
     if lost > 0 {
-        error!(lost, "records lost: not delivered before the flush timeout");
+        error!(
+            lost,
+            "records unaccounted for: accepted but neither delivered nor queued"
+        );
     }
     info!(
         exported_log_records = snapshot.exported.log_records,
         exported_spans = snapshot.exported.spans,
         dropped_non_retryable = snapshot.dropped.non_retryable,
         dropped_rejected = snapshot.dropped.rejected_by_collector,
-        lost,
+        queued,
         "stopped"
     );
     Ok(RunReport {
         lost,
+        queued,
+        exit_code: exit_code.and_then(|rx| *rx.borrow()),
         stats: snapshot,
     })
 }
@@ -232,18 +300,18 @@ async fn drain(
     let _ = exporter_task.await;
 }
 
-/// Accepted records that were neither exported nor dropped for a counted reason.
-fn lost_records(stats: &Stats) -> u64 {
+/// Records accepted (this run, or queued by an earlier one) that were neither exported,
+/// dropped for a counted reason, nor are still queued.
+fn lost_records(stats: &Stats, recovered: u64, queued: u64) -> u64 {
     let s = stats.snapshot();
-    let received = [s.received.otlp_grpc, s.received.otlp_http, s.received.stdin]
-        .iter()
-        .map(|r| r.log_records + r.spans)
-        .sum::<u64>();
+    let received = stats.received_records();
     let accounted = s.exported.log_records
         + s.exported.spans
         + s.dropped.non_retryable
-        + s.dropped.rejected_by_collector;
-    received.saturating_sub(accounted)
+        + s.dropped.rejected_by_collector
+        + s.dropped.corrupt
+        + queued;
+    (received + recovered).saturating_sub(accounted)
 }
 
 fn spawn_server(

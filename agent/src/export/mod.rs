@@ -1,6 +1,8 @@
-//! The exporter: ships batches to the collector one at a time, retrying transient
-//! failures with backoff until they succeed, the failure proves permanent, or shutdown's
-//! flush deadline passes.
+//! The exporter: reads batches from the durable queue in order and ships them to the
+//! collector one at a time, retrying transient failures with backoff. A batch leaves the
+//! queue only once the collector accepted it, or refused it with a non-retryable status
+//! (then it is dropped and counted). When shutdown's flush deadline passes, the exporter
+//! stops and whatever is left stays queued for the next start.
 //!
 //! - [`grpc`]: the OTLP/gRPC [`Transport`] (gzip, `bellwether-batch-id` metadata).
 //! - [`retry`]: error classification and backoff.
@@ -9,17 +11,23 @@ pub mod grpc;
 pub mod retry;
 
 use std::future::Future;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tonic::Status;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 pub use grpc::{GrpcTransport, InvalidCollectorUrl};
 pub use retry::{Backoff, Class, RetryPolicy};
 
 use crate::pipeline::{Batch, Payload};
+use crate::queue::{now_unix_ms, Queue, Read};
 use crate::stats::{DropReason, Stats};
+
+/// Pause before retrying after the queue's storage failed to read or delete.
+const STORAGE_RETRY: Duration = Duration::from_secs(1);
 
 /// What the collector said about an accepted batch.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -34,21 +42,71 @@ pub trait Transport: Send + 'static {
     fn export(&mut self, batch: &Batch) -> impl Future<Output = Result<Accepted, Status>> + Send;
 }
 
-/// Exports batches until the channel closes. When `give_up` turns true (shutdown's flush
-/// deadline), the batch in flight and all still queued are counted as lost.
+/// How one batch's delivery ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Accepted by the collector (possibly with some records rejected).
+    Delivered,
+    /// Refused as non-retryable: dropped and counted.
+    Dropped,
+    /// `give_up` turned true first; the batch stays queued.
+    GaveUp,
+}
+
+/// Exports queued batches, oldest first, until the queue's input is closed and nothing
+/// is left, or until `give_up` turns true (shutdown's flush deadline).
 pub async fn run_exporter<T: Transport>(
-    mut batches: mpsc::Receiver<Batch>,
+    queue: Queue,
     mut transport: T,
     policy: RetryPolicy,
     stats: Arc<Stats>,
     mut give_up: watch::Receiver<bool>,
 ) {
-    while let Some(batch) = batches.recv().await {
-        if *give_up.borrow() {
-            lose(&stats, &batch);
-            continue;
+    let mut cursor = None;
+    loop {
+        let more = tokio::select! {
+            more = queue.wait_for_more(cursor) => more,
+            () = crate::signalled(&mut give_up) => return,
+        };
+        if !more {
+            return;
         }
-        deliver(&mut transport, &batch, policy, &stats, &mut give_up).await;
+        let Some(seq) = queue.next_after(cursor) else {
+            continue;
+        };
+        let queued = match queue.read(seq) {
+            Ok(Read::Batch(queued)) => queued,
+            Ok(Read::Corrupt | Read::Gone) => {
+                cursor = Some(seq);
+                continue;
+            }
+            Err(e) => {
+                error!(seq, error = %e, "cannot read the queue, retrying");
+                if pause(STORAGE_RETRY, &mut give_up).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        match deliver(&mut transport, &queued.batch, policy, &stats, &mut give_up).await {
+            Outcome::GaveUp => return,
+            Outcome::Delivered | Outcome::Dropped => {
+                if let Err(e) = queue.remove(seq) {
+                    // Left in place, it is re-sent after a restart and the collector
+                    // ignores its known batch id.
+                    error!(seq, error = %e, "cannot delete a delivered batch from the queue");
+                }
+                cursor = Some(seq);
+            }
+        }
+    }
+}
+
+/// Sleeps unless told to give up first; returns whether it was.
+async fn pause(delay: Duration, give_up: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(delay) => false,
+        () = crate::signalled(give_up) => true,
     }
 }
 
@@ -58,21 +116,20 @@ async fn deliver<T: Transport>(
     policy: RetryPolicy,
     stats: &Stats,
     give_up: &mut watch::Receiver<bool>,
-) {
+) -> Outcome {
     let mut backoff = Backoff::new(policy);
     let mut attempt: u32 = 1;
     loop {
+        let started = Instant::now();
         let result = tokio::select! {
             result = transport.export(batch) => result,
-            () = crate::signalled(give_up) => {
-                lose(stats, batch);
-                return;
-            }
+            () = crate::signalled(give_up) => return Outcome::GaveUp,
         };
+        stats.export_duration.observe(started.elapsed());
         let status = match result {
             Ok(accepted) => {
                 record_success(stats, batch, &accepted);
-                return;
+                return Outcome::Delivered;
             }
             Err(status) => status,
         };
@@ -88,7 +145,7 @@ async fn deliver<T: Transport>(
                 );
                 stats.dropped(DropReason::NonRetryable, batch.records as u64);
                 Stats::incr(&stats.batches_dropped);
-                return;
+                return Outcome::Dropped;
             }
             Class::Retryable => backoff.next_delay(jitter),
             Class::Throttled(hint) => backoff.throttled_delay(hint, jitter),
@@ -103,12 +160,8 @@ async fn deliver<T: Transport>(
             "export failed, retrying"
         );
         attempt = attempt.saturating_add(1);
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = crate::signalled(give_up) => {
-                lose(stats, batch);
-                return;
-            }
+        if pause(delay, give_up).await {
+            return Outcome::GaveUp;
         }
     }
 }
@@ -130,12 +183,10 @@ fn record_success(stats: &Stats, batch: &Batch, accepted: &Accepted) {
         stats.dropped(DropReason::RejectedByCollector, rejected);
     }
     Stats::incr(&stats.batches_exported);
+    stats
+        .last_export_unix_ms
+        .store(now_unix_ms(), Ordering::Relaxed);
     debug!(batch_id = %batch.id, kind = batch.payload.kind(), records = batch.records, "batch exported");
-}
-
-fn lose(stats: &Stats, batch: &Batch) {
-    stats.dropped(DropReason::Shutdown, batch.records as u64);
-    Stats::incr(&stats.batches_dropped);
 }
 
 #[cfg(test)]

@@ -2,10 +2,12 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use bellwether_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
 use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
 use tokio::time::Instant;
 
 use super::*;
+use crate::queue::Queue;
 
 /// Scripted transport: answers from a queue and records when and with which id it was
 /// called.
@@ -39,33 +41,55 @@ impl Transport for Scripted {
     }
 }
 
-fn batch(id: &str, records: usize) -> Batch {
-    Batch {
-        id: id.to_owned(),
-        records,
-        payload: Payload::Logs(ExportLogsServiceRequest::default()),
-    }
+fn logs(records: usize) -> (Payload, usize) {
+    let payload = Payload::Logs(ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord::default(); records],
+                ..ScopeLogs::default()
+            }],
+            ..ResourceLogs::default()
+        }],
+    });
+    (payload, records)
 }
 
-async fn export_all(
-    transport: Scripted,
-    batches: Vec<Batch>,
-) -> (Arc<Stats>, watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+struct Run {
+    stats: Arc<Stats>,
+    queue: Queue,
+    give_up: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+/// Queues batches of the given sizes (ids `<instance>:<queue>:0`, `:1`, ...), closes the
+/// queue's input and starts the exporter on them.
+async fn export_all(transport: Scripted, sizes: &[usize]) -> Run {
+    let dir = tempfile::tempdir().expect("tempdir");
     let stats = Arc::new(Stats::default());
-    let (tx, rx) = mpsc::channel(16);
-    for b in batches {
-        tx.send(b).await.expect("queued");
-    }
-    drop(tx);
-    let (give_up_tx, give_up) = watch::channel(false);
+    let (queue, _) = Queue::open(dir.path(), "x", 1 << 20, stats.clone()).expect("opens");
+    let batches: Vec<(Payload, usize)> = sizes.iter().map(|n| logs(*n)).collect();
+    queue.append(&batches).expect("appends");
+    queue.close_input();
+    let (give_up, give_up_rx) = watch::channel(false);
     let task = tokio::spawn(run_exporter(
-        rx,
+        queue.clone(),
         transport,
         RetryPolicy::default(),
         stats.clone(),
-        give_up,
+        give_up_rx,
     ));
-    (stats, give_up_tx, task)
+    Run {
+        stats,
+        queue,
+        give_up,
+        task,
+        _dir: dir,
+    }
+}
+
+fn seq_of(id: &str) -> &str {
+    id.rsplit(':').next().unwrap_or_default()
 }
 
 #[tokio::test(start_paused = true)]
@@ -77,12 +101,14 @@ async fn retries_with_backoff_and_the_same_batch_id() {
         Ok(Accepted::default()),
     ]);
     let start = Instant::now();
-    let (stats, _give_up, task) = export_all(transport.clone(), vec![batch("a:b:7", 3)]).await;
-    task.await.expect("exporter ends");
+    let run = export_all(transport.clone(), &[3]).await;
+    run.task.await.expect("exporter ends");
+    let stats = run.stats;
 
     let calls = transport.calls();
     assert_eq!(calls.len(), 4);
-    assert!(calls.iter().all(|(id, _)| id == "a:b:7"));
+    assert!(calls.iter().all(|(id, _)| *id == calls[0].0));
+    assert!(run.queue.is_empty(), "delivered batch leaves the queue");
     // 100ms, 200ms, 400ms, each plus at most 25% jitter.
     let gaps: Vec<Duration> = calls.windows(2).map(|w| w[1].1 - w[0].1).collect();
     for (gap, base) in gaps.iter().zip([100u64, 200, 400]) {
@@ -105,12 +131,16 @@ async fn non_retryable_is_dropped_once_and_counted() {
         Err(Status::invalid_argument("bad")),
         Ok(Accepted::default()),
     ]);
-    let (stats, _give_up, task) =
-        export_all(transport.clone(), vec![batch("x:0", 5), batch("x:1", 2)]).await;
-    task.await.expect("exporter ends");
+    let run = export_all(transport.clone(), &[5, 2]).await;
+    run.task.await.expect("exporter ends");
     let ids: Vec<String> = transport.calls().into_iter().map(|(id, _)| id).collect();
-    assert_eq!(ids, ["x:0", "x:1"]);
-    let s = stats.snapshot();
+    let seqs: Vec<&str> = ids.iter().map(|id| seq_of(id)).collect();
+    assert_eq!(seqs, ["0", "1"]);
+    assert!(
+        run.queue.is_empty(),
+        "the refused batch is dropped from the queue"
+    );
+    let s = run.stats.snapshot();
     assert_eq!(s.dropped.non_retryable, 5);
     assert_eq!(s.exported.log_records, 2);
     assert_eq!(s.retries, 0);
@@ -124,8 +154,8 @@ async fn throttling_honours_the_hint() {
         tonic::metadata::MetadataValue::from_static("5"),
     );
     let transport = Scripted::new(vec![Err(throttled), Ok(Accepted::default())]);
-    let (_stats, _give_up, task) = export_all(transport.clone(), vec![batch("t:0", 1)]).await;
-    task.await.expect("exporter ends");
+    let run = export_all(transport.clone(), &[1]).await;
+    run.task.await.expect("exporter ends");
     let calls = transport.calls();
     assert_eq!(calls[1].1 - calls[0].1, Duration::from_secs(5));
 }
@@ -136,25 +166,30 @@ async fn partial_success_counts_rejected_records() {
         rejected: 2,
         message: "too old".into(),
     })]);
-    let (stats, _give_up, task) = export_all(transport, vec![batch("p:0", 10)]).await;
-    task.await.expect("exporter ends");
-    let s = stats.snapshot();
+    let run = export_all(transport, &[10]).await;
+    run.task.await.expect("exporter ends");
+    let s = run.stats.snapshot();
     assert_eq!(s.exported.log_records, 8);
     assert_eq!(s.dropped.rejected_by_collector, 2);
 }
 
 #[tokio::test(start_paused = true)]
-async fn keeps_retrying_until_told_to_give_up() {
+async fn keeps_retrying_until_told_to_give_up_and_keeps_the_batches() {
     let transport = Scripted::new(Vec::new());
-    let (stats, give_up, task) =
-        export_all(transport.clone(), vec![batch("g:0", 4), batch("g:1", 6)]).await;
+    let run = export_all(transport.clone(), &[4, 6]).await;
     // Far longer than any single backoff: the batch must still be in flight, not dropped.
     tokio::time::sleep(Duration::from_secs(120)).await;
-    assert!(!task.is_finished());
+    assert!(!run.task.is_finished());
     assert!(transport.calls().len() > 10);
-    assert_eq!(stats.snapshot().exported.log_records, 0);
-    give_up.send(true).expect("exporter listening");
-    task.await.expect("exporter ends after giving up");
-    assert!(transport.calls().iter().all(|(id, _)| id == "g:0"));
-    assert_eq!(stats.snapshot().batches.dropped, 2);
+    assert_eq!(run.stats.snapshot().exported.log_records, 0);
+    run.give_up.send(true).expect("exporter listening");
+    run.task.await.expect("exporter ends after giving up");
+    assert!(transport.calls().iter().all(|(id, _)| seq_of(id) == "0"));
+    let s = run.stats.snapshot();
+    assert_eq!(s.batches.dropped, 0);
+    assert_eq!(s.dropped.shutdown, 0);
+    assert_eq!(run.queue.len().1, 10, "both batches stay queued");
+    assert!(s.retries > 10);
+    let (_, _, attempts) = run.stats.export_duration.snapshot();
+    assert_eq!(attempts, transport.calls().len() as u64);
 }

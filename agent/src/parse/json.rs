@@ -22,7 +22,7 @@ pub(super) fn parse(line: &str, record: &mut LogRecord) -> bool {
         return false;
     };
 
-    let body = take_first(&mut object, &BODY_KEYS, |v| Some(v.clone()));
+    let body = BODY_KEYS.iter().find_map(|key| object.remove(*key));
     record.body = Some(match body {
         Some(serde_json::Value::String(text)) => AnyValue {
             value: Some(Value::StringValue(text)),

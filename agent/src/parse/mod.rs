@@ -2,15 +2,25 @@
 //!
 //! - JSON object lines ([`json`]): fields become attributes (nested objects flattened with
 //!   dots); body, severity, time and trace/span ids come from their conventional fields.
+//!   A `stack` / `stack_trace` / `stacktrace` / `exception` field (also nested, e.g.
+//!   `err.stack`) holding a trace becomes `exception.*` ([`exception`]).
+//! - logfmt lines ([`logfmt`]): `level=error msg="x y" key=val`, pairs become attributes.
 //! - Anything else is plain text: the line is the body, and a leading severity word
 //!   (optionally after a leading timestamp) sets the severity.
+//! - [`multiline`]: a stream's lines go through the stack-trace joiner first, so a log
+//!   line and the trace under it become one record with `exception.*` attributes.
 //!
 //! Parsing never fails and never panics: invalid UTF-8 is replaced, over-long lines are
 //! cut to [`MAX_LINE_BYTES`] and marked with `bellwether.truncated = true`.
 
+pub mod exception;
 mod json;
+pub mod logfmt;
+pub mod multiline;
 pub mod severity;
 pub mod time;
+
+pub use multiline::{LineAssembler, LineCounts, MultilineConfig};
 
 use bellwether_proto::otlp::common::any_value::Value;
 use bellwether_proto::otlp::logs::LogRecord;
@@ -49,6 +59,12 @@ pub fn parse_line_with_limit(
         line.truncate(cut);
         truncated = true;
     }
+    parse_text(line, truncated, now_unix_nanos)
+}
+
+/// Parses one line already in text form (no newline, within the length limit);
+/// `truncated` marks it as cut. Returns `None` for blank lines.
+pub fn parse_text(line: String, truncated: bool, now_unix_nanos: u64) -> Option<LogRecord> {
     if line.trim().is_empty() {
         return None;
     }
@@ -57,8 +73,16 @@ pub fn parse_line_with_limit(
         observed_time_unix_nano: now_unix_nanos,
         ..LogRecord::default()
     };
-    let structured =
-        !truncated && line.trim_start().starts_with('{') && json::parse(&line, &mut record);
+    let structured = !truncated
+        && if line.trim_start().starts_with('{') {
+            let json = json::parse(&line, &mut record);
+            if json {
+                exception::from_attributes(&mut record);
+            }
+            json
+        } else {
+            line.contains('=') && logfmt::parse(&line, &mut record)
+        };
     if !structured {
         plain_text(&line, &mut record);
         record.body = Some(string_value(line));
@@ -81,6 +105,14 @@ fn plain_text(line: &str, record: &mut LogRecord) {
         return;
     };
     let unbracketed = first.trim_start_matches('[').trim_end_matches(']');
+    // Go's `log` package writes `2026/11/26 19:08:25.281625`.
+    let dashed;
+    let unbracketed = if unbracketed.len() == 10 && unbracketed.as_bytes().get(4) == Some(&b'/') {
+        dashed = unbracketed.replace('/', "-");
+        dashed.as_str()
+    } else {
+        unbracketed
+    };
     let candidate = if let Some(time) = time::parse_rfc3339(unbracketed) {
         record.time_unix_nano = time;
         tokens.next()

@@ -1,16 +1,17 @@
-//! Batches: accumulation by record count and age, splitting of oversized inputs, and the
-//! ids that let the collector recognise a re-sent batch.
+//! Batches: grouping by record count and encoded size, splitting oversized inputs at
+//! record granularity.
 
 use bellwether_proto::otlp::logs::{ResourceLogs, ScopeLogs};
 use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
 use bellwether_proto::otlp::trace::{ResourceSpans, ScopeSpans};
 use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
-use tokio::time::Instant;
+use prost::Message;
 
 /// One export unit, ready for the wire.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
-    /// `<instance-id>:<boot-id>:<sequence>`; a retry re-sends the same id.
+    /// `<instance-id>:<queue-id>:<sequence>`, fixed when the batch is queued; every
+    /// re-send, after a restart too, carries the same id.
     pub id: String,
     /// Log records plus spans in the payload.
     pub records: usize,
@@ -32,45 +33,8 @@ impl Payload {
     }
 }
 
-/// Hands out batch ids. The sequence restarts with each process; the random boot id keeps
-/// ids of different runs apart.
-#[derive(Debug)]
-pub struct BatchIds {
-    prefix: String,
-    next: u64,
-}
-
-/// Longest instance id kept in a batch id, so the id stays well under 256 bytes.
-const MAX_INSTANCE_ID_IN_BATCH_ID: usize = 200;
-
-impl BatchIds {
-    pub fn new(instance_id: &str, boot_id: &str) -> Self {
-        // gRPC metadata values must be visible ASCII.
-        let sanitize = |s: &str, max: usize| -> String {
-            s.chars()
-                .take(max)
-                .map(|c| if c.is_ascii_graphic() { c } else { '_' })
-                .collect()
-        };
-        Self {
-            prefix: format!(
-                "{}:{}",
-                sanitize(instance_id, MAX_INSTANCE_ID_IN_BATCH_ID),
-                sanitize(boot_id, 32)
-            ),
-            next: 0,
-        }
-    }
-
-    pub fn next_id(&mut self) -> String {
-        let id = format!("{}:{}", self.prefix, self.next);
-        self.next += 1;
-        id
-    }
-}
-
 /// A resource-level container of records that can be split at record granularity.
-pub trait ResourceBatch: Sized {
+pub trait ResourceBatch: Message + Sized {
     fn count(&self) -> usize;
     /// Moves the first `n` records (with their resource and scope) into a new value.
     fn split_front(&mut self, n: usize) -> Self;
@@ -140,69 +104,104 @@ impl ResourceBatch for ResourceSpans {
     }
 }
 
-/// Records waiting to form a batch.
+/// Records waiting to form batches, with their encoded sizes.
 #[derive(Debug)]
 pub struct Pending<T> {
-    items: Vec<T>,
+    items: std::collections::VecDeque<(T, usize)>,
     count: usize,
-    oldest: Option<Instant>,
+    bytes: usize,
 }
 
 impl<T> Default for Pending<T> {
     fn default() -> Self {
         Self {
-            items: Vec::new(),
+            items: std::collections::VecDeque::new(),
             count: 0,
-            oldest: None,
+            bytes: 0,
         }
     }
 }
 
 impl<T: ResourceBatch> Pending<T> {
     /// Adds an item; items without records are discarded.
-    pub fn push(&mut self, item: T, now: Instant) {
+    pub fn push(&mut self, item: T) {
         let count = item.count();
         if count == 0 {
             return;
         }
+        let bytes = item.encoded_len();
         self.count += count;
-        self.oldest.get_or_insert(now);
-        self.items.push(item);
+        self.bytes += bytes;
+        self.items.push_back((item, bytes));
     }
 
     pub fn count(&self) -> usize {
         self.count
     }
 
-    /// When the oldest waiting record was added.
-    pub fn oldest(&self) -> Option<Instant> {
-        self.oldest
+    /// Encoded size of everything waiting.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
-    /// Takes up to `max` records (at least one), splitting an item if needed. Returns the
-    /// items and their record count; `None` when empty.
-    pub fn take(&mut self, max: usize, now: Instant) -> Option<(Vec<T>, usize)> {
+    /// Takes up to `max_records` records and about `max_bytes` encoded bytes (at least
+    /// one record), splitting an item if needed. Returns the items and their record
+    /// count; `None` when empty.
+    pub fn take(&mut self, max_records: usize, max_bytes: usize) -> Option<(Vec<T>, usize)> {
         if self.count == 0 {
             return None;
         }
-        let max = max.max(1);
+        let max_records = max_records.max(1);
         let mut taken = Vec::new();
-        let mut taken_count = 0;
-        while taken_count < max && !self.items.is_empty() {
-            let room = max - taken_count;
-            let first = &mut self.items[0];
+        let (mut taken_count, mut taken_bytes) = (0, 0);
+        while taken_count < max_records && taken_bytes < max_bytes {
+            let Some((first, first_bytes)) = self.items.front_mut() else {
+                break;
+            };
             let count = first.count();
-            if count <= room {
+            let room = max_records - taken_count;
+            let room_bytes = max_bytes - taken_bytes;
+            if count <= room && *first_bytes <= room_bytes {
                 taken_count += count;
-                taken.push(self.items.remove(0));
+                taken_bytes += *first_bytes;
+                self.bytes -= *first_bytes;
+                if let Some((item, _)) = self.items.pop_front() {
+                    taken.push(item);
+                }
+                continue;
+            }
+            // Split: as many records as fit by count and, assuming records of similar
+            // size, by bytes. A single record larger than the bound still goes alone.
+            let by_bytes = count.saturating_mul(room_bytes) / (*first_bytes).max(1);
+            let mut n = room.min(by_bytes).min(count);
+            if n == 0 {
+                if taken_count > 0 {
+                    break;
+                }
+                n = 1;
+            }
+            if n >= count {
+                let bytes = *first_bytes;
+                if let Some((item, _)) = self.items.pop_front() {
+                    self.bytes -= bytes;
+                    taken_bytes += bytes;
+                    taken_count += count;
+                    taken.push(item);
+                }
             } else {
-                taken.push(first.split_front(room));
-                taken_count += room;
+                let head = first.split_front(n);
+                let rest_bytes = first.encoded_len();
+                self.bytes = (self.bytes + rest_bytes).saturating_sub(*first_bytes);
+                *first_bytes = rest_bytes;
+                taken_bytes += head.encoded_len();
+                taken_count += n;
+                taken.push(head);
             }
         }
         self.count -= taken_count;
-        // Left-overs restart the age clock: they are flushed one timeout from now at most.
-        self.oldest = (self.count > 0).then_some(now);
+        if self.count == 0 {
+            self.bytes = 0;
+        }
         Some((taken, taken_count))
     }
 }
@@ -265,28 +264,44 @@ mod tests {
 
     #[test]
     fn pending_takes_exact_batches() {
-        let now = Instant::now();
         let mut pending = Pending::default();
-        pending.push(logs(&[700]), now);
-        pending.push(logs(&[0]), now);
-        pending.push(logs(&[400]), now);
+        pending.push(logs(&[700]));
+        pending.push(logs(&[0]));
+        pending.push(logs(&[400]));
         assert_eq!(pending.count(), 1100);
-        let sizes: Vec<usize> = std::iter::from_fn(|| pending.take(512, now))
+        let sizes: Vec<usize> = std::iter::from_fn(|| pending.take(512, usize::MAX))
             .map(|(items, n)| {
                 assert_eq!(items.iter().map(ResourceBatch::count).sum::<usize>(), n);
                 n
             })
             .collect();
         assert_eq!(sizes, [512, 512, 76]);
-        assert_eq!(pending.oldest(), None);
+        assert_eq!((pending.count(), pending.bytes()), (0, 0));
     }
 
     #[test]
-    fn batch_ids_are_sequential_and_ascii() {
-        let mut ids = BatchIds::new("pod 7\u{e9}", "abc");
-        assert_eq!(ids.next_id(), "pod_7_:abc:0");
-        assert_eq!(ids.next_id(), "pod_7_:abc:1");
-        let mut long = BatchIds::new(&"x".repeat(1000), &"b".repeat(100));
-        assert!(long.next_id().len() <= 256);
+    fn pending_splits_by_encoded_size() {
+        let mut pending = Pending::default();
+        pending.push(logs(&[1000]));
+        let total = pending.bytes();
+        let max_bytes = total / 4;
+        let mut batches = Vec::new();
+        while let Some((items, n)) = pending.take(usize::MAX, max_bytes) {
+            let bytes: usize = items.iter().map(Message::encoded_len).sum();
+            // Records are of similar size: each batch stays near the bound.
+            assert!(bytes <= max_bytes + max_bytes / 10, "{bytes} > {max_bytes}");
+            batches.push(n);
+        }
+        assert_eq!(batches.iter().sum::<usize>(), 1000);
+        assert!((4..=6).contains(&batches.len()), "{batches:?}");
+    }
+
+    #[test]
+    fn an_oversized_record_goes_alone() {
+        let mut pending = Pending::default();
+        pending.push(logs(&[3]));
+        let (items, n) = pending.take(10, 1).expect("non-empty");
+        assert_eq!((items.len(), n), (1, 1));
+        assert_eq!(pending.count(), 2);
     }
 }

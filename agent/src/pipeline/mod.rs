@@ -1,9 +1,12 @@
-//! The pipeline between sources and the exporter.
+//! The pipeline between sources and the durable queue.
 //!
-//! Sources hand [`Telemetry`] to a [`PipelineSender`] (a bounded channel: a full channel
-//! makes sources wait, which is the back-pressure). One task ([`run_pipeline`]) receives
-//! it, stamps the identity onto each resource ([`tagger`]), and groups records into
-//! [`Batch`]es by count and age ([`batch`]) for the exporter.
+//! Sources hand [`Telemetry`] to a [`PipelineSender`]. [`PipelineSender::submit`] first
+//! reserves room in the queue (waiting while it is full: the back-pressure), then passes
+//! the telemetry to one task ([`run_pipeline`]) that stamps the identity onto each
+//! resource ([`tagger`]), cuts batches by record count and encoded size ([`batch`]) and
+//! appends them to the [`Queue`]. `submit` returns only once that append is flushed to
+//! disk, so a source that acknowledges after `submit` never acknowledges data a crash can
+//! lose. Submissions that arrive together are appended (and flushed) together.
 
 pub mod batch;
 pub mod tagger;
@@ -15,15 +18,27 @@ use bellwether_proto::otlp::logs::ResourceLogs;
 use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
 use bellwether_proto::otlp::trace::ResourceSpans;
 use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
-use tokio::sync::mpsc;
+use prost::Message;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+use tracing::error;
 
 use batch::Pending;
-pub use batch::{Batch, BatchIds, Payload};
+pub use batch::{Batch, Payload};
 pub use tagger::Tagger;
 
 use crate::otlp::{log_record_count, span_count};
+use crate::queue::{Admission, Queue};
 use crate::stats::{Source, Stats};
+
+/// Default bound of one batch's encoded size.
+pub const DEFAULT_BATCH_MAX_BYTES: usize = 4 * 1024 * 1024;
+
+/// Longest the pipeline waits for more submissions to append together with the first
+/// one, and only while submissions arrive concurrently (the previous append carried
+/// several): every submitter is waiting on the append, so a lone one must not wait.
+/// Without lingering, submissions that arrive during an append still share the next.
+const GROUP_LINGER: Duration = Duration::from_millis(2);
 
 /// Telemetry as it enters the agent, untagged.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,26 +55,47 @@ impl Telemetry {
             Telemetry::Spans(spans) => (0, span_count(spans)),
         }
     }
+
+    /// Encoded size, the estimate of the room it takes in the queue.
+    fn encoded_len(&self) -> usize {
+        match self {
+            Telemetry::Logs(logs) => logs.iter().map(Message::encoded_len).sum(),
+            Telemetry::Spans(spans) => spans.iter().map(Message::encoded_len).sum(),
+        }
+    }
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum SubmitError {
     #[error("agent is shutting down")]
     Closed,
     #[error("agent queue is full")]
     Full,
+    #[error("agent queue storage failed: {0}")]
+    Storage(String),
+}
+
+/// One hand-over from a source.
+#[derive(Debug)]
+pub struct Submission {
+    telemetry: Telemetry,
+    /// Room reserved in the queue; released once the data is appended.
+    admission: Admission,
+    ack: oneshot::Sender<Result<(), SubmitError>>,
 }
 
 /// The sources' end of the pipeline channel.
 #[derive(Debug, Clone)]
 pub struct PipelineSender {
-    tx: mpsc::Sender<Telemetry>,
+    tx: mpsc::Sender<Submission>,
+    queue: Queue,
     stats: Arc<Stats>,
 }
 
 impl PipelineSender {
-    /// Enqueues telemetry, waiting for room at most `wait` (forever when `None`). Once this
-    /// returns `Ok` the data is the agent's responsibility.
+    /// Hands telemetry over, waiting for room in the queue at most `wait` (forever when
+    /// `None`). Returns `Ok` once the data is durably queued: from then on it is the
+    /// agent's responsibility, across restarts too. `Full` means nothing was taken.
     pub async fn submit(
         &self,
         source: Source,
@@ -70,17 +106,39 @@ impl PipelineSender {
         if log_records + spans == 0 {
             return Ok(());
         }
-        let permit = match wait {
-            None => self.tx.reserve().await.map_err(|_| SubmitError::Closed)?,
-            Some(wait) => tokio::time::timeout(wait, self.tx.reserve())
-                .await
-                .map_err(|_| {
-                    Stats::incr(&self.stats.refused_requests);
-                    SubmitError::Full
-                })?
-                .map_err(|_| SubmitError::Closed)?,
+        let started = Instant::now();
+        let estimate = telemetry.encoded_len() as u64;
+        let refused = || {
+            Stats::incr(&self.stats.refused_requests);
+            SubmitError::Full
         };
-        permit.send(telemetry);
+        let (admission, permit) = match wait {
+            None => {
+                let admission = self.queue.admit(estimate).await;
+                let permit = self.tx.reserve().await.map_err(|_| SubmitError::Closed)?;
+                (admission, permit)
+            }
+            Some(wait) => {
+                let admission = tokio::time::timeout(wait, self.queue.admit(estimate))
+                    .await
+                    .map_err(|_| refused())?;
+                let left = wait.saturating_sub(started.elapsed());
+                let permit = tokio::time::timeout(left, self.tx.reserve())
+                    .await
+                    .map_err(|_| refused())?
+                    .map_err(|_| SubmitError::Closed)?;
+                (admission, permit)
+            }
+        };
+        let (ack, acked) = oneshot::channel();
+        permit.send(Submission {
+            telemetry,
+            admission,
+            ack,
+        });
+        // Past this point the data is being appended: waiting is not bounded by `wait`,
+        // since giving up now could not take the data back.
+        acked.await.map_err(|_| SubmitError::Closed)??;
         self.stats
             .received(source)
             .add(log_records as u64, spans as u64);
@@ -88,131 +146,131 @@ impl PipelineSender {
     }
 }
 
-/// Creates the pipeline channel.
-pub fn channel(capacity: usize, stats: Arc<Stats>) -> (PipelineSender, mpsc::Receiver<Telemetry>) {
+/// Creates the pipeline channel in front of `queue`.
+pub fn channel(
+    capacity: usize,
+    queue: Queue,
+    stats: Arc<Stats>,
+) -> (PipelineSender, mpsc::Receiver<Submission>) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
-    (PipelineSender { tx, stats }, rx)
+    (PipelineSender { tx, queue, stats }, rx)
 }
 
 /// Batching settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchConfig {
     pub max_records: usize,
+    /// Bound of a batch's encoded (uncompressed protobuf) size.
+    pub max_bytes: usize,
+    /// Longest the pipeline holds a record back to batch it with later ones. Since the
+    /// source waits for the record to be queued, this is capped at a few milliseconds.
     pub timeout: Duration,
 }
 
-/// Tags and batches until every sender is gone, then flushes what is left and returns.
-pub async fn run_pipeline(
-    mut rx: mpsc::Receiver<Telemetry>,
-    tagger: Tagger,
-    config: BatchConfig,
-    mut ids: BatchIds,
-    out: mpsc::Sender<Batch>,
-) {
-    let mut logs = Pending::<ResourceLogs>::default();
-    let mut spans = Pending::<ResourceSpans>::default();
-    let max = config.max_records.max(1);
-    loop {
-        let deadline = [logs.oldest(), spans.oldest()]
-            .into_iter()
-            .flatten()
-            .min()
-            .map(|oldest| oldest + config.timeout);
-        let sleep = async {
-            match deadline {
-                Some(deadline) => tokio::time::sleep_until(deadline).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            message = rx.recv() => {
-                let now = Instant::now();
-                match message {
-                    Some(Telemetry::Logs(items)) => {
-                        for mut item in items {
-                            tagger.tag(&mut item.resource);
-                            logs.push(item, now);
-                        }
-                    }
-                    Some(Telemetry::Spans(items)) => {
-                        for mut item in items {
-                            tagger.tag(&mut item.resource);
-                            spans.push(item, now);
-                        }
-                    }
-                    None => break,
-                }
-                if emit_full(&mut logs, max, &mut ids, &out, logs_payload).await.is_err()
-                    || emit_full(&mut spans, max, &mut ids, &out, spans_payload).await.is_err()
-                {
-                    return;
+/// Submissions gathered for one append.
+struct Group {
+    logs: Pending<ResourceLogs>,
+    spans: Pending<ResourceSpans>,
+    waiting: Vec<(oneshot::Sender<Result<(), SubmitError>>, Admission)>,
+}
+
+impl Group {
+    fn new() -> Self {
+        Self {
+            logs: Pending::default(),
+            spans: Pending::default(),
+            waiting: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, submission: Submission, tagger: &Tagger) {
+        match submission.telemetry {
+            Telemetry::Logs(items) => {
+                for mut item in items {
+                    tagger.tag(&mut item.resource);
+                    self.logs.push(item);
                 }
             }
-            () = sleep => {
-                let now = Instant::now();
-                let due = |oldest: Option<Instant>| oldest.is_some_and(|t| t + config.timeout <= now);
-                let (logs_due, spans_due) = (due(logs.oldest()), due(spans.oldest()));
-                if logs_due && emit_all(&mut logs, max, &mut ids, &out, logs_payload).await.is_err() {
-                    return;
-                }
-                if spans_due && emit_all(&mut spans, max, &mut ids, &out, spans_payload).await.is_err() {
-                    return;
+            Telemetry::Spans(items) => {
+                for mut item in items {
+                    tagger.tag(&mut item.resource);
+                    self.spans.push(item);
                 }
             }
         }
+        self.waiting.push((submission.ack, submission.admission));
     }
-    // Every source is gone: flush the rest.
-    let _ = emit_all(&mut logs, max, &mut ids, &out, logs_payload).await;
-    let _ = emit_all(&mut spans, max, &mut ids, &out, spans_payload).await;
+
+    /// Whether a full batch is waiting already.
+    fn full(&self, config: &BatchConfig) -> bool {
+        let max_records = config.max_records.max(1);
+        self.logs.count() >= max_records
+            || self.spans.count() >= max_records
+            || self.logs.bytes() + self.spans.bytes() >= config.max_bytes
+    }
+
+    /// Cuts everything into batches, logs first.
+    fn batches(&mut self, config: &BatchConfig) -> Vec<(Payload, usize)> {
+        let mut out = Vec::new();
+        while let Some((items, n)) = self.logs.take(config.max_records, config.max_bytes) {
+            out.push((logs_payload(items), n));
+        }
+        while let Some((items, n)) = self.spans.take(config.max_records, config.max_bytes) {
+            out.push((spans_payload(items), n));
+        }
+        out
+    }
 }
 
-/// The exporter is gone.
-struct Closed;
-
-/// Emits batches while at least a full batch is waiting.
-async fn emit_full<T: batch::ResourceBatch>(
-    pending: &mut Pending<T>,
-    max: usize,
-    ids: &mut BatchIds,
-    out: &mpsc::Sender<Batch>,
-    payload: fn(Vec<T>) -> Payload,
-) -> Result<(), Closed> {
-    while pending.count() >= max {
-        emit_one(pending, max, ids, out, payload).await?;
+/// Tags, batches and appends to the queue until every sender is gone; then closes the
+/// queue's input so the exporter knows nothing more is coming.
+pub async fn run_pipeline(
+    mut rx: mpsc::Receiver<Submission>,
+    tagger: Tagger,
+    config: BatchConfig,
+    queue: Queue,
+) {
+    let mut linger = Duration::ZERO;
+    while let Some(first) = rx.recv().await {
+        let mut group = Group::new();
+        group.add(first, &tagger);
+        let deadline = Instant::now() + linger;
+        while !group.full(&config) {
+            let next = match rx.try_recv() {
+                Ok(submission) => Some(submission),
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+                Err(mpsc::error::TryRecvError::Empty) if linger.is_zero() => None,
+                Err(mpsc::error::TryRecvError::Empty) => tokio::select! {
+                    submission = rx.recv() => submission,
+                    () = tokio::time::sleep_until(deadline) => None,
+                },
+            };
+            match next {
+                Some(submission) => group.add(submission, &tagger),
+                None => break,
+            }
+        }
+        linger = if group.waiting.len() > 1 {
+            config.timeout.min(GROUP_LINGER)
+        } else {
+            Duration::ZERO
+        };
+        let batches = group.batches(&config);
+        let appender = queue.clone();
+        let result = match tokio::task::spawn_blocking(move || appender.append(&batches)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(SubmitError::Storage(e.to_string())),
+            Err(e) => Err(SubmitError::Storage(e.to_string())),
+        };
+        if let Err(e) = &result {
+            error!(error = %e, "cannot append to the queue, refusing the data");
+        }
+        for (ack, admission) in group.waiting {
+            let _ = ack.send(result.clone());
+            drop(admission);
+        }
     }
-    Ok(())
-}
-
-/// Emits everything waiting.
-async fn emit_all<T: batch::ResourceBatch>(
-    pending: &mut Pending<T>,
-    max: usize,
-    ids: &mut BatchIds,
-    out: &mpsc::Sender<Batch>,
-    payload: fn(Vec<T>) -> Payload,
-) -> Result<(), Closed> {
-    while pending.count() > 0 {
-        emit_one(pending, max, ids, out, payload).await?;
-    }
-    Ok(())
-}
-
-async fn emit_one<T: batch::ResourceBatch>(
-    pending: &mut Pending<T>,
-    max: usize,
-    ids: &mut BatchIds,
-    out: &mpsc::Sender<Batch>,
-    payload: fn(Vec<T>) -> Payload,
-) -> Result<(), Closed> {
-    let Some((items, records)) = pending.take(max, Instant::now()) else {
-        return Ok(());
-    };
-    let batch = Batch {
-        id: ids.next_id(),
-        records,
-        payload: payload(items),
-    };
-    out.send(batch).await.map_err(|_| Closed)
+    queue.close_input();
 }
 
 fn logs_payload(resource_logs: Vec<ResourceLogs>) -> Payload {

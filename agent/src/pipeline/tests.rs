@@ -1,3 +1,4 @@
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use bellwether_proto::otlp::logs::{LogRecord, ScopeLogs};
@@ -7,6 +8,7 @@ use bellwether_proto::otlp::trace::{ScopeSpans, Span};
 use super::*;
 use crate::identity::Identity;
 use crate::otlp::{as_str, string_kv};
+use crate::queue::{Queue, Read};
 
 fn identity() -> Identity {
     Identity {
@@ -46,31 +48,52 @@ fn spans(n: usize) -> Telemetry {
 
 struct Harness {
     sender: PipelineSender,
-    batches: mpsc::Receiver<Batch>,
+    queue: Queue,
     stats: Arc<Stats>,
     task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
 }
 
-fn start(max_records: usize) -> Harness {
+fn start_with(max_records: usize, queue_max_bytes: u64) -> Harness {
+    let dir = tempfile::tempdir().expect("tempdir");
     let stats = Arc::new(Stats::default());
-    let (sender, rx) = channel(16, stats.clone());
-    let (out, batches) = mpsc::channel(16);
+    let (queue, _) =
+        Queue::open(dir.path(), "pod-7", queue_max_bytes, stats.clone()).expect("queue opens");
+    let (sender, rx) = channel(16, queue.clone(), stats.clone());
     let task = tokio::spawn(run_pipeline(
         rx,
         Tagger::new(&identity()),
         BatchConfig {
             max_records,
+            max_bytes: DEFAULT_BATCH_MAX_BYTES,
             timeout: Duration::from_secs(1),
         },
-        BatchIds::new("pod-7", "boot"),
-        out,
+        queue.clone(),
     ));
     Harness {
         sender,
-        batches,
+        queue,
         stats,
         task,
+        _dir: dir,
     }
+}
+
+fn start(max_records: usize) -> Harness {
+    start_with(max_records, crate::queue::DEFAULT_MAX_BYTES)
+}
+
+/// Every queued batch, oldest first.
+fn queued(queue: &Queue) -> Vec<Batch> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    while let Some(seq) = queue.next_after(cursor) {
+        cursor = Some(seq);
+        if let Ok(Read::Batch(queued)) = queue.read(seq) {
+            out.push(queued.batch);
+        }
+    }
+    out
 }
 
 fn service_names(batch: &Batch) -> Vec<String> {
@@ -87,64 +110,80 @@ fn service_names(batch: &Batch) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(start_paused = true)]
-async fn flushes_by_age_and_tags() {
-    let mut h = start(512);
+#[tokio::test]
+async fn submit_returns_once_tagged_data_is_queued() {
+    let h = start(512);
     h.sender
         .submit(Source::OtlpHttp, logs(3, Some("legacy")), None)
         .await
-        .expect("enqueued");
-    tokio::time::sleep(Duration::from_millis(900)).await;
-    assert!(h.batches.try_recv().is_err(), "no batch before the timeout");
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let batch = h.batches.recv().await.expect("batch after the timeout");
-    assert_eq!(batch.records, 3);
-    assert_eq!(batch.id, "pod-7:boot:0");
-    assert_eq!(service_names(&batch), ["checkout"]);
+        .expect("queued");
+    // No waiting: the data is in the queue when submit returns.
+    let batches = queued(&h.queue);
+    assert_eq!(batches.len(), 1);
+    assert_eq!(batches[0].records, 3);
+    assert!(batches[0].id.starts_with("pod-7:"), "{}", batches[0].id);
+    assert_eq!(service_names(&batches[0]), ["checkout"]);
     assert_eq!(h.stats.snapshot().received.otlp_http.log_records, 3);
 }
 
-#[tokio::test(start_paused = true)]
-async fn flushes_by_count_and_splits() {
-    let mut h = start(4);
+#[tokio::test]
+async fn splits_by_count() {
+    let h = start(4);
     h.sender
         .submit(Source::OtlpGrpc, logs(10, None), None)
         .await
-        .expect("enqueued");
-    let first = h.batches.recv().await.expect("full batch");
-    let second = h.batches.recv().await.expect("full batch");
-    assert_eq!((first.records, second.records), (4, 4));
-    assert_ne!(first.id, second.id);
-    // The remaining 2 wait for the timer.
-    assert!(h.batches.try_recv().is_err());
-    let rest = h.batches.recv().await.expect("aged batch");
-    assert_eq!(rest.records, 2);
+        .expect("queued");
+    let sizes: Vec<usize> = queued(&h.queue).iter().map(|b| b.records).collect();
+    assert_eq!(sizes, [4, 4, 2]);
+    let ids: BTreeSet<String> = queued(&h.queue).into_iter().map(|b| b.id).collect();
+    assert_eq!(ids.len(), 3, "distinct batch ids");
 }
 
-#[tokio::test(start_paused = true)]
-async fn logs_and_spans_are_separate_batches_and_close_flushes() {
-    let mut h = start(512);
+#[tokio::test]
+async fn concurrent_submissions_share_appends() {
+    let h = start(512);
+    let submits: Vec<_> = (0..40)
+        .map(|_| {
+            let sender = h.sender.clone();
+            tokio::spawn(async move { sender.submit(Source::OtlpGrpc, logs(1, None), None).await })
+        })
+        .collect();
+    for submit in submits {
+        submit.await.expect("joins").expect("queued");
+    }
+    let batches = queued(&h.queue);
+    assert_eq!(batches.iter().map(|b| b.records).sum::<usize>(), 40);
+    assert!(
+        batches.len() < 40,
+        "{} batches for 40 submissions",
+        batches.len()
+    );
+    assert_eq!(h.stats.snapshot().received.otlp_grpc.log_records, 40);
+}
+
+#[tokio::test]
+async fn logs_and_spans_are_separate_batches_and_close_ends_the_pipeline() {
+    let h = start(512);
     h.sender
         .submit(Source::OtlpGrpc, logs(2, None), None)
         .await
-        .expect("enqueued");
+        .expect("queued");
     h.sender
         .submit(Source::OtlpGrpc, spans(5), None)
         .await
-        .expect("enqueued");
-    // Let the pipeline take both messages before closing.
-    tokio::task::yield_now().await;
+        .expect("queued");
     drop(h.sender);
     h.task.await.expect("pipeline ends when senders are gone");
-    let mut kinds = Vec::new();
-    while let Ok(batch) = h.batches.try_recv() {
-        kinds.push((batch.payload.kind(), batch.records));
-    }
+    let mut kinds: Vec<(&str, usize)> = queued(&h.queue)
+        .iter()
+        .map(|b| (b.payload.kind(), b.records))
+        .collect();
     kinds.sort();
     assert_eq!(kinds, [("logs", 2), ("spans", 5)]);
+    assert!(!h.queue.wait_for_more(Some(u64::MAX)).await, "input closed");
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn empty_telemetry_is_accepted_without_counting() {
     let h = start(512);
     h.sender
@@ -152,32 +191,52 @@ async fn empty_telemetry_is_accepted_without_counting() {
         .await
         .expect("accepted");
     assert_eq!(h.stats.snapshot().received.otlp_http.log_records, 0);
+    assert!(h.queue.is_empty());
 }
 
-#[tokio::test(start_paused = true)]
-async fn full_queue_refuses_after_waiting() {
-    let stats = Arc::new(Stats::default());
-    let (sender, _rx) = channel(1, stats.clone());
-    sender
-        .submit(Source::OtlpHttp, logs(1, None), None)
+#[tokio::test]
+async fn full_queue_refuses_after_waiting_and_takes_nothing() {
+    let h = start_with(512, 256);
+    h.sender
+        .submit(Source::OtlpHttp, logs(200, None), None)
         .await
-        .expect("room for one");
-    let refused = sender
+        .expect("an empty queue takes anything");
+    let before = h.queue.len();
+    let refused = h
+        .sender
         .submit(
             Source::OtlpHttp,
             logs(1, None),
-            Some(Duration::from_secs(10)),
+            Some(Duration::from_millis(50)),
         )
         .await;
     assert_eq!(refused, Err(SubmitError::Full));
-    assert_eq!(stats.snapshot().refused_requests, 1);
-    assert_eq!(stats.snapshot().received.otlp_http.log_records, 1);
+    assert_eq!(h.queue.len(), before, "nothing appended");
+    let s = h.stats.snapshot();
+    assert_eq!(s.refused_requests, 1);
+    assert_eq!(s.received.otlp_http.log_records, 200);
+
+    // Unbounded submitters wait until room is freed.
+    let waiting = tokio::spawn({
+        let sender = h.sender.clone();
+        async move { sender.submit(Source::Stdin, logs(1, None), None).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!waiting.is_finished());
+    h.queue.remove(0).expect("removes");
+    tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("admitted after room was freed")
+        .expect("joins")
+        .expect("queued");
 }
 
 #[tokio::test]
 async fn closed_pipeline_refuses() {
+    let dir = tempfile::tempdir().expect("tempdir");
     let stats = Arc::new(Stats::default());
-    let (sender, rx) = channel(1, stats);
+    let (queue, _) = Queue::open(dir.path(), "i", 1 << 20, stats.clone()).expect("opens");
+    let (sender, rx) = channel(1, queue, stats);
     drop(rx);
     let refused = sender.submit(Source::Stdin, logs(1, None), None).await;
     assert_eq!(refused, Err(SubmitError::Closed));

@@ -2,14 +2,24 @@
 //!
 //! - [`otlp_grpc`]: OTLP/gRPC `LogsService` and `TraceService` receivers.
 //! - [`otlp_http`]: OTLP/HTTP `POST /v1/logs` and `/v1/traces`, protobuf or JSON.
-//! - [`stdin`]: one log record per line of standard input.
+//! - [`stdin`]: log records from the lines of standard input.
+//! - [`files`]: tails files matching globs, through rotation, with checkpoints.
+//! - [`exec`]: runs the service as a child and reads its stdout and stderr.
+//!
+//! The line sources share [`lines`] (chunks to lines, bounded) and
+//! [`parse::LineAssembler`](crate::parse::LineAssembler) (multi-line joining, parsing).
 //!
 //! Each source hands its data to the [`PipelineSender`](crate::pipeline::PipelineSender)
 //! and only then acknowledges it.
 
+pub mod exec;
+pub mod files;
+pub mod lines;
 pub mod otlp_grpc;
 pub mod otlp_http;
 pub mod stdin;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::time::Duration;
 
@@ -49,7 +59,9 @@ impl ReceiveError {
             ReceiveError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ReceiveError::Malformed(_) => StatusCode::BAD_REQUEST,
             ReceiveError::Submit(SubmitError::Full) => StatusCode::TOO_MANY_REQUESTS,
-            ReceiveError::Submit(SubmitError::Closed) => StatusCode::SERVICE_UNAVAILABLE,
+            ReceiveError::Submit(SubmitError::Closed | SubmitError::Storage(_)) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -61,7 +73,9 @@ impl ReceiveError {
             | ReceiveError::Malformed(_) => Status::invalid_argument(message),
             ReceiveError::TooLarge => Status::resource_exhausted(message),
             ReceiveError::Submit(SubmitError::Full) => Status::resource_exhausted(message),
-            ReceiveError::Submit(SubmitError::Closed) => Status::unavailable(message),
+            ReceiveError::Submit(SubmitError::Closed | SubmitError::Storage(_)) => {
+                Status::unavailable(message)
+            }
         }
     }
 }

@@ -4,9 +4,10 @@ use bellwether_proto::otlp::common::InstrumentationScope;
 use bellwether_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::otlp::now_unix_nanos;
-use crate::parse::{parse_line, MAX_LINE_BYTES};
+use crate::parse::{LineAssembler, MultilineConfig, MAX_LINE_BYTES};
 use crate::pipeline::{PipelineSender, SubmitError, Telemetry};
 use crate::stats::Source;
 
@@ -25,34 +26,63 @@ pub enum StdinError {
 }
 
 /// Reads lines until end of input or until `stop` turns true, handing records to the
-/// pipeline; lines already read are always handed over before returning.
+/// pipeline; lines already read are always handed over before returning. Multi-line
+/// records are joined with the default settings ([`run_with`]).
 pub async fn run<R: AsyncRead + Unpin>(
     input: R,
     pipeline: PipelineSender,
+    stop: watch::Receiver<bool>,
+) -> Result<u64, StdinError> {
+    run_with(input, pipeline, stop, MultilineConfig::default()).await
+}
+
+/// [`run`] with explicit multi-line settings: a record held open by the joiner is
+/// handed over once no line came for `multiline.timeout`.
+pub async fn run_with<R: AsyncRead + Unpin>(
+    input: R,
+    pipeline: PipelineSender,
     mut stop: watch::Receiver<bool>,
+    multiline: MultilineConfig,
 ) -> Result<u64, StdinError> {
     let mut reader = BufReader::with_capacity(64 * 1024, input);
+    let mut assembler = LineAssembler::new(multiline.joiner);
     let mut line = Vec::new();
     let mut pending = Vec::new();
     let mut lines = 0u64;
+    let mut last_line = Instant::now();
     loop {
+        let flush_at = assembler
+            .has_pending()
+            .then(|| last_line + multiline.timeout);
         let read = tokio::select! {
-            read = read_line(&mut reader, &mut line, MAX_LINE_BYTES + 1) => read,
+            read = read_line_into(&mut reader, &mut line, MAX_LINE_BYTES + 1) => read,
+            () = async {
+                match flush_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                assembler.flush(now_unix_nanos(), &mut pending);
+                submit(&pipeline, &mut pending).await?;
+                continue;
+            }
             () = crate::signalled(&mut stop) => break,
         };
         let Some(overflowed) = read? else {
             break;
         };
         lines += 1;
-        if let Some(record) = parse_line(&line, overflowed, now_unix_nanos()) {
-            pending.push(record);
-        }
+        last_line = Instant::now();
+        let overflowed = overflowed || line.len() > MAX_LINE_BYTES;
+        assembler.push(&line, overflowed, now_unix_nanos(), &mut pending);
+        line.clear();
         // Hand over when the input has nothing more buffered, so a slow trickle of lines
         // is not held back, and in chunks when it streams.
         if pending.len() >= CHUNK_RECORDS || reader.buffer().is_empty() {
             submit(&pipeline, &mut pending).await?;
         }
     }
+    assembler.flush(now_unix_nanos(), &mut pending);
     submit(&pipeline, &mut pending).await?;
     Ok(lines)
 }
@@ -90,8 +120,19 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
     max: usize,
 ) -> std::io::Result<Option<bool>> {
     line.clear();
+    read_line_into(reader, line, max).await
+}
+
+/// Like [`read_line`] but appends to `line`, so a read cancelled half-way (by a timer)
+/// loses nothing: the next call goes on with the same line. The caller clears `line`
+/// after taking it. A line that reached `max` bytes may have lost bytes beyond.
+async fn read_line_into<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Option<bool>> {
     let mut overflowed = false;
-    let mut read_any = false;
+    let mut read_any = !line.is_empty();
     loop {
         let available = reader.fill_buf().await?;
         if available.is_empty() {
@@ -117,9 +158,11 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
 mod tests {
     use std::sync::Arc;
 
+    use tokio::sync::mpsc;
+
     use super::*;
     use crate::otlp::as_str;
-    use crate::pipeline;
+    use crate::sources::testing;
     use crate::stats::Stats;
 
     async fn lines_of(input: &[u8], max: usize) -> Vec<(Vec<u8>, bool)> {
@@ -153,53 +196,87 @@ mod tests {
         assert_eq!(lines[1], (b"ok".to_vec(), false));
     }
 
+    /// Records that reach the queue, until `n` arrived (or a deadline passed).
+    async fn received(rx: &mut mpsc::Receiver<Telemetry>, n: usize) -> Vec<LogRecord> {
+        let mut records = Vec::new();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while records.len() < n {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(Telemetry::Logs(batch))) => {
+                    for rl in batch {
+                        for sl in rl.scope_logs {
+                            assert_eq!(sl.scope.map(|s| s.name).as_deref(), Some(SCOPE_NAME));
+                            records.extend(sl.log_records);
+                        }
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        records
+    }
+
     #[tokio::test]
     async fn hands_parsed_records_to_the_pipeline() {
         let stats = Arc::new(Stats::default());
-        let (sender, mut rx) = pipeline::channel(16, stats.clone());
+        let (sender, mut rx, _pipeline) = testing::pipeline(1 << 24, stats.clone());
         let (_stop_tx, stop) = watch::channel(false);
-        let input: &[u8] = b"ERROR one\n\n{\"msg\":\"two\",\"level\":\"info\"}\nthree\n";
+        let input: &[u8] = b"ERROR one\n\n{\"msg\":\"two\",\"level\":\"info\"}\nthree\n\n\
+java.lang.IllegalStateException: cart empty\n\tat a.B.c(B.java:1)\n";
         let lines = run(input, sender, stop).await.expect("runs");
-        assert_eq!(lines, 4);
+        assert_eq!(lines, 7);
 
-        let mut records = Vec::new();
-        while let Ok(Telemetry::Logs(batch)) = rx.try_recv() {
-            for rl in batch {
-                for sl in rl.scope_logs {
-                    assert_eq!(sl.scope.map(|s| s.name).as_deref(), Some(SCOPE_NAME));
-                    records.extend(sl.log_records);
-                }
-            }
-        }
+        let records = received(&mut rx, 4).await;
         let bodies: Vec<&str> = records
             .iter()
             .filter_map(|r| as_str(r.body.as_ref()))
             .collect();
-        assert_eq!(bodies, ["ERROR one", "two", "three"]);
+        assert_eq!(
+            bodies,
+            [
+                "ERROR one",
+                "two",
+                "three",
+                "java.lang.IllegalStateException: cart empty\n\tat a.B.c(B.java:1)"
+            ]
+        );
         assert_eq!(records[0].severity_number, 17);
         assert_eq!(records[1].severity_number, 9);
+        assert_eq!(records[3].severity_number, 17, "a bare trace is an error");
         assert_eq!(
             stats.snapshot().received.stdin.log_records,
-            3,
-            "blank line not counted"
+            4,
+            "blank line not counted, trace lines joined"
         );
     }
 
     #[tokio::test]
-    async fn stop_hands_over_what_was_read() {
+    async fn open_record_is_handed_over_after_the_multiline_timeout() {
         let stats = Arc::new(Stats::default());
-        let (sender, mut rx) = pipeline::channel(16, stats);
+        let (sender, mut rx, _pipeline) = testing::pipeline(1 << 24, stats);
         let (stop_tx, stop) = watch::channel(false);
         let (mut writer, reader) = tokio::io::duplex(1024);
-        let task = tokio::spawn(run(reader, sender, stop));
-        tokio::io::AsyncWriteExt::write_all(&mut writer, b"a line\n")
+        let multiline = MultilineConfig {
+            timeout: std::time::Duration::from_millis(50),
+            ..MultilineConfig::default()
+        };
+        let task = tokio::spawn(run_with(reader, sender, stop, multiline));
+        tokio::io::AsyncWriteExt::write_all(&mut writer, b"a line\nhalf a ")
             .await
             .expect("write");
-        let first = rx.recv().await.expect("record handed over");
-        assert!(matches!(first, Telemetry::Logs(ref l) if l.len() == 1));
+        let first = received(&mut rx, 1).await;
+        assert_eq!(as_str(first[0].body.as_ref()), Some("a line"));
+        // The timer fired while half a line was read: nothing of it is lost.
+        tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+        tokio::io::AsyncWriteExt::write_all(&mut writer, b"line\n")
+            .await
+            .expect("write");
+        let second = received(&mut rx, 1).await;
+        assert_eq!(as_str(second[0].body.as_ref()), Some("half a line"));
         stop_tx.send(true).expect("receiver alive");
         let lines = task.await.expect("joins").expect("runs");
-        assert_eq!(lines, 1);
+        assert_eq!(lines, 2);
         drop(writer);
     }
 }

@@ -10,12 +10,14 @@ use tower::ServiceExt;
 
 use super::*;
 use crate::pipeline;
+use crate::sources::testing::{self, TestPipeline};
 use crate::stats::Stats;
 
-fn setup() -> (Router, mpsc::Receiver<Telemetry>, Arc<Stats>) {
+/// A receiver in front of a real pipeline and queue; `rx` yields what was queued.
+fn setup() -> (Router, mpsc::Receiver<Telemetry>, Arc<Stats>, TestPipeline) {
     let stats = Arc::new(Stats::default());
-    let (sender, rx) = pipeline::channel(16, stats.clone());
-    (router(sender), rx, stats)
+    let (sender, rx, guard) = testing::pipeline(1 << 24, stats.clone());
+    (router(sender), rx, stats, guard)
 }
 
 async fn post(
@@ -63,7 +65,7 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 
 #[tokio::test]
 async fn json_logs_are_enqueued() {
-    let (router, mut rx, stats) = setup();
+    let (router, mut rx, stats, _pipeline) = setup();
     let body = br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"severityNumber":17,"body":{"stringValue":"boom"},"traceId":"0102030405060708090a0b0c0d0e0f10"}]}]}]}"#;
     let (status, text) = post(router, "/v1/logs", "application/json", None, body.to_vec()).await;
     assert_eq!((status, text.as_str()), (StatusCode::OK, "{}"));
@@ -79,7 +81,7 @@ async fn json_logs_are_enqueued() {
 #[tokio::test]
 async fn gzip_protobuf_traces_are_enqueued() {
     use bellwether_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span};
-    let (router, mut rx, _stats) = setup();
+    let (router, mut rx, _stats, _pipeline) = setup();
     let request = ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             scope_spans: vec![ScopeSpans {
@@ -98,12 +100,16 @@ async fn gzip_protobuf_traces_are_enqueued() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    assert!(matches!(rx.recv().await, Some(Telemetry::Spans(s)) if s == request.resource_spans));
+    // Queued as sent, with the identity stamped on the resource.
+    let Some(Telemetry::Spans(spans)) = rx.recv().await else {
+        panic!("spans expected");
+    };
+    assert_eq!(spans[0].scope_spans, request.resource_spans[0].scope_spans);
 }
 
 #[tokio::test]
 async fn protobuf_logs_with_charset_parameter() {
-    let (router, mut rx, _stats) = setup();
+    let (router, mut rx, _stats, _pipeline) = setup();
     let (status, _) = post(
         router,
         "/v1/logs",
@@ -118,7 +124,7 @@ async fn protobuf_logs_with_charset_parameter() {
 
 #[tokio::test]
 async fn malformed_bodies_are_400_with_a_message() {
-    let (router, _rx, _stats) = setup();
+    let (router, _rx, _stats, _pipeline) = setup();
     let (status, text) = post(
         router.clone(),
         "/v1/logs",
@@ -154,7 +160,7 @@ async fn malformed_bodies_are_400_with_a_message() {
 
 #[tokio::test]
 async fn unknown_content_type_or_encoding_is_415() {
-    let (router, _rx, _stats) = setup();
+    let (router, _rx, _stats, _pipeline) = setup();
     let (status, text) = post(
         router.clone(),
         "/v1/logs",
@@ -178,7 +184,7 @@ async fn unknown_content_type_or_encoding_is_415() {
 
 #[tokio::test]
 async fn oversized_bodies_are_413() {
-    let (router, _rx, _stats) = setup();
+    let (router, _rx, _stats, _pipeline) = setup();
     let big = vec![b' '; MAX_REQUEST_BYTES + 1];
     let (status, _) = post(router.clone(), "/v1/logs", "application/json", None, big).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
@@ -192,8 +198,14 @@ async fn oversized_bodies_are_413() {
 
 #[tokio::test]
 async fn shutting_down_is_503() {
-    let (router, rx, _stats) = setup();
-    drop(rx);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stats = Arc::new(Stats::default());
+    let (queue, _) =
+        crate::queue::Queue::open(dir.path(), "i", 1 << 20, stats.clone()).expect("queue opens");
+    let (sender, submissions) = pipeline::channel(1, queue, stats);
+    // The pipeline task is gone, as during shutdown.
+    drop(submissions);
+    let router = router(sender);
     let (status, _) = post(
         router,
         "/v1/logs",

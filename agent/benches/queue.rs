@@ -1,0 +1,156 @@
+//! The durable queue's hot path: append (with its flush to disk), read back, remove,
+//! and the whole `submit` round trip through the pipeline.
+//!
+//! `cargo bench -p bellwether-agent --bench queue`
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bellwether_agent::identity::Identity;
+use bellwether_agent::pipeline::{self, BatchConfig, Payload, Tagger, Telemetry};
+use bellwether_agent::queue::{Queue, Read};
+use bellwether_agent::stats::{Source, Stats};
+use bellwether_proto::otlp::common::{any_value::Value, AnyValue};
+use bellwether_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
+use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+
+/// `records` log records of about 200 bytes each.
+fn resource_logs(records: usize) -> Vec<ResourceLogs> {
+    vec![ResourceLogs {
+        scope_logs: vec![ScopeLogs {
+            log_records: (0..records)
+                .map(|i| LogRecord {
+                    time_unix_nano: 1_700_000_000_000_000_000 + i as u64,
+                    severity_number: 9,
+                    body: Some(AnyValue {
+                        value: Some(Value::StringValue(format!(
+                            "GET /api/orders/{i} 200 12ms user=42 trace=4bf92f3577b34da6a3ce929d0e0e4736 {}",
+                            "x".repeat(100)
+                        ))),
+                    }),
+                    ..LogRecord::default()
+                })
+                .collect(),
+            ..ScopeLogs::default()
+        }],
+        ..ResourceLogs::default()
+    }]
+}
+
+fn open(dir: &std::path::Path) -> Queue {
+    let stats = Arc::new(Stats::default());
+    match Queue::open(dir, "bench", 1 << 30, stats) {
+        Ok((queue, _)) => queue,
+        Err(e) => panic!("queue opens: {e}"),
+    }
+}
+
+fn append_read_remove(c: &mut Criterion) {
+    let mut group = c.benchmark_group("queue");
+    for records in [1usize, 100, 512] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let queue = open(dir.path());
+        let batch = vec![(
+            Payload::Logs(ExportLogsServiceRequest {
+                resource_logs: resource_logs(records),
+            }),
+            records,
+        )];
+        group.throughput(Throughput::Elements(records as u64));
+        group.bench_function(format!("append_flush_read_remove/{records}"), |b| {
+            b.iter(|| {
+                let seqs = queue.append(&batch).expect("appends");
+                for seq in seqs {
+                    match queue.read(seq).expect("reads") {
+                        Read::Batch(queued) => assert_eq!(queued.batch.records, records),
+                        other => panic!("{other:?}"),
+                    }
+                    queue.remove(seq).expect("removes");
+                }
+            });
+        });
+    }
+    group.finish();
+}
+
+fn submit_round_trip(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let queue = open(dir.path());
+    let stats = Arc::new(Stats::default());
+    let identity = Identity {
+        service: "checkout".into(),
+        version: "1.4.2".into(),
+        environment: "prod".into(),
+        instance_id: "bench".into(),
+        commit: None,
+        deploy_id: None,
+        team: None,
+    };
+    let (sender, rx) = pipeline::channel(1024, queue.clone(), stats);
+    let config = BatchConfig {
+        max_records: 512,
+        max_bytes: pipeline::DEFAULT_BATCH_MAX_BYTES,
+        timeout: Duration::from_secs(1),
+    };
+    runtime.spawn(pipeline::run_pipeline(
+        rx,
+        Tagger::new(&identity),
+        config,
+        queue.clone(),
+    ));
+    // Keep the queue from growing without bound: delete what is appended.
+    let drainer = queue.clone();
+    runtime.spawn(async move {
+        let mut cursor = None;
+        while drainer.wait_for_more(cursor).await {
+            while let Some(seq) = drainer.next_after(cursor) {
+                cursor = Some(seq);
+                let _ = drainer.remove(seq);
+            }
+        }
+    });
+
+    let mut group = c.benchmark_group("pipeline");
+    for (submitters, records) in [(1usize, 100usize), (8, 100)] {
+        group.throughput(Throughput::Elements((submitters * records) as u64));
+        group.bench_function(
+            format!("submit_until_durable/{submitters}x{records}"),
+            |b| {
+                b.iter_batched(
+                    || {
+                        (0..submitters)
+                            .map(|_| Telemetry::Logs(resource_logs(records)))
+                            .collect::<Vec<_>>()
+                    },
+                    |inputs| {
+                        runtime.block_on(async {
+                            let tasks: Vec<_> = inputs
+                                .into_iter()
+                                .map(|telemetry| {
+                                    let sender = sender.clone();
+                                    tokio::spawn(async move {
+                                        sender.submit(Source::OtlpGrpc, telemetry, None).await
+                                    })
+                                })
+                                .collect();
+                            for task in tasks {
+                                task.await.expect("joins").expect("queued");
+                            }
+                        });
+                    },
+                    BatchSize::SmallInput,
+                );
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, append_read_remove, submit_round_trip);
+criterion_main!(benches);

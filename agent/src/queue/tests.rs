@@ -1,0 +1,383 @@
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use bellwether_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
+use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
+
+use super::*;
+
+/// A payload of `records` log records whose first record carries `marker`.
+fn payload(marker: u64, records: usize) -> Payload {
+    Payload::Logs(ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: (0..records)
+                    .map(|i| LogRecord {
+                        time_unix_nano: marker,
+                        observed_time_unix_nano: i as u64,
+                        ..LogRecord::default()
+                    })
+                    .collect(),
+                ..ScopeLogs::default()
+            }],
+            ..ResourceLogs::default()
+        }],
+    })
+}
+
+fn marker(batch: &Batch) -> u64 {
+    match &batch.payload {
+        Payload::Logs(request) => {
+            request.resource_logs[0].scope_logs[0].log_records[0].time_unix_nano
+        }
+        Payload::Spans(_) => u64::MAX,
+    }
+}
+
+fn open(dir: &Path, max_bytes: u64) -> (Queue, Recovered, Arc<Stats>) {
+    let stats = Arc::new(Stats::default());
+    let (queue, recovered) = Queue::open(dir, "pod 7", max_bytes, stats.clone()).expect("opens");
+    (queue, recovered, stats)
+}
+
+fn read(queue: &Queue, seq: u64) -> Queued {
+    match queue.read(seq).expect("reads") {
+        Read::Batch(queued) => queued,
+        other => panic!("seq {seq}: {other:?}"),
+    }
+}
+
+#[test]
+fn appends_reads_in_order_and_survives_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (queue, recovered, stats) = open(dir.path(), DEFAULT_MAX_BYTES);
+    assert_eq!(recovered, Recovered::default());
+    let seqs = queue
+        .append(&[(payload(1, 3), 3), (payload(2, 2), 2)])
+        .expect("appends");
+    assert_eq!(seqs, [0, 1]);
+    let first = read(&queue, 0);
+    assert_eq!(marker(&first.batch), 1);
+    assert_eq!(first.batch.records, 3);
+    let id = first.batch.id.clone();
+    assert!(id.starts_with("pod_7:"), "{id}");
+    assert!(id.ends_with(":0"), "{id}");
+    assert_eq!(queue.next_after(None), Some(0));
+    assert_eq!(queue.next_after(Some(0)), Some(1));
+    assert_eq!(queue.next_after(Some(1)), None);
+    assert_eq!(stats.queue_records.load(Ordering::Relaxed), 5);
+    queue.remove(0).expect("removes");
+    queue.flush().expect("flushes");
+    drop(queue);
+
+    let (queue, recovered, stats) = open(dir.path(), DEFAULT_MAX_BYTES);
+    assert_eq!((recovered.batches, recovered.records), (1, 2));
+    assert_eq!(stats.queue_records.load(Ordering::Relaxed), 2);
+    let second = read(&queue, 1);
+    assert_eq!(marker(&second.batch), 2);
+    assert!(
+        second.batch.id.starts_with(&id[..id.len() - 1]),
+        "same queue id"
+    );
+    queue.remove(1).expect("removes");
+    // The sequence is never reused, even once the queue is empty.
+    let third = queue.append(&[(payload(3, 1), 1)]).expect("appends")[0];
+    assert!(third > 1, "{third}");
+    drop(queue);
+    let (queue, recovered, _) = open(dir.path(), DEFAULT_MAX_BYTES);
+    assert!(!recovered.truncated && !recovered.reset);
+    let fourth = queue.append(&[(payload(4, 1), 1)]).expect("appends")[0];
+    assert!(fourth > third, "{fourth}");
+}
+
+#[test]
+fn damaged_entries_are_deleted_and_counted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (queue, _, _) = open(dir.path(), DEFAULT_MAX_BYTES);
+    queue
+        .append(&[(payload(1, 1), 1), (payload(2, 4), 4), (payload(3, 1), 1)])
+        .expect("appends");
+    let mut damaged = queue
+        .inner
+        .batches
+        .get(1u64.to_be_bytes())
+        .expect("reads")
+        .expect("present")
+        .to_vec();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0xff;
+    queue
+        .inner
+        .batches
+        .insert(1u64.to_be_bytes(), damaged)
+        .expect("writes");
+    queue.flush().expect("flushes");
+    drop(queue);
+
+    let (queue, recovered, stats) = open(dir.path(), DEFAULT_MAX_BYTES);
+    assert_eq!(recovered.corrupt_entries, 1);
+    assert_eq!((recovered.batches, recovered.records), (2, 2));
+    assert_eq!(stats.queue_corrupt_entries.load(Ordering::Relaxed), 1);
+    assert_eq!(queue.next_after(Some(0)), Some(2));
+    // The sequence continues past the damaged entry.
+    assert!(queue.append(&[(payload(4, 1), 1)]).expect("appends")[0] > 2);
+}
+
+/// Overwrites `len` bytes at `fraction` of the database file.
+fn damage(dir: &Path, fraction: f64, len: usize) {
+    let db_file = dir.join(DIR_NAME).join("db");
+    let mut bytes = std::fs::read(&db_file).expect("db file");
+    let at = (bytes.len() as f64 * fraction) as usize;
+    let end = (at + len).min(bytes.len());
+    bytes[at..end].fill(0x5a);
+    std::fs::write(&db_file, bytes).expect("overwrites");
+}
+
+#[test]
+fn a_silently_cut_log_is_detected_and_ids_are_not_reused() {
+    for (fraction, len) in [(0.0, 512), (0.1, 64), (0.5, 4096), (0.9, 64)] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (queue, _, _) = open(dir.path(), DEFAULT_MAX_BYTES);
+        let mut ids = BTreeSet::new();
+        for i in 0..50 {
+            let seq = queue.append(&[(payload(i, 20), 20)]).expect("appends")[0];
+            ids.insert(queue.batch_id(seq));
+        }
+        drop(queue);
+        damage(dir.path(), fraction, len);
+
+        let (queue, recovered, stats) = open(dir.path(), DEFAULT_MAX_BYTES);
+        let context = format!("damage at {fraction}: {recovered:?}");
+        assert!(recovered.truncated || recovered.reset, "{context}");
+        assert_eq!(
+            stats.queue_corrupt_resets.load(Ordering::Relaxed),
+            1,
+            "{context}"
+        );
+        assert!(recovered.batches < 50, "{context}");
+        // What survived is intact, and new batches get ids never used before.
+        let mut cursor = None;
+        while let Some(seq) = queue.next_after(cursor) {
+            cursor = Some(seq);
+            assert!(ids.contains(&read(&queue, seq).batch.id), "{context}");
+        }
+        let seq = queue.append(&[(payload(99, 1), 1)]).expect("appends")[0];
+        assert!(!ids.contains(&queue.batch_id(seq)), "{context}: id reused");
+    }
+}
+
+#[test]
+fn an_unopenable_database_is_moved_aside() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (queue, _, _) = open(dir.path(), DEFAULT_MAX_BYTES);
+    let old_id = queue.batch_id(queue.append(&[(payload(1, 1), 1)]).expect("appends")[0]);
+    drop(queue);
+    // A configuration the storage engine refuses (its last 4 bytes are a checksum).
+    let conf = dir.path().join(DIR_NAME).join("conf");
+    std::fs::write(
+        &conf,
+        "segment_size: 1\nuse_compression: false\nversion: 0.34\nCRC!",
+    )
+    .expect("overwrites");
+
+    let (queue, recovered, stats) = open(dir.path(), DEFAULT_MAX_BYTES);
+    assert!(recovered.reset, "{recovered:?}");
+    assert_eq!(stats.queue_corrupt_resets.load(Ordering::Relaxed), 1);
+    assert!(queue.is_empty());
+    let aside: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("lists")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.starts_with("queue.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    let new_id = queue.batch_id(queue.append(&[(payload(2, 1), 1)]).expect("appends")[0]);
+    assert_ne!(new_id, old_id);
+}
+
+#[tokio::test(start_paused = true)]
+async fn admission_waits_for_room() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (queue, _, _) = open(dir.path(), 1000);
+    // An empty queue admits even an oversized item.
+    let big = queue.admit(5000).await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(10), queue.admit(1))
+            .await
+            .is_err(),
+        "full while the big item is reserved"
+    );
+    drop(big);
+    let a = queue.admit(600).await;
+    let waiting = tokio::spawn({
+        let queue = queue.clone();
+        async move { queue.admit(600).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!waiting.is_finished());
+    drop(a);
+    let b = tokio::time::timeout(Duration::from_secs(1), waiting)
+        .await
+        .expect("admitted once room is freed")
+        .expect("joins");
+    // Appended bytes count against the bound, and removing them frees it.
+    drop(b);
+    queue.append(&[(payload(1, 40), 40)]).expect("appends");
+    let (_, _, bytes) = queue.len();
+    assert!(bytes > 400, "{bytes}");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(10), queue.admit(1000 - bytes + 1))
+            .await
+            .is_err()
+    );
+    queue.remove(0).expect("removes");
+    let _fits = tokio::time::timeout(Duration::from_millis(10), queue.admit(1000))
+        .await
+        .expect("room after removal");
+}
+
+#[test]
+fn parses_byte_sizes() {
+    assert_eq!(parse_byte_size("65536"), Ok(65536));
+    assert_eq!(parse_byte_size("64KiB"), Ok(64 * 1024));
+    assert_eq!(parse_byte_size("256MiB"), Ok(256 << 20));
+    assert_eq!(parse_byte_size("1g"), Ok(1 << 30));
+    assert!(parse_byte_size("0").is_err());
+    assert!(parse_byte_size("lots").is_err());
+    assert!(parse_byte_size("5 parsecs").is_err());
+}
+
+/// splitmix64: a small deterministic generator, so a failing sequence replays exactly.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// What the queue must hold: entries appended (an append returns only once flushed)
+/// and not removed. A removal is durable only once something flushes after it, so
+/// entries removed since the last flush may come back after a crash.
+#[derive(Default)]
+struct Model {
+    /// seq → (marker, records, batch id)
+    present: BTreeMap<u64, (u64, usize, String)>,
+    /// Removed since the last flush.
+    maybe: BTreeMap<u64, (u64, usize, String)>,
+    highest_seq: Option<u64>,
+}
+
+#[test]
+fn model_append_remove_crash_reopen() {
+    for seed in 0..24u64 {
+        run_model(seed, 120);
+    }
+}
+
+fn run_model(seed: u64, steps: usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rng = Rng(seed);
+    let mut model = Model::default();
+    let mut next_marker = 1u64;
+    let (mut queue, _, _) = open(dir.path(), DEFAULT_MAX_BYTES);
+    for step in 0..steps {
+        let context = format!("seed {seed} step {step}");
+        match rng.below(10) {
+            // Append a group of 1..=3 batches.
+            0..=3 => {
+                let group: Vec<(Payload, usize)> = (0..1 + rng.below(3))
+                    .map(|_| {
+                        let records = 1 + rng.below(5) as usize;
+                        next_marker += 1;
+                        (payload(next_marker, records), records)
+                    })
+                    .collect();
+                let seqs = queue.append(&group).expect("appends");
+                // The append's flush made earlier removals durable.
+                model.maybe.clear();
+                for (seq, (p, records)) in seqs.iter().zip(&group) {
+                    assert!(
+                        model.highest_seq.is_none_or(|h| *seq > h),
+                        "{context}: seq {seq} reused"
+                    );
+                    model.highest_seq = Some(*seq);
+                    let id = queue.batch_id(*seq);
+                    let marker = match p {
+                        Payload::Logs(r) => {
+                            r.resource_logs[0].scope_logs[0].log_records[0].time_unix_nano
+                        }
+                        Payload::Spans(_) => unreachable!("logs only"),
+                    };
+                    model.present.insert(*seq, (marker, *records, id));
+                }
+            }
+            // Remove (deliver) the oldest, or a random one.
+            4..=6 => {
+                let pick = if rng.below(2) == 0 {
+                    model.present.keys().next().copied()
+                } else {
+                    let n = model.present.len() as u64;
+                    model.present.keys().nth(rng.below(n) as usize).copied()
+                };
+                if let Some(seq) = pick {
+                    queue.remove(seq).expect("removes");
+                    if let Some(entry) = model.present.remove(&seq) {
+                        model.maybe.insert(seq, entry);
+                    }
+                }
+            }
+            7 => {
+                queue.flush().expect("flushes");
+                model.maybe.clear();
+            }
+            // Crash: drop without flushing, reopen.
+            _ => {
+                drop(queue);
+                let (reopened, recovered, _) = open(dir.path(), DEFAULT_MAX_BYTES);
+                queue = reopened;
+                assert_eq!(recovered.corrupt_entries, 0, "{context}");
+                check_reopened(&queue, &mut model, &context);
+            }
+        }
+        let (batches, records, _) = queue.len();
+        assert_eq!(batches, model.present.len() as u64, "{context}");
+        let model_records: usize = model.present.values().map(|(_, r, _)| r).sum();
+        assert_eq!(records, model_records as u64, "{context}");
+    }
+}
+
+fn check_reopened(queue: &Queue, model: &mut Model, context: &str) {
+    let mut found = BTreeSet::new();
+    let mut cursor = None;
+    while let Some(seq) = queue.next_after(cursor) {
+        cursor = Some(seq);
+        let queued = read(queue, seq);
+        let expected = model
+            .present
+            .get(&seq)
+            .or_else(|| model.maybe.get(&seq))
+            .unwrap_or_else(|| panic!("{context}: seq {seq} should not be queued"));
+        assert_eq!(marker(&queued.batch), expected.0, "{context}: seq {seq}");
+        assert_eq!(queued.batch.records, expected.1, "{context}: seq {seq}");
+        assert_eq!(queued.batch.id, expected.2, "{context}: seq {seq} id");
+        found.insert(seq);
+    }
+    for seq in model.present.keys() {
+        assert!(found.contains(seq), "{context}: durable seq {seq} lost");
+    }
+    // Removals that did not survive the crash are queued again.
+    let maybe = std::mem::take(&mut model.maybe);
+    for (seq, entry) in maybe {
+        if found.contains(&seq) {
+            model.present.insert(seq, entry);
+        }
+    }
+}

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# End-to-end throughput of the agent's file tailing, release build, on this machine:
+# N lines (~200-byte JSON, 5 % errors, one Java stack trace of 5 lines per 200 lines)
+# are written to a file, then a `bellwether-agent --file` tails it into a real
+# `bellwether serve`. Reports lines/s from agent start to the collector having counted
+# every record, agent CPU seconds, peak RSS, and bytes written to the agent's data dir.
+#
+#   bench/agent.sh            # N = 2,000,000
+#   bench/agent.sh 200000     # smaller
+set -euo pipefail
+
+N="${1:-2000000}"
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/bellwether-bench.XXXXXX")"
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# BENCH_NO_BUILD=1 uses the release binaries already in the target directory.
+if [ -z "${BENCH_NO_BUILD:-}" ]; then
+    cargo build --release --bins --manifest-path "$ROOT/Cargo.toml" >&2
+fi
+BIN="$TARGET/release"
+
+# Lines and the records they make (a trace's 5 lines join into its log line's record).
+awk -v n="$N" -v out="$WORK/app.log" -v counts="$WORK/counts" 'BEGIN {
+    records = 0; errors = 0; i = 0
+    while (i < n) {
+        if (i % 200 == 199 && i + 5 < n) {
+            printf "2026-11-26 12:00:01.305 ERROR 1 --- [nio-8080-exec-3] com.shop.Checkout : cart check failed for order %d\n", i > out
+            print "java.lang.IllegalStateException: cart " i " is empty" > out
+            print "\tat com.shop.Checkout.validate(Checkout.java:41)" > out
+            print "\tat com.shop.Checkout.main(Checkout.java:33)" > out
+            print "\tat java.base/java.lang.Thread.run(Thread.java:840)" > out
+            i += 5; records++; errors++
+            continue
+        }
+        level = (i % 20 == 7) ? "error" : "info"
+        if (level == "error") errors++
+        printf "{\"time\":\"2026-11-26T12:00:%02d.%03dZ\",\"level\":\"%s\",\"msg\":\"handled request %d for customer c-%d\",\"path\":\"/api/v1/orders/%d\",\"status\":%d,\"duration_ms\":%d,\"user\":{\"id\":\"u-%d\"}}\n", (i / 1000) % 60, i % 1000, level, i, i % 977, i, (level == "error") ? 500 : 200, i % 97, i % 31 > out
+        i++; records++
+    }
+    print records, errors > counts
+}'
+read -r RECORDS ERRORS < "$WORK/counts"
+BYTES=$(stat -c %s "$WORK/app.log")
+
+"$BIN/bellwether" serve --data-dir "$WORK/collector" --otlp-grpc-addr 127.0.0.1:0 \
+    --otlp-http-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 2> "$WORK/collector.log" &
+PIDS+=($!)
+addr() { # addr KIND LOGFILE
+    for _ in $(seq 300); do
+        a=$(sed -n "s/.*listening kind=$1 addr=\([0-9.:]*\).*/\1/p" "$2" | head -1)
+        [ -n "$a" ] && { echo "$a"; return; }
+        sleep 0.1
+    done
+    echo "no $1 listener in $2" >&2; exit 1
+}
+GRPC=$(addr otlp-grpc "$WORK/collector.log")
+HTTP=$(addr http "$WORK/collector.log")
+
+START=$(date +%s.%N)
+BELLWETHER_LOG=warn "$BIN/bellwether-agent" --service bench --version 1 --environment bench \
+    --instance-id bench-1 --collector "http://$GRPC" --data-dir "$WORK/agent" \
+    --otlp-grpc-addr off --otlp-http-addr off --admin-addr off \
+    --file "$WORK/app.log" 2> "$WORK/agent.log" &
+AGENT=$!
+PIDS+=("$AGENT")
+
+# Polls the collector; samples the agent's CPU and memory while it runs.
+CLK=$(getconf CLK_TCK)
+while :; do
+    got=$(curl -sf "http://$HTTP/api/v1/releases/bench/1/stats?environment=bench" \
+        | sed -n 's/.*"totals":{"log_records":\([0-9]*\).*/\1/p' | head -1 || true)
+    if [ -r "/proc/$AGENT/stat" ]; then
+        read -r -a STAT < "/proc/$AGENT/stat"
+        TICKS=$(( STAT[13] + STAT[14] ))
+        HWM=$(awk '/VmHWM/ {print $2}' "/proc/$AGENT/status")
+        WRITE=$(awk '/^write_bytes/ {print $2}' "/proc/$AGENT/io" 2>/dev/null || echo 0)
+    else
+        echo "agent exited:" >&2; cat "$WORK/agent.log" >&2; exit 1
+    fi
+    [ "${got:-0}" -ge "$RECORDS" ] && break
+    sleep 0.2
+done
+END=$(date +%s.%N)
+ERRS=$(curl -sf "http://$HTTP/api/v1/releases/bench/1/stats?environment=bench" \
+    | sed -n 's/.*"totals":{[^}]*"error_logs":\([0-9]*\).*/\1/p' | head -1)
+DATA=$(du -sb "$WORK/agent" | cut -f1)
+
+awk -v n="$N" -v bytes="$BYTES" -v records="$RECORDS" -v got="$got" -v errors="$ERRORS" \
+    -v errs="$ERRS" -v start="$START" -v end="$END" -v ticks="$TICKS" -v clk="$CLK" \
+    -v hwm="$HWM" -v write="$WRITE" -v data="$DATA" 'BEGIN {
+    secs = end - start
+    printf "%-34s %s\n", "metric", "value"
+    printf "%-34s %d lines, %.1f MiB, %d records\n", "input", n, bytes / 1048576, records
+    printf "%-34s %d / %d (errors %d / %d)\n", "records counted by the collector", got, records, errs, errors
+    printf "%-34s %.2f\n", "wall seconds (start to counted)", secs
+    printf "%-34s %.0f\n", "lines/s end to end", n / secs
+    printf "%-34s %.0f\n", "records/s end to end", records / secs
+    printf "%-34s %.2f\n", "agent CPU seconds", ticks / clk
+    printf "%-34s %.1f\n", "agent CPU microseconds per line", ticks / clk / n * 1e6
+    printf "%-34s %.1f\n", "agent peak RSS (VmHWM), MiB", hwm / 1024
+    printf "%-34s %.1f\n", "agent storage writes (io), MiB", write / 1048576
+    printf "%-34s %.1f\n", "agent data dir size at end, MiB", data / 1048576
+}'
