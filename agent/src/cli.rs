@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{parse_duration, Config, Listen, ListenAddrs};
+use crate::export::Compression;
 use crate::identity::{Identity, IdentityFlags};
 use crate::sources::exec::ExecConfig;
 use crate::sources::files::{discover, StartAt};
@@ -166,6 +167,20 @@ pub struct Cli {
     #[arg(global = true, long, env = "BELLWETHER_QUEUE_MAX_BYTES", value_name = "SIZE", default_value = "256MiB", value_parser = crate::queue::parse_byte_size)]
     pub queue_max_bytes: u64,
 
+    /// Memory the durable queue's storage engine may use as page cache (e.g. 8MiB)
+    #[arg(global = true, long, env = "BELLWETHER_QUEUE_CACHE_BYTES", value_name = "SIZE", default_value = "8MiB", value_parser = crate::queue::parse_byte_size)]
+    pub queue_cache_bytes: u64,
+
+    /// Compression of the requests sent to the collector: gzip or none
+    #[arg(
+        global = true,
+        long,
+        env = "BELLWETHER_COMPRESSION",
+        value_name = "ALGO",
+        default_value = "gzip"
+    )]
+    pub compression: Compression,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -249,6 +264,8 @@ impl Cli {
         config.batch.timeout = self.batch_timeout;
         config.flush_timeout = self.flush_timeout;
         config.queue_max_bytes = self.queue_max_bytes;
+        config.queue_cache_bytes = self.queue_cache_bytes;
+        config.compression = self.compression;
         Ok(config)
     }
 }

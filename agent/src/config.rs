@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::export::RetryPolicy;
+use crate::export::{Compression, RetryPolicy};
 use crate::identity::Identity;
 use crate::parse::MultilineConfig;
 use crate::pipeline::BatchConfig;
@@ -30,6 +30,12 @@ pub struct Config {
     pub export_timeout: Duration,
     /// Capacity of the source → pipeline channel, in source messages.
     pub queue_capacity: usize,
+    /// Bound of the data handed over by sources and not yet queued, in encoded bytes.
+    pub pipeline_max_bytes: usize,
+    /// Page cache of the queue's storage engine, in bytes.
+    pub queue_cache_bytes: u64,
+    /// Compression of export requests.
+    pub compression: Compression,
     /// Bound of the durable queue in `data_dir`, in encoded bytes.
     pub queue_max_bytes: u64,
     /// Multi-line joining of standard input (files and the child's output carry their own).
@@ -56,6 +62,9 @@ impl Config {
             retry: RetryPolicy::default(),
             export_timeout: Duration::from_secs(10),
             queue_capacity: 1024,
+            pipeline_max_bytes: crate::pipeline::DEFAULT_MAX_IN_FLIGHT_BYTES,
+            queue_cache_bytes: crate::queue::DEFAULT_CACHE_BYTES,
+            compression: Compression::Gzip,
             queue_max_bytes: crate::queue::DEFAULT_MAX_BYTES,
             multiline: MultilineConfig::default(),
             files: FilesConfig::default(),

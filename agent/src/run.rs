@@ -71,15 +71,22 @@ pub async fn run(
             path: config.data_dir.clone(),
             source,
         })?;
-    let transport = GrpcTransport::new(&config.collector, config.export_timeout)?;
+    let transport = GrpcTransport::with_compression(
+        &config.collector,
+        config.export_timeout,
+        config.compression,
+    )?;
     let stats = Arc::new(Stats::default());
     let (queue, recovered) = {
         let (data_dir, instance_id) =
             (config.data_dir.clone(), config.identity.instance_id.clone());
-        let (max_bytes, stats) = (config.queue_max_bytes, stats.clone());
-        tokio::task::spawn_blocking(move || Queue::open(&data_dir, &instance_id, max_bytes, stats))
-            .await
-            .map_err(|e| QueueError::Storage(sled::Error::ReportableBug(e.to_string())))??
+        let (max_bytes, cache_bytes) = (config.queue_max_bytes, config.queue_cache_bytes);
+        let stats = stats.clone();
+        tokio::task::spawn_blocking(move || {
+            Queue::open_with_cache(&data_dir, &instance_id, max_bytes, cache_bytes, stats)
+        })
+        .await
+        .map_err(|e| QueueError::Storage(sled::Error::ReportableBug(e.to_string())))??
     };
     stats
         .queue_max_bytes
@@ -102,8 +109,12 @@ pub async fn run(
         );
     }
 
-    let (sender, telemetry_rx) =
-        pipeline::channel(config.queue_capacity, queue.clone(), stats.clone());
+    let (sender, telemetry_rx) = pipeline::channel_bounded(
+        config.queue_capacity,
+        config.pipeline_max_bytes,
+        queue.clone(),
+        stats.clone(),
+    );
     let (give_up_tx, give_up_rx) = watch::channel(false);
     let (stop_tx, stop_rx) = watch::channel(false);
 

@@ -4,7 +4,8 @@
 //! (then it is dropped and counted). When shutdown's flush deadline passes, the exporter
 //! stops and whatever is left stays queued for the next start.
 //!
-//! - [`grpc`]: the OTLP/gRPC [`Transport`] (gzip, `bellwether-batch-id` metadata).
+//! - [`grpc`]: the OTLP/gRPC [`Transport`] (gzip or none, `bellwether-batch-id`
+//!   metadata; the queued request bytes are sent as they are).
 //! - [`retry`]: error classification and backoff.
 
 pub mod grpc;
@@ -19,10 +20,10 @@ use tokio::sync::watch;
 use tonic::Status;
 use tracing::{debug, error, warn};
 
-pub use grpc::{GrpcTransport, InvalidCollectorUrl};
+pub use grpc::{Compression, GrpcTransport, InvalidCollectorUrl};
 pub use retry::{Backoff, Class, RetryPolicy};
 
-use crate::pipeline::{Batch, Payload};
+use crate::pipeline::{EncodedBatch, Kind};
 use crate::queue::{now_unix_ms, Queue, Read};
 use crate::stats::{DropReason, Stats};
 
@@ -39,7 +40,10 @@ pub struct Accepted {
 
 /// Sends one batch; implemented by [`GrpcTransport`].
 pub trait Transport: Send + 'static {
-    fn export(&mut self, batch: &Batch) -> impl Future<Output = Result<Accepted, Status>> + Send;
+    fn export(
+        &mut self,
+        batch: &EncodedBatch,
+    ) -> impl Future<Output = Result<Accepted, Status>> + Send;
 }
 
 /// How one batch's delivery ended.
@@ -74,8 +78,8 @@ pub async fn run_exporter<T: Transport>(
         let Some(seq) = queue.next_after(cursor) else {
             continue;
         };
-        let queued = match queue.read(seq) {
-            Ok(Read::Batch(queued)) => queued,
+        let batch = match queue.read_encoded(seq) {
+            Ok(Read::Batch(batch)) => batch,
             Ok(Read::Corrupt | Read::Gone) => {
                 cursor = Some(seq);
                 continue;
@@ -88,7 +92,7 @@ pub async fn run_exporter<T: Transport>(
                 continue;
             }
         };
-        match deliver(&mut transport, &queued.batch, policy, &stats, &mut give_up).await {
+        match deliver(&mut transport, &batch, policy, &stats, &mut give_up).await {
             Outcome::GaveUp => return,
             Outcome::Delivered | Outcome::Dropped => {
                 if let Err(e) = queue.remove(seq) {
@@ -112,7 +116,7 @@ async fn pause(delay: Duration, give_up: &mut watch::Receiver<bool>) -> bool {
 
 async fn deliver<T: Transport>(
     transport: &mut T,
-    batch: &Batch,
+    batch: &EncodedBatch,
     policy: RetryPolicy,
     stats: &Stats,
     give_up: &mut watch::Receiver<bool>,
@@ -166,12 +170,12 @@ async fn deliver<T: Transport>(
     }
 }
 
-fn record_success(stats: &Stats, batch: &Batch, accepted: &Accepted) {
+fn record_success(stats: &Stats, batch: &EncodedBatch, accepted: &Accepted) {
     let rejected = accepted.rejected.min(batch.records as u64);
     let exported = batch.records as u64 - rejected;
-    match batch.payload {
-        Payload::Logs(_) => stats.exported.add(exported, 0),
-        Payload::Spans(_) => stats.exported.add(0, exported),
+    match batch.kind {
+        Kind::Logs => stats.exported.add(exported, 0),
+        Kind::Spans => stats.exported.add(0, exported),
     }
     if rejected > 0 {
         warn!(
@@ -186,7 +190,7 @@ fn record_success(stats: &Stats, batch: &Batch, accepted: &Accepted) {
     stats
         .last_export_unix_ms
         .store(now_unix_ms(), Ordering::Relaxed);
-    debug!(batch_id = %batch.id, kind = batch.payload.kind(), records = batch.records, "batch exported");
+    debug!(batch_id = %batch.id, kind = batch.kind.as_str(), records = batch.records, "batch exported");
 }
 
 #[cfg(test)]

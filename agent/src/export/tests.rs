@@ -7,6 +7,7 @@ use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
 use tokio::time::Instant;
 
 use super::*;
+use crate::pipeline::Payload;
 use crate::queue::Queue;
 
 /// Scripted transport: answers from a queue and records when and with which id it was
@@ -31,7 +32,7 @@ impl Scripted {
 }
 
 impl Transport for Scripted {
-    async fn export(&mut self, batch: &Batch) -> Result<Accepted, Status> {
+    async fn export(&mut self, batch: &EncodedBatch) -> Result<Accepted, Status> {
         if let Ok(mut calls) = self.calls.lock() {
             calls.push((batch.id.clone(), Instant::now()));
         }

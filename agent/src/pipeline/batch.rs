@@ -18,6 +18,34 @@ pub struct Batch {
     pub payload: Payload,
 }
 
+/// What a batch holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Logs,
+    Spans,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Logs => "logs",
+            Kind::Spans => "spans",
+        }
+    }
+}
+
+/// A queued batch in its wire form: the protobuf export request, encoded once when it was
+/// queued and sent as it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedBatch {
+    /// As [`Batch::id`].
+    pub id: String,
+    pub records: usize,
+    pub kind: Kind,
+    /// `ExportLogsServiceRequest` or `ExportTraceServiceRequest`, encoded.
+    pub body: bytes::Bytes,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Payload {
     Logs(ExportLogsServiceRequest),

@@ -19,12 +19,12 @@ use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
 use bellwether_proto::otlp::trace::ResourceSpans;
 use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
 use prost::Message;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tracing::error;
 
 use batch::Pending;
-pub use batch::{Batch, Payload};
+pub use batch::{Batch, EncodedBatch, Kind, Payload};
 pub use tagger::Tagger;
 
 use crate::otlp::{log_record_count, span_count};
@@ -33,6 +33,10 @@ use crate::stats::{Source, Stats};
 
 /// Default bound of one batch's encoded size.
 pub const DEFAULT_BATCH_MAX_BYTES: usize = 4 * 1024 * 1024;
+
+/// Default bound of the data sources handed over that is not appended yet, in encoded
+/// bytes (its decoded form in memory is a few times larger).
+pub const DEFAULT_MAX_IN_FLIGHT_BYTES: usize = 8 * 1024 * 1024;
 
 /// Longest the pipeline waits for more submissions to append together with the first
 /// one, and only while submissions arrive concurrently (the previous append carried
@@ -81,6 +85,8 @@ pub struct Submission {
     telemetry: Telemetry,
     /// Room reserved in the queue; released once the data is appended.
     admission: Admission,
+    /// Memory reserved for the data until it is appended.
+    memory: OwnedSemaphorePermit,
     ack: oneshot::Sender<Result<(), SubmitError>>,
 }
 
@@ -90,6 +96,9 @@ pub struct PipelineSender {
     tx: mpsc::Sender<Submission>,
     queue: Queue,
     stats: Arc<Stats>,
+    /// Encoded bytes submitted and not appended yet, bounded.
+    memory: Arc<Semaphore>,
+    max_in_flight: u32,
 }
 
 impl PipelineSender {
@@ -112,28 +121,45 @@ impl PipelineSender {
             Stats::incr(&self.stats.refused_requests);
             SubmitError::Full
         };
-        let (admission, permit) = match wait {
+        // One item larger than the whole bound takes all of it.
+        let memory_bytes = u32::try_from(estimate)
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.max_in_flight);
+        let (admission, memory, permit) = match wait {
             None => {
                 let admission = self.queue.admit(estimate).await;
+                let memory = self
+                    .memory
+                    .clone()
+                    .acquire_many_owned(memory_bytes)
+                    .await
+                    .map_err(|_| SubmitError::Closed)?;
                 let permit = self.tx.reserve().await.map_err(|_| SubmitError::Closed)?;
-                (admission, permit)
+                (admission, memory, permit)
             }
             Some(wait) => {
                 let admission = tokio::time::timeout(wait, self.queue.admit(estimate))
                     .await
                     .map_err(|_| refused())?;
                 let left = wait.saturating_sub(started.elapsed());
+                let memory = self.memory.clone().acquire_many_owned(memory_bytes);
+                let memory = tokio::time::timeout(left, memory)
+                    .await
+                    .map_err(|_| refused())?
+                    .map_err(|_| SubmitError::Closed)?;
+                let left = wait.saturating_sub(started.elapsed());
                 let permit = tokio::time::timeout(left, self.tx.reserve())
                     .await
                     .map_err(|_| refused())?
                     .map_err(|_| SubmitError::Closed)?;
-                (admission, permit)
+                (admission, memory, permit)
             }
         };
         let (ack, acked) = oneshot::channel();
         permit.send(Submission {
             telemetry,
             admission,
+            memory,
             ack,
         });
         // Past this point the data is being appended: waiting is not bounded by `wait`,
@@ -146,14 +172,34 @@ impl PipelineSender {
     }
 }
 
-/// Creates the pipeline channel in front of `queue`.
+/// Creates the pipeline channel in front of `queue`, holding at most `capacity`
+/// submissions and [`DEFAULT_MAX_IN_FLIGHT_BYTES`].
 pub fn channel(
     capacity: usize,
     queue: Queue,
     stats: Arc<Stats>,
 ) -> (PipelineSender, mpsc::Receiver<Submission>) {
+    channel_bounded(capacity, DEFAULT_MAX_IN_FLIGHT_BYTES, queue, stats)
+}
+
+/// Creates the pipeline channel in front of `queue`: at most `capacity` submissions and
+/// `max_bytes` encoded bytes are on their way to the queue at once.
+pub fn channel_bounded(
+    capacity: usize,
+    max_bytes: usize,
+    queue: Queue,
+    stats: Arc<Stats>,
+) -> (PipelineSender, mpsc::Receiver<Submission>) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
-    (PipelineSender { tx, queue, stats }, rx)
+    let max_in_flight = u32::try_from(max_bytes).unwrap_or(u32::MAX).max(1);
+    let sender = PipelineSender {
+        tx,
+        queue,
+        stats,
+        memory: Arc::new(Semaphore::new(max_in_flight as usize)),
+        max_in_flight,
+    };
+    (sender, rx)
 }
 
 /// Batching settings.
@@ -167,11 +213,18 @@ pub struct BatchConfig {
     pub timeout: Duration,
 }
 
+/// A submitter waiting for its data to be appended; the room it holds is released with it.
+struct Waiting {
+    ack: oneshot::Sender<Result<(), SubmitError>>,
+    _admission: Admission,
+    _memory: OwnedSemaphorePermit,
+}
+
 /// Submissions gathered for one append.
 struct Group {
     logs: Pending<ResourceLogs>,
     spans: Pending<ResourceSpans>,
-    waiting: Vec<(oneshot::Sender<Result<(), SubmitError>>, Admission)>,
+    waiting: Vec<Waiting>,
 }
 
 impl Group {
@@ -198,7 +251,11 @@ impl Group {
                 }
             }
         }
-        self.waiting.push((submission.ack, submission.admission));
+        self.waiting.push(Waiting {
+            ack: submission.ack,
+            _admission: submission.admission,
+            _memory: submission.memory,
+        });
     }
 
     /// Whether a full batch is waiting already.
@@ -265,9 +322,8 @@ pub async fn run_pipeline(
         if let Err(e) = &result {
             error!(error = %e, "cannot append to the queue, refusing the data");
         }
-        for (ack, admission) in group.waiting {
-            let _ = ack.send(result.clone());
-            drop(admission);
+        for waiting in group.waiting {
+            let _ = waiting.ack.send(result.clone());
         }
     }
     queue.close_input();

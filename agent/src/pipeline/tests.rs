@@ -241,3 +241,33 @@ async fn closed_pipeline_refuses() {
     let refused = sender.submit(Source::Stdin, logs(1, None), None).await;
     assert_eq!(refused, Err(SubmitError::Closed));
 }
+
+#[tokio::test]
+async fn data_not_yet_queued_is_bounded_in_bytes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stats = Arc::new(Stats::default());
+    let (queue, _) = Queue::open(dir.path(), "x", 1 << 30, stats.clone()).expect("opens");
+    // Nothing appends: whatever is submitted stays in flight.
+    let (sender, _rx) = channel_bounded(1024, 1, queue, stats);
+    let first = {
+        let sender = sender.clone();
+        tokio::spawn(async move { sender.submit(Source::Stdin, logs(10, None), None).await })
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sender.memory.available_permits() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "first submission never took its room"
+        );
+        tokio::task::yield_now().await;
+    }
+    let second = sender
+        .submit(
+            Source::Stdin,
+            logs(1, None),
+            Some(Duration::from_millis(50)),
+        )
+        .await;
+    assert_eq!(second, Err(SubmitError::Full));
+    first.abort();
+}

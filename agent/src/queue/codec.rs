@@ -12,7 +12,7 @@ use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
 use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
 use prost::Message;
 
-use crate::pipeline::{Batch, Payload};
+use crate::pipeline::{Batch, EncodedBatch, Kind, Payload};
 
 const MAGIC: &[u8; 4] = b"BWQ1";
 /// Bytes around the id and payload: magic, kind, records, time, id length, payload
@@ -93,6 +93,24 @@ pub fn decode(bytes: &[u8]) -> Result<(Header, Batch), DecodeError> {
         id: parts.id.to_owned(),
         records: parts.header.records as usize,
         payload,
+    };
+    Ok((parts.header, batch))
+}
+
+/// Reads an entry without decoding its payload: the exporter sends the protobuf bytes
+/// as they were queued. The checksum covers them, so a damaged payload is found here too.
+pub fn decode_encoded(bytes: &[u8]) -> Result<(Header, EncodedBatch), DecodeError> {
+    let parts = split(bytes)?;
+    let kind = match parts.kind {
+        KIND_LOGS => Kind::Logs,
+        KIND_SPANS => Kind::Spans,
+        other => return Err(DecodeError::Kind(other)),
+    };
+    let batch = EncodedBatch {
+        id: parts.id.to_owned(),
+        records: parts.header.records as usize,
+        kind,
+        body: bytes::Bytes::copy_from_slice(parts.payload),
     };
     Ok((parts.header, batch))
 }
@@ -210,6 +228,22 @@ mod tests {
         });
         let (_, batch) = decode(&encode("x", 2, 0, &spans)).expect("decodes");
         assert_eq!(batch.payload, spans);
+    }
+
+    #[test]
+    fn encoded_form_carries_the_request_bytes() {
+        let bytes = encode("pod:q:7", 3, 1234, &logs(3));
+        let (header, batch) = decode_encoded(&bytes).expect("decodes");
+        assert_eq!(header.records, 3);
+        assert_eq!((batch.id.as_str(), batch.records), ("pod:q:7", 3));
+        assert_eq!(batch.kind, Kind::Logs);
+        let Payload::Logs(expected) = logs(3) else {
+            unreachable!("logs")
+        };
+        assert_eq!(batch.body.as_ref(), expected.encode_to_vec().as_slice());
+        let mut damaged = bytes.clone();
+        damaged[40] ^= 1;
+        assert_eq!(decode_encoded(&damaged).err(), Some(DecodeError::Checksum));
     }
 
     #[test]

@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::watch;
 use tracing::{error, warn};
 
-use crate::pipeline::{Batch, Payload};
+use crate::pipeline::{Batch, EncodedBatch, Payload};
 use crate::stats::Stats;
 use seq_file::{SeqFile, RESERVE_BLOCK};
 
@@ -40,6 +40,8 @@ use seq_file::{SeqFile, RESERVE_BLOCK};
 pub const DIR_NAME: &str = "queue";
 /// Default bound of the queue, in encoded bytes.
 pub const DEFAULT_MAX_BYTES: u64 = 256 * 1024 * 1024;
+/// Default size of the storage engine's page cache.
+pub const DEFAULT_CACHE_BYTES: u64 = 8 * 1024 * 1024;
 
 const META_NEXT_SEQ: &[u8] = b"next_seq";
 const META_QUEUE_ID: &[u8] = b"queue_id";
@@ -71,8 +73,8 @@ pub struct Queued {
 
 /// What a reader found at a sequence number.
 #[derive(Debug)]
-pub enum Read {
-    Batch(Queued),
+pub enum Read<T = Queued> {
+    Batch(T),
     /// The entry failed its checksum or did not decode; it has been deleted and counted.
     Corrupt,
     /// Already removed.
@@ -156,7 +158,18 @@ impl Queue {
         max_bytes: u64,
         stats: Arc<Stats>,
     ) -> Result<(Self, Recovered), QueueError> {
-        let opened = recover::open(&data_dir.join(DIR_NAME), data_dir)?;
+        Self::open_with_cache(data_dir, instance_id, max_bytes, DEFAULT_CACHE_BYTES, stats)
+    }
+
+    /// [`open`](Self::open), with the storage engine's page cache bounded to `cache_bytes`.
+    pub fn open_with_cache(
+        data_dir: &Path,
+        instance_id: &str,
+        max_bytes: u64,
+        cache_bytes: u64,
+        stats: Arc<Stats>,
+    ) -> Result<(Self, Recovered), QueueError> {
+        let opened = recover::open(&data_dir.join(DIR_NAME), data_dir, cache_bytes)?;
         let stored_id = opened
             .meta
             .get(META_QUEUE_ID)?
@@ -351,12 +364,28 @@ impl Queue {
 
     /// Reads the batch at `seq`; a damaged entry is deleted and counted.
     pub fn read(&self, seq: u64) -> Result<Read, QueueError> {
+        self.read_with(seq, |value| {
+            codec::decode(value).map(|(_, batch)| Queued { seq, batch })
+        })
+    }
+
+    /// Reads the batch at `seq` in its wire form, without decoding the payload; a
+    /// damaged entry is deleted and counted.
+    pub fn read_encoded(&self, seq: u64) -> Result<Read<EncodedBatch>, QueueError> {
+        self.read_with(seq, |value| codec::decode_encoded(value).map(|(_, b)| b))
+    }
+
+    fn read_with<T>(
+        &self,
+        seq: u64,
+        decode: impl FnOnce(&[u8]) -> Result<T, codec::DecodeError>,
+    ) -> Result<Read<T>, QueueError> {
         let Some(value) = self.inner.batches.get(seq.to_be_bytes())? else {
             self.forget(seq);
             return Ok(Read::Gone);
         };
-        match codec::decode(&value) {
-            Ok((_, batch)) => Ok(Read::Batch(Queued { seq, batch })),
+        match decode(&value) {
+            Ok(batch) => Ok(Read::Batch(batch)),
             Err(error) => {
                 warn!(seq, error = %error, "queued batch is damaged, deleting it");
                 let stats = &self.inner.stats;

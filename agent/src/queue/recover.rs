@@ -40,10 +40,10 @@ fn locked(failure: &Failure) -> bool {
     matches!(failure, Failure::Fatal(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock"))
 }
 
-fn try_open_waiting(path: &Path) -> Result<Opened, Failure> {
+fn try_open_waiting(path: &Path, cache_bytes: u64) -> Result<Opened, Failure> {
     let deadline = Instant::now() + LOCK_WAIT;
     loop {
-        match try_open(path) {
+        match try_open(path, cache_bytes) {
             Err(failure) if locked(&failure) && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -52,8 +52,8 @@ fn try_open_waiting(path: &Path) -> Result<Opened, Failure> {
     }
 }
 
-pub(super) fn open(path: &Path, data_dir: &Path) -> Result<Opened, QueueError> {
-    match try_open_waiting(path) {
+pub(super) fn open(path: &Path, data_dir: &Path, cache_bytes: u64) -> Result<Opened, QueueError> {
+    match try_open_waiting(path, cache_bytes) {
         Ok(opened) => Ok(opened),
         Err(Failure::Fatal(source)) => Err(QueueError::Open {
             path: path.to_owned(),
@@ -71,7 +71,7 @@ pub(super) fn open(path: &Path, data_dir: &Path) -> Result<Opened, QueueError> {
                 error = %reason,
                 "queue storage is damaged, moved it aside and starting with an empty queue"
             );
-            match try_open(path) {
+            match try_open(path, cache_bytes) {
                 Ok(opened) => Ok(Opened {
                     reset: true,
                     ..opened
@@ -113,11 +113,16 @@ fn classify(error: sled::Error) -> Failure {
     }
 }
 
-fn try_open(path: &Path) -> Result<Opened, Failure> {
+fn try_open(path: &Path, cache_bytes: u64) -> Result<Opened, Failure> {
     // The storage engine may panic on files it cannot make sense of; that is damage too,
     // and must not become a crash loop.
     let attempt = std::panic::catch_unwind(|| -> Result<Opened, sled::Error> {
-        let db = sled::Config::new().path(path).open()?;
+        // The page cache is the storage engine's main use of memory (1 GiB by default);
+        // queued batches are read once, in order, so a small one costs little.
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .open()?;
         let batches = db.open_tree("batches")?;
         let meta = db.open_tree("meta")?;
         Ok(Opened {

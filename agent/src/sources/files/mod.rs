@@ -39,6 +39,8 @@ use std::time::{Duration, Instant};
 
 use bellwether_proto::otlp::common::InstrumentationScope;
 use bellwether_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
+use futures::stream::FuturesOrdered;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
@@ -60,7 +62,10 @@ pub const PATH_ATTR: &str = "log.file.path";
 /// and the records of one round stay bounded.
 pub const READ_BUDGET: usize = 512 * 1024;
 
-/// How long a submit in flight at shutdown may still take.
+/// Rounds handed to the pipeline and not yet queued, at most.
+const MAX_SUBMITS_IN_FLIGHT: usize = 3;
+
+/// How long the submits in flight at shutdown may still take.
 const STOP_GRACE: Duration = Duration::from_secs(1);
 
 /// Where to start a file that has no checkpoint and was there at start-up.
@@ -139,6 +144,10 @@ pub fn spawn(
 }
 
 /// Tails until `stop` turns true, then hands over what was read and saves the positions.
+///
+/// Up to [`MAX_SUBMITS_IN_FLIGHT`] rounds are handed over at once, so reading and parsing
+/// go on while earlier rounds are being queued; each round's positions are committed
+/// only once it and every round before it were queued.
 pub async fn run(
     config: FilesConfig,
     data_dir: PathBuf,
@@ -150,6 +159,7 @@ pub async fn run(
     tailer.scan(true);
     let mut next_scan = Instant::now() + tailer.config.rescan_interval;
     let mut buf = vec![0u8; 64 * 1024];
+    let mut in_flight = FuturesOrdered::new();
     loop {
         if *stop.borrow() {
             break;
@@ -158,42 +168,65 @@ pub async fn run(
             tailer.scan(false);
             next_scan = Instant::now() + tailer.config.rescan_interval;
         }
-        let (records, read) = tailer.read_round(&mut buf);
-        if !records.is_empty() {
-            let submitting = submit(&pipeline, records);
-            tokio::pin!(submitting);
-            let submitted = tokio::select! {
-                biased;
-                result = &mut submitting => Some(result),
-                () = crate::signalled(&mut stop) => {
-                    // A submit about to complete still counts; one waiting for room in
-                    // a full queue is given up.
-                    tokio::time::timeout(STOP_GRACE, &mut submitting).await.ok()
-                }
-            };
-            match submitted {
-                // Given up: the records are not the agent's, and the positions stay
-                // before them.
-                None => return Ok(tailer.save_checkpoints(true)?),
-                Some(result) => result?,
-            }
+        let mut read = 0;
+        if in_flight.len() < MAX_SUBMITS_IN_FLIGHT {
+            let (records, n) = tailer.read_round(&mut buf);
+            read = n;
+            let positions = tailer.positions();
+            let pipeline = pipeline.clone();
+            in_flight.push_back(async move { (submit(&pipeline, records).await, positions) });
         }
-        tailer.commit();
-        tailer.save_checkpoints(false)?;
-        if read == 0 {
+        // Commit what is already queued without waiting.
+        while let Some(Some(done)) = in_flight.next().now_or_never() {
+            tailer.submitted(done)?;
+        }
+        let waited = if in_flight.len() >= MAX_SUBMITS_IN_FLIGHT {
             tokio::select! {
-                () = tokio::time::sleep(tailer.config.poll_interval) => {}
-                () = crate::signalled(&mut stop) => {}
+                biased;
+                done = in_flight.next() => done,
+                () = crate::signalled(&mut stop) => None,
+            }
+        } else if read == 0 {
+            tokio::select! {
+                biased;
+                done = in_flight.next(), if !in_flight.is_empty() => done,
+                () = tokio::time::sleep(tailer.config.poll_interval) => None,
+                () = crate::signalled(&mut stop) => None,
             }
         } else {
             tokio::task::yield_now().await;
+            None
+        };
+        if let Some(done) = waited {
+            tailer.submitted(done)?;
+        }
+    }
+    // Submits about to complete still count; ones waiting for room in a full queue are
+    // given up: their records are not the agent's, and the positions stay before them.
+    let deadline = tokio::time::Instant::now() + STOP_GRACE;
+    while !in_flight.is_empty() {
+        match tokio::time::timeout_at(deadline, in_flight.next()).await {
+            Ok(Some(done)) => tailer.submitted(done)?,
+            Ok(None) => break,
+            Err(_) => return Ok(tailer.save_checkpoints(true)?),
         }
     }
     let records = tailer.flush_all();
-    submit(&pipeline, records).await?;
-    tailer.commit();
+    let positions = tailer.positions();
+    let result = submit(&pipeline, records).await;
+    tailer.submitted((result, positions))?;
     tailer.save_checkpoints(true)?;
     Ok(())
+}
+
+/// A round handed over, and the positions it makes safe.
+type Submitted = (Result<(), SubmitError>, Vec<Position>);
+
+/// Where every record of a file before `offset` has been read, as of one round.
+struct Position {
+    id: FileId,
+    generation: u64,
+    offset: u64,
 }
 
 async fn submit(pipeline: &PipelineSender, records: Vec<LogRecord>) -> Result<(), SubmitError> {
@@ -338,14 +371,36 @@ impl Tailer {
         (records, total)
     }
 
-    /// Marks what the last round read as handed over, and lets go of rotated files
-    /// that were read to their end.
-    fn commit(&mut self) {
+    /// Each file's safe position now, to commit once the records read so far are queued.
+    fn positions(&self) -> Vec<Position> {
+        self.files
+            .values()
+            .map(|t| Position {
+                id: t.id,
+                generation: t.generation,
+                offset: t.safe_offset(),
+            })
+            .collect()
+    }
+
+    /// A round was handed over (in order): commits its positions and saves them when due.
+    fn submitted(&mut self, (result, positions): Submitted) -> Result<(), FilesError> {
+        result?;
+        self.commit(&positions);
+        Ok(self.save_checkpoints(false)?)
+    }
+
+    /// Marks the records before `positions` as handed over, and lets go of rotated
+    /// files that were read to their end. A position taken before a file was read again
+    /// from its start is skipped.
+    fn commit(&mut self, positions: &[Position]) {
         let grace = self.config.rotated_grace;
-        for tailed in self.files.values_mut() {
-            let safe = tailed.safe_offset();
-            if safe != tailed.committed {
-                tailed.committed = safe;
+        for position in positions {
+            let Some(tailed) = self.files.get_mut(&position.id) else {
+                continue;
+            };
+            if tailed.generation == position.generation && tailed.committed != position.offset {
+                tailed.committed = position.offset;
                 self.dirty = true;
             }
         }

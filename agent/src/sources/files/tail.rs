@@ -5,6 +5,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bellwether_proto::otlp::logs::LogRecord;
@@ -66,6 +67,11 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     hash
 }
 
+fn next_generation() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 /// What happened to the file behind the handle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Life {
@@ -87,6 +93,9 @@ pub struct Tailed {
     pub read_offset: u64,
     /// Every record before this offset has been handed to the pipeline.
     pub committed: u64,
+    /// Unique to this handle and contents: renewed each time the file is read again from
+    /// its start, so an offset taken before is known to belong to other contents.
+    pub generation: u64,
     /// Where the record the joiner holds open starts.
     pending_start: Option<u64>,
     splitter: LineSplitter,
@@ -122,6 +131,7 @@ impl Tailed {
             fingerprint,
             read_offset: offset,
             committed: offset,
+            generation: next_generation(),
             pending_start: None,
             splitter: LineSplitter::new(MAX_LINE_BYTES + 1),
             assembler: LineAssembler::new(joiner),
@@ -169,6 +179,8 @@ impl Tailed {
         self.finish(now, out);
         self.file.seek(SeekFrom::Start(0))?;
         self.read_offset = 0;
+        self.committed = 0;
+        self.generation = next_generation();
         self.fingerprint = Fingerprint::of(&self.file)?;
         Ok(())
     }

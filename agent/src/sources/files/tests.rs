@@ -314,3 +314,45 @@ async fn a_full_queue_pauses_reading() {
     stop.send(true).expect("running");
     task.await.expect("joins").expect("runs");
 }
+
+#[test]
+fn positions_commit_only_for_the_contents_they_were_taken_of() {
+    let h = Harness::new();
+    let path = h.path("app.log");
+    append(&path, &numbered("a", 0..3));
+    let mut tailer = Tailer::new(fast_config(vec![h.glob("*.log")]), &h.data, h.stats.clone());
+    tailer.scan(true);
+    let mut buf = vec![0u8; 4096];
+    let (records, _) = tailer.read_round(&mut buf);
+    // The last line stays open until a line follows it (multi-line joining).
+    assert_eq!(records.len(), 2);
+    let before_truncation = tailer.positions();
+    let end = before_truncation[0].offset;
+    assert!(end > 0);
+
+    // The file is cut and rewritten while that round is still being queued.
+    std::fs::write(&path, "b-0\nb-1\nb-2\n").expect("rewrite");
+    let (records, _) = tailer.read_round(&mut buf);
+    // The open `a-2`, then `b-0` and `b-1`.
+    assert_eq!(records.len(), 3);
+    let after_truncation = tailer.positions();
+    let new_end = after_truncation[0].offset;
+    assert_eq!(new_end, 8, "up to the open b-2");
+
+    // The old round's position belongs to the old contents: not committed.
+    tailer
+        .submitted((Ok(()), before_truncation))
+        .expect("commits");
+    let committed = |t: &Tailer| t.files.values().map(|f| f.committed).collect::<Vec<_>>();
+    assert_eq!(committed(&tailer), [0]);
+    tailer
+        .submitted((Ok(()), after_truncation))
+        .expect("commits");
+    assert_eq!(committed(&tailer), [new_end]);
+    // A refused round commits nothing and ends tailing.
+    let refused = tailer.submitted((Err(SubmitError::Closed), Vec::new()));
+    assert!(matches!(
+        refused,
+        Err(FilesError::Submit(SubmitError::Closed))
+    ));
+}
