@@ -8,11 +8,19 @@
 //! | `otlp_grpc_addr` | `--otlp-grpc-addr` | `BELLWETHER_OTLP_GRPC_ADDR` | `127.0.0.1:4317` |
 //! | `otlp_http_addr` | `--otlp-http-addr` | `BELLWETHER_OTLP_HTTP_ADDR` | `127.0.0.1:4318` |
 //! | `http_addr` | `--http-addr` | `BELLWETHER_HTTP_ADDR` | `127.0.0.1:8480` |
+//!
+//! The `[detection]` table (file only) is validated by [`crate::evaluate::settings`].
+//! `[routing]`, `[[teams]]` and `[[receivers]]` (file only) by [`crate::routing::config`].
+//! `[[auth.tokens]]` (file only) by [`crate::auth::config`]; `[limits]` by [`crate::limits`];
+//! `[retention]` by [`crate::retention`]; `[tls]` by [`crate::tls`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::evaluate::settings::{self as detection, DetectionFile, DetectionSettings};
 
 pub const DEFAULT_DATA_DIR: &str = "./bellwether-data";
 pub const DEFAULT_OTLP_GRPC_ADDR: &str = "127.0.0.1:4317";
@@ -20,12 +28,24 @@ pub const DEFAULT_OTLP_HTTP_ADDR: &str = "127.0.0.1:4318";
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8480";
 
 /// Validated serve settings.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
     pub data_dir: PathBuf,
     pub otlp_grpc_addr: SocketAddr,
     pub otlp_http_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    pub detection: DetectionSettings,
+    /// Routing and receivers; `bellwether serve` fills it via [`crate::routing::config`].
+    pub alerting: crate::routing::config::Alerting,
+    /// Bearer tokens; `bellwether serve` fills them via [`crate::auth::config`]. Empty
+    /// means no authentication.
+    pub auth: crate::auth::Tokens,
+    /// Bounds on what clients can make the collector hold (`[limits]`).
+    pub limits: crate::limits::Limits,
+    /// How long data is kept (`[retention]`).
+    pub retention: crate::retention::Retention,
+    /// TLS for every listener; `bellwether serve` fills it via [`crate::tls::load`].
+    pub tls: Option<crate::tls::TlsSettings>,
 }
 
 impl Settings {
@@ -37,18 +57,39 @@ impl Settings {
             otlp_grpc_addr: any,
             otlp_http_addr: any,
             http_addr: any,
+            detection: DetectionSettings::default(),
+            alerting: crate::routing::config::Alerting::default(),
+            auth: crate::auth::Tokens::default(),
+            limits: crate::limits::Limits::default(),
+            retention: crate::retention::Retention::default(),
+            tls: None,
         }
     }
 }
 
 /// The config file as written: every key optional, unknown keys rejected.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub otlp_grpc_addr: Option<String>,
     pub otlp_http_addr: Option<String>,
     pub http_addr: Option<String>,
+    pub detection: Option<DetectionFile>,
+    /// `[routing]`, `[[teams]]`, `[[receivers]]`: validated by [`crate::routing::config`].
+    pub routing: Option<crate::routing::config::RawRouting>,
+    #[serde(default)]
+    pub teams: Vec<toml::Spanned<crate::routing::config::RawTeam>>,
+    #[serde(default)]
+    pub receivers: Vec<toml::Spanned<crate::routing::config::RawReceiver>>,
+    /// `[[auth.tokens]]`: validated by [`crate::auth::config`].
+    pub auth: Option<crate::auth::config::RawAuth>,
+    /// `[limits]`: see [`crate::limits`].
+    pub limits: Option<crate::limits::RawLimits>,
+    /// `[retention]`: see [`crate::retention`].
+    pub retention: Option<crate::retention::RawRetention>,
+    /// `[tls]`: read by [`crate::tls::load`].
+    pub tls: Option<crate::tls::RawTls>,
 }
 
 /// Values given on the command line or in the environment; they beat the file.
@@ -71,7 +112,7 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("invalid {key} {value:?}: {reason}")]
     Invalid {
-        key: &'static str,
+        key: String,
         value: String,
         reason: String,
     },
@@ -103,7 +144,7 @@ fn addr(
         .trim()
         .parse()
         .map_err(|e: std::net::AddrParseError| ConfigError::Invalid {
-            key,
+            key: key.to_owned(),
             value: value.clone(),
             reason: format!("{e} (expected IP:PORT, e.g. {default})"),
         })
@@ -117,7 +158,7 @@ pub fn resolve(overrides: Overrides, file: FileConfig) -> Result<Settings, Confi
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
     if data_dir.as_os_str().is_empty() {
         return Err(ConfigError::Invalid {
-            key: "data_dir",
+            key: "data_dir".to_owned(),
             value: String::new(),
             reason: "must not be empty".to_owned(),
         });
@@ -139,7 +180,52 @@ pub fn resolve(overrides: Overrides, file: FileConfig) -> Result<Settings, Confi
             overrides.http_addr.or(file.http_addr),
             DEFAULT_HTTP_ADDR,
         )?,
+        detection: detection::resolve(file.detection.as_ref())?,
+        alerting: crate::routing::config::Alerting::default(),
+        auth: crate::auth::Tokens::default(),
+        limits: file.limits.unwrap_or_default().resolve()?,
+        retention: file.retention.unwrap_or_default().resolve()?,
+        tls: None,
     })
+}
+
+/// Parses a duration such as `250ms`, `30s`, `5m`, `1h30m` or `2d`; a bare number is
+/// seconds. The error explains what is expected.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let expected = || format!("expected a duration like 30s, 5m or 1h30m, got {text:?}");
+    if text.is_empty() {
+        return Err(expected());
+    }
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(expected)?;
+        let (number, tail) = rest.split_at(digits);
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let value: f64 = number.parse().map_err(|_| expected())?;
+        let scale = match unit {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3_600.0,
+            "d" => 86_400.0,
+            _ => return Err(expected()),
+        };
+        total = total
+            .checked_add(Duration::try_from_secs_f64(value * scale).map_err(|_| expected())?)
+            .ok_or_else(expected)?;
+        rest = tail;
+    }
+    Ok(total)
 }
 
 #[cfg(test)]
@@ -177,6 +263,43 @@ mod tests {
         );
         assert_eq!(settings.otlp_grpc_addr.port(), 0);
         Ok(())
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5_400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1_500)));
+        assert_eq!(parse_duration("12"), Ok(Duration::from_secs(12)));
+        for bad in ["", "5 minutes", "m", "-1s", "1x"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn detection_table_is_validated() {
+        let file = parse_file(
+            Path::new("b.toml"),
+            "[detection]\nmin_duration = \"10s\"\n[[detection.services]]\nmatch = \"pay*\"\nrho = 3.0\n",
+        );
+        let settings = file.and_then(|f| resolve(Overrides::default(), f));
+        let settings = settings.map_err(|e| e.to_string());
+        assert!(
+            settings
+                .as_ref()
+                .is_ok_and(
+                    |s| s.detection.for_service("payments").thresholds.rho == 3.0
+                        && s.detection.defaults.thresholds.min_duration == Duration::from_secs(10)
+                ),
+            "{settings:?}"
+        );
+        let err = parse_file(Path::new("b.toml"), "[detection]\nalhpa = 0.1\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("alhpa"), "{err}");
     }
 
     #[test]

@@ -23,6 +23,15 @@ pub enum Error {
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
     Internal(String),
+    /// No valid credentials were presented.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The credentials are valid but lack the scope this request needs.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// A configured limit was exceeded.
+    #[error("{0}")]
+    LimitExceeded(String),
 }
 
 impl Error {
@@ -39,6 +48,9 @@ impl Error {
             // Storage trouble is transient from the client's point of view: retry later.
             Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::PermissionDenied(_) => StatusCode::FORBIDDEN,
+            Self::LimitExceeded(_) => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -51,6 +63,9 @@ impl Error {
             Self::PayloadTooLarge { .. } => tonic::Code::ResourceExhausted,
             Self::Store(_) => tonic::Code::Unavailable,
             Self::Internal(_) => tonic::Code::Internal,
+            Self::Unauthenticated(_) => tonic::Code::Unauthenticated,
+            Self::PermissionDenied(_) => tonic::Code::PermissionDenied,
+            Self::LimitExceeded(_) => tonic::Code::InvalidArgument,
         }
     }
 
@@ -73,6 +88,15 @@ impl IntoResponse for Error {
         self.log_if_server_side();
         let body = serde_json::json!({ "error": self.to_string() });
         (self.http_status(), Json(body)).into_response()
+    }
+}
+
+impl From<crate::auth::Denied> for Error {
+    fn from(denied: crate::auth::Denied) -> Self {
+        match denied {
+            crate::auth::Denied::Forbidden { .. } => Self::PermissionDenied(denied.to_string()),
+            _ => Self::Unauthenticated(denied.to_string()),
+        }
     }
 }
 

@@ -14,28 +14,54 @@
 //!
 //! - [`config`]: serve settings (flags, environment, TOML file) validated into [`config::Settings`].
 //! - [`ingest`]: OTLP receivers; [`ingest::summarize`] turns a request into per-release,
-//!   per-bucket counts and the release metadata found in resource attributes.
+//!   per-bucket counts, error fingerprints, latency samples and the release metadata
+//!   found in resource attributes.
 //! - [`store`]: the [`store::ReleaseStore`] trait and its sled implementation: deployments,
-//!   buckets, totals and applied batch ids, all keyed by service first.
+//!   buckets, totals, issues, latency samples and applied batch ids, all keyed by service
+//!   first.
+//! - [`issues`]: a release's error fingerprints classified new / regressed / existing.
 //! - [`releases`]: the queries and commands the HTTP API and gRPC service share.
-//! - [`health`] + [`detect`]: a release's verdict against its baseline.
+//! - [`evaluate`]: the evaluator task: baselines (canary or cut-over), [`detect`]'s
+//!   statistics, new issues and latency → verdicts with evidence ([`health`]), kept in a
+//!   sled tree and pushed to long-polls and watches.
 //! - [`api`]: the HTTP JSON API; [`grpc_release`]: `bellwether.v1.ReleaseService`.
+//! - [`routing`] → [`alerts`] → [`notify`]: verdicts become alerts owned by a team (code,
+//!   service and CODEOWNERS rules), grouped and deduplicated, written to a durable outbox
+//!   and delivered to webhook, Slack, PagerDuty and Alertmanager receivers.
+//! - [`ui`]: the web UI at `/` and its summary endpoints; [`metrics`]: `/metrics` for
+//!   Prometheus.
+//! - [`auth`]: bearer tokens with scopes, checked on every listener.
+//! - [`limits`]: bounds on requests, attributes, services and versions, with counters.
+//! - [`retention`]: deletes buckets, samples, verdict timelines and resolved alerts past
+//!   their configured ages.
+//! - [`tls`]: rustls for the three listeners, with optional client certificates.
 //! - [`error`]: the one error type, mapped to gRPC codes and HTTP statuses.
 //! - [`server`]: [`server::run`] wires it all up; `main` and the tests call it.
 //! - [`cli`]: the `bellwether` command line (serve, deploy, releases).
 
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod detect;
 pub mod error;
+pub mod evaluate;
 pub mod fingerprint;
 pub mod grpc_release;
 pub mod health;
 pub mod ingest;
+pub mod issues;
+pub mod limits;
+pub mod metrics;
+pub mod notify;
 pub mod releases;
+pub mod retention;
+pub mod routing;
 pub mod server;
 pub mod store;
 pub mod time;
+pub mod tls;
+pub mod ui;

@@ -1,10 +1,10 @@
 //! Release queries and commands shared by the HTTP API and the gRPC `ReleaseService`:
-//! record a deployment, list releases, per-release statistics and health.
+//! record a deployment, list releases, per-release statistics. Health is
+//! [`crate::evaluate`]'s.
 
 use std::sync::Arc;
 
 use crate::error::Error;
-use crate::health::{self, ReleaseHealth};
 use crate::store::{
     Counts, Deployment, DeploymentFilter, DeploymentRecord, ReleaseKey, ReleaseStore,
 };
@@ -39,11 +39,21 @@ pub struct ReleaseRef {
 #[derive(Clone)]
 pub struct Releases {
     store: Arc<dyn ReleaseStore>,
+    alerts: Option<crate::alerts::AlertEngine>,
 }
 
 impl Releases {
     pub fn new(store: Arc<dyn ReleaseStore>) -> Self {
-        Self { store }
+        Self {
+            store,
+            alerts: None,
+        }
+    }
+
+    /// Recorded deployments are also announced through `alerts` (release notifications).
+    pub fn with_alerts(mut self, alerts: crate::alerts::AlertEngine) -> Self {
+        self.alerts = Some(alerts);
+        self
     }
 
     async fn blocking<T: Send + 'static>(
@@ -65,6 +75,11 @@ impl Releases {
             version = %deployment.release.version,
             "deployment recorded"
         );
+        if let Some(alerts) = &self.alerts {
+            if let Err(error) = alerts.deployment_recorded(deployment.clone()).await {
+                tracing::warn!(error = %error, "queueing the release notification failed");
+            }
+        }
         Ok(deployment)
     }
 
@@ -103,28 +118,21 @@ impl Releases {
         .await
     }
 
-    pub async fn health(&self, release: ReleaseRef) -> Result<ReleaseHealth, Error> {
-        self.blocking(move |store| {
-            let deployment = resolve(store, &release)?;
-            Ok(health::assess(store, &deployment, now_unix_ms())?)
-        })
-        .await
-    }
-
     /// The deployment `release` names; see [`resolve`].
     pub async fn resolve(&self, release: ReleaseRef) -> Result<Deployment, Error> {
         self.blocking(move |store| resolve(store, &release)).await
     }
 
-    pub async fn health_of(&self, deployment: Deployment) -> Result<ReleaseHealth, Error> {
-        self.blocking(move |store| Ok(health::assess(store, &deployment, now_unix_ms())?))
+    /// The issues of a release, classified, with samples; see [`crate::issues`].
+    pub async fn issues(&self, release: ReleaseRef) -> Result<crate::issues::ReleaseIssues, Error> {
+        self.blocking(move |store| crate::issues::release_issues(store, &release))
             .await
     }
 }
 
 /// Finds a release's deployment. Without an environment, the release must exist in
 /// exactly one environment.
-fn resolve(store: &dyn ReleaseStore, release: &ReleaseRef) -> Result<Deployment, Error> {
+pub fn resolve(store: &dyn ReleaseStore, release: &ReleaseRef) -> Result<Deployment, Error> {
     let not_found = || {
         let mut what = format!("release {} {}", release.service, release.version);
         if let Some(environment) = &release.environment {

@@ -10,17 +10,21 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use crate::alerts::bridge::AlertBridge;
+use crate::alerts::AlertService;
 use crate::config::Settings;
+use crate::evaluate::verdicts::SledVerdicts;
+use crate::evaluate::Evaluator;
 use crate::grpc_release::ReleaseGrpc;
 use crate::ingest::grpc::{ExportServer, Logs, Traces};
 use crate::ingest::Ingestor;
 use crate::releases::Releases;
+use crate::retention::{Pruner, Retention};
 use crate::store::{ReleaseStore, SledStore, StoreError};
 use crate::time::now_unix_ms;
 
 /// Batch ids are remembered this long; a re-sent batch older than that counts again.
 pub const BATCH_ID_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
-const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// The bound sockets the collector serves.
 pub struct Listeners {
@@ -77,20 +81,41 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
     let dir = settings.data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || {
+    let opened = tokio::task::spawn_blocking(move || {
         std::fs::create_dir_all(&dir).map_err(|e| StoreError::Sled(e.into()))?;
-        SledStore::open(&dir)
+        let store = SledStore::open(&dir)?;
+        let verdicts = SledVerdicts::new(store.open_tree("verdicts")?);
+        let pruner = Pruner::open(&store, store.open_tree("verdicts")?)?;
+        Ok::<_, StoreError>((store, verdicts, pruner))
     })
     .await?
     .map_err(|source| ServerError::Open {
         dir: settings.data_dir.display().to_string(),
         source,
     })?;
+    let (store, verdicts, pruner) = opened;
     let store: Arc<dyn ReleaseStore> = Arc::new(store);
     tracing::info!(data_dir = %settings.data_dir.display(), "store opened");
+    let evaluator = Evaluator::new(
+        Arc::clone(&store),
+        Arc::new(verdicts),
+        settings.detection.clone(),
+    );
+    let (alerts_dir, alerting) = (settings.data_dir.clone(), settings.alerting.clone());
+    let alert_service =
+        tokio::task::spawn_blocking(move || AlertService::open(&alerts_dir, &alerting))
+            .await?
+            .map_err(|e| ServerError::Serve {
+                kind: "alerts",
+                message: e.to_string(),
+            })?;
 
-    let ingestor = Ingestor::new(Arc::clone(&store));
-    let releases = Releases::new(Arc::clone(&store));
+    let bridge = AlertBridge::new(alert_service.engine(), Arc::clone(&store));
+    // The evaluator was made just above and has no sink yet: this cannot be refused.
+    let _ = evaluator.set_sink(Arc::new(bridge));
+
+    let ingestor = Ingestor::new(Arc::clone(&store)).with_limits(settings.limits);
+    let releases = Releases::new(Arc::clone(&store)).with_alerts(alert_service.engine());
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |rx: &watch::Receiver<bool>| {
         let mut rx = rx.clone();
@@ -109,11 +134,25 @@ pub async fn run(
         tracing::info!(kind = %kind, addr = %addr, "listening");
     }
 
-    let grpc = tonic::transport::Server::builder()
+    let mut grpc = tonic::transport::Server::builder();
+    let mut acceptor = None;
+    if let Some(tls) = &settings.tls {
+        let failed = |message: String| ServerError::Serve {
+            kind: "tls",
+            message,
+        };
+        grpc = grpc
+            .tls_config(crate::tls::grpc_config(tls))
+            .map_err(|e| failed(e.to_string()))?;
+        acceptor = Some(crate::tls::acceptor(tls).map_err(failed)?);
+    }
+    let grpc = grpc
+        .layer(crate::auth::grpc::AuthLayer::new(settings.auth.clone()))
         .add_service(ExportServer::<Logs>::new(ingestor.clone()))
         .add_service(ExportServer::<Traces>::new(ingestor.clone()))
         .add_service(ReleaseServiceServer::new(ReleaseGrpc::new(
             releases.clone(),
+            evaluator.clone(),
             stop_rx.clone(),
         )))
         .serve_with_incoming_shutdown(
@@ -126,25 +165,66 @@ pub async fn run(
             message: e.to_string(),
         })
     };
-    let otlp_http = axum::serve(listeners.otlp_http, crate::ingest::http::router(ingestor))
-        .with_graceful_shutdown(stopped(&stop_rx));
-    let otlp_http = async {
-        otlp_http.await.map_err(|e| ServerError::Serve {
-            kind: "otlp-http",
-            message: e.to_string(),
-        })
+    let otlp_guard = crate::auth::http::Guard {
+        tokens: settings.auth.clone(),
+        policy: crate::auth::policy::otlp_http,
     };
-    let http = axum::serve(listeners.http, crate::api::router(releases))
-        .with_graceful_shutdown(stopped(&stop_rx));
-    let http = async {
-        http.await.map_err(|e| ServerError::Serve {
-            kind: "http",
-            message: e.to_string(),
-        })
+    let otlp_router = otlp_guard.wrap(crate::ingest::http::router(ingestor));
+    let otlp_http = serve_http(
+        "otlp-http",
+        listeners.otlp_http,
+        otlp_router,
+        acceptor.clone(),
+        stopped(&stop_rx),
+    );
+    let views = crate::ui::Views {
+        store: Arc::clone(&store),
+        releases: releases.clone(),
+        evaluator: evaluator.clone(),
+        alerts: alert_service.engine(),
     };
-    let maintenance = prune_batches(Arc::clone(&store), stopped(&stop_rx));
+    let api = crate::api::router(releases, evaluator.clone())
+        .merge(crate::alerts::http::routes(alert_service.engine()))
+        .merge(crate::metrics::routes(crate::metrics::Sources {
+            store: Arc::clone(&store),
+            evaluator: evaluator.clone(),
+            alerts: alert_service.engine(),
+        }))
+        .merge(crate::ui::routes(views));
+    let api_guard = crate::auth::http::Guard {
+        tokens: settings.auth.clone(),
+        policy: crate::auth::policy::http_api,
+    };
+    let api = api_guard.wrap(api);
+    let http = serve_http("http", listeners.http, api, acceptor, stopped(&stop_rx));
+    let maintenance = maintain(
+        Maintenance {
+            store: Arc::clone(&store),
+            pruner,
+            alerts: alert_service.engine(),
+            retention: settings.retention,
+        },
+        stopped(&stop_rx),
+    );
+    let evaluation = async {
+        evaluator
+            .run(stopped(&stop_rx))
+            .await
+            .map_err(|e| ServerError::Serve {
+                kind: "evaluator",
+                message: e.to_string(),
+            })
+    };
 
-    let servers = async { tokio::try_join!(grpc, otlp_http, http, maintenance) };
+    let alerting = async {
+        alert_service
+            .run(|| stopped(&stop_rx))
+            .await
+            .map_err(ServerError::Store)
+    };
+
+    let servers =
+        async { tokio::try_join!(grpc, otlp_http, http, maintenance, evaluation, alerting) };
     tokio::pin!(servers);
     let result = tokio::select! {
         result = &mut servers => result.map(drop),
@@ -162,24 +242,77 @@ pub async fn run(
     result
 }
 
-/// Forgets old batch ids now and then so the batches tree stays bounded.
-async fn prune_batches(
+/// Serves an HTTP listener, over TLS when an acceptor is given.
+async fn serve_http(
+    kind: &'static str,
+    listener: TcpListener,
+    router: axum::Router,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    stopped: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let served = match acceptor {
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stopped)
+                .await
+        }
+        Some(acceptor) => crate::tls::serve(listener, router, acceptor, stopped).await,
+    };
+    served.map_err(|e| ServerError::Serve {
+        kind,
+        message: e.to_string(),
+    })
+}
+
+/// What the maintenance task prunes.
+struct Maintenance {
     store: Arc<dyn ReleaseStore>,
+    pruner: Pruner,
+    alerts: crate::alerts::AlertEngine,
+    retention: Retention,
+}
+
+/// Now and then forgets old batch ids and deletes what retention says is too old, so the
+/// data directory stays bounded.
+async fn maintain(
+    maintenance: Maintenance,
     stopped: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     tokio::pin!(stopped);
-    let mut ticker = tokio::time::interval(PRUNE_INTERVAL);
+    let mut ticker = tokio::time::interval(maintenance.retention.interval);
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             () = &mut stopped => return Ok(()),
         }
-        let before = now_unix_ms() - BATCH_ID_RETENTION.as_millis() as i64;
-        let store = Arc::clone(&store);
+        let now = now_unix_ms();
+        let before = now - BATCH_ID_RETENTION.as_millis() as i64;
+        let store = Arc::clone(&maintenance.store);
         match tokio::task::spawn_blocking(move || store.prune_batches(before)).await? {
             Ok(0) => {}
             Ok(removed) => tracing::info!(removed, "pruned old batch ids"),
             Err(error) => tracing::warn!(error = %error, "pruning batch ids failed"),
+        }
+        let (pruner, retention) = (maintenance.pruner.clone(), maintenance.retention);
+        match tokio::task::spawn_blocking(move || pruner.prune(&retention, now)).await? {
+            Ok(pruned) if pruned.total() == 0 => {}
+            Ok(pruned) => tracing::info!(
+                buckets = pruned.buckets,
+                latency = pruned.latency,
+                issue_buckets = pruned.issue_buckets,
+                samples = pruned.samples,
+                timeline_entries = pruned.timeline_entries,
+                "deleted data past retention"
+            ),
+            Err(error) => tracing::warn!(error = %error, "retention failed"),
+        }
+        let resolved_before = now.saturating_sub(
+            i64::try_from(maintenance.retention.resolved_alerts.as_millis()).unwrap_or(i64::MAX),
+        );
+        match maintenance.alerts.forget_resolved(resolved_before).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "deleted resolved alerts past retention"),
+            Err(error) => tracing::warn!(error = %error, "pruning resolved alerts failed"),
         }
     }
 }

@@ -23,6 +23,13 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+pub mod agent_ops;
+pub mod agent_sources;
+pub mod browser;
+pub mod detection;
+pub mod prometheus;
+pub mod receiver;
+
 /// How long a child gets to announce its listeners or to exit.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 

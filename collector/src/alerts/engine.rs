@@ -125,6 +125,25 @@ impl AlertEngine {
         self.inner.observe(verdict)
     }
 
+    /// Forgets alerts resolved before `before_unix_ms` (retention); returns how many.
+    pub async fn forget_resolved(&self, before_unix_ms: i64) -> Result<usize, AlertError> {
+        self.blocking(move |inner| {
+            let mut state = inner.lock()?;
+            let old: Vec<Alert> = state
+                .alerts
+                .values()
+                .filter(|a| a.resolved_at_unix_ms.is_some_and(|t| t < before_unix_ms))
+                .cloned()
+                .collect();
+            for alert in &old {
+                inner.store.remove_alert(alert)?;
+                state.alerts.remove(&alert.id);
+            }
+            Ok(old.len())
+        })
+        .await
+    }
+
     /// Sends what is due at `now_unix_ms`: grouped first notifications, repeats.
     pub async fn tick(&self, now_unix_ms: i64) -> Result<(), AlertError> {
         self.blocking(move |inner| inner.tick(now_unix_ms)).await

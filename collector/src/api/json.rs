@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::health::ReleaseHealth;
+use crate::evaluate::verdicts::TimelineEntry;
+use crate::health::{Figures, ReleaseHealth};
 use crate::releases::{ReleaseStats, ReleaseSummary};
 use crate::store::{Counts, Deployment, DeploymentRecord, ReleaseKey, Source, BUCKET_MS};
 use crate::time::rfc3339_utc;
@@ -127,38 +128,72 @@ impl From<ReleaseStats> for StatsResponse {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EvidenceJson {
-    pub kind: String,
-    pub summary: String,
-}
+/// One evidence item: `kind`, `summary` and kind-specific fields.
+pub use crate::health::Evidence as EvidenceJson;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// `GET /api/v1/releases/{service}/{version}/health`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HealthResponse {
     pub release: ReleaseKey,
     pub verdict: String,
     pub evidence: Vec<EvidenceJson>,
     pub totals: Counts,
     pub evaluated_at_unix_ms: i64,
+    /// When the deployment started; `evaluated_at_unix_ms` minus this is its age.
+    #[serde(default)]
+    pub started_at_unix_ms: i64,
+    /// Changes whenever the verdict or its evidence changes materially; pass it back as
+    /// `since` to long-poll for the next change.
+    #[serde(default)]
+    pub revision: u64,
+    /// The figures behind the verdict: method, baseline, rates, e-value, needed exposure.
+    #[serde(default)]
+    pub analysis: Figures,
 }
 
-impl From<ReleaseHealth> for HealthResponse {
-    fn from(h: ReleaseHealth) -> Self {
+impl From<&ReleaseHealth> for HealthResponse {
+    fn from(h: &ReleaseHealth) -> Self {
         HealthResponse {
-            release: h.release,
+            release: h.release.clone(),
             verdict: h.verdict.as_str().to_owned(),
-            evidence: h
-                .evidence
-                .into_iter()
-                .map(|e| EvidenceJson {
-                    kind: e.kind,
-                    summary: e.summary,
-                })
-                .collect(),
+            evidence: h.evidence.clone(),
             totals: h.totals,
             evaluated_at_unix_ms: h.evaluated_at_unix_ms,
+            started_at_unix_ms: h.started_at_unix_ms,
+            revision: h.revision,
+            analysis: h.figures.clone(),
         }
     }
+}
+
+/// One change of verdict.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineJson {
+    pub at_unix_ms: i64,
+    pub at: String,
+    pub verdict: String,
+    pub summary: String,
+    pub revision: u64,
+}
+
+impl From<TimelineEntry> for TimelineJson {
+    fn from(e: TimelineEntry) -> Self {
+        TimelineJson {
+            at: rfc3339_utc(e.at_unix_ms),
+            at_unix_ms: e.at_unix_ms,
+            verdict: e.verdict.as_str().to_owned(),
+            summary: e.summary,
+            revision: e.revision,
+        }
+    }
+}
+
+/// `GET /api/v1/releases/{service}/{version}/verdicts`: verdict changes, oldest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerdictsResponse {
+    pub release: ReleaseKey,
+    pub started_at_unix_ms: i64,
+    pub timeline: Vec<TimelineJson>,
 }
 
 #[cfg(test)]

@@ -1,6 +1,9 @@
-//! The HTTP JSON API: health check, deployments, releases, per-release stats and health.
+//! The HTTP JSON API: health check, deployments, releases, per-release stats, health
+//! (long-poll) and verdict timelines.
 //! Every error answers `{"error": "<message>"}`.
 
+mod health;
+pub mod issues;
 pub mod json;
 mod routes;
 

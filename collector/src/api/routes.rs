@@ -9,13 +9,14 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use super::json::{
-    DeploymentJson, DeploymentRequest, HealthResponse, ReleaseJson, ReleasesResponse, StatsResponse,
+    DeploymentJson, DeploymentRequest, ReleaseJson, ReleasesResponse, StatsResponse,
 };
 use crate::error::Error;
+use crate::evaluate::Evaluator;
 use crate::releases::{ReleaseRef, Releases};
 use crate::store::DeploymentFilter;
 
-pub fn router(releases: Releases) -> Router {
+pub fn router(releases: Releases, evaluator: Evaluator) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/api/v1/deployments", post(record_deployment))
@@ -25,12 +26,13 @@ pub fn router(releases: Releases) -> Router {
             get(release_stats),
         )
         .route(
-            "/api/v1/releases/{service}/{version}/health",
-            get(release_health),
+            "/api/v1/releases/{service}/{version}/issues",
+            get(super::issues::release_issues),
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(releases)
+        .merge(super::health::router(evaluator))
 }
 
 async fn healthz() -> Json<serde_json::Value> {
@@ -124,13 +126,4 @@ async fn release_stats(
 ) -> Result<Json<StatsResponse>, Error> {
     let stats = releases.stats(release_ref(path, query)?).await?;
     Ok(Json(stats.into()))
-}
-
-async fn release_health(
-    State(releases): State<Releases>,
-    path: Result<Path<(String, String)>, PathRejection>,
-    query: Result<Query<EnvironmentQuery>, QueryRejection>,
-) -> Result<Json<HealthResponse>, Error> {
-    let health = releases.health(release_ref(path, query)?).await?;
-    Ok(Json(health.into()))
 }

@@ -36,6 +36,7 @@ impl ClientError {
 
 pub struct ApiClient {
     base: String,
+    authorization: Option<http::HeaderValue>,
     client: Client<HttpConnector, Full<Bytes>>,
 }
 
@@ -78,8 +79,21 @@ impl ApiClient {
         }
         Ok(Self {
             base: base.trim_end_matches('/').to_owned(),
+            authorization: None,
             client: Client::builder(TokioExecutor::new()).build_http(),
         })
+    }
+
+    /// Sends `Authorization: Bearer <token>` with every request (None or empty: none).
+    pub fn with_token(mut self, token: Option<&str>) -> Result<Self, ClientError> {
+        let Some(token) = token.map(str::trim).filter(|t| !t.is_empty()) else {
+            return Ok(self);
+        };
+        let mut value = http::HeaderValue::try_from(format!("Bearer {token}"))
+            .map_err(|_| ClientError::Usage("invalid --token: not a valid header value".into()))?;
+        value.set_sensitive(true);
+        self.authorization = Some(value);
+        Ok(self)
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path_and_query: &str) -> Result<T, ClientError> {
@@ -96,6 +110,10 @@ impl ApiClient {
         self.send(Method::POST, path, Some(body)).await
     }
 
+    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.send(Method::DELETE, path, None).await
+    }
+
     async fn send<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -110,6 +128,9 @@ impl ApiClient {
         let mut request = Request::builder().method(method).uri(&url);
         if body.is_some() {
             request = request.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        if let Some(authorization) = &self.authorization {
+            request = request.header(http::header::AUTHORIZATION, authorization.clone());
         }
         let request = request
             .body(Full::new(Bytes::from(body.unwrap_or_default())))

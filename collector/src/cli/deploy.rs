@@ -20,6 +20,7 @@ pub async fn run(args: DeployArgs) -> ExitCode {
     };
     let result = async {
         ApiClient::new(&args.url)?
+            .with_token(args.token.as_deref())?
             .post::<_, DeploymentJson>("/api/v1/deployments", &request)
             .await
     };

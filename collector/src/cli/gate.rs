@@ -150,10 +150,12 @@ pub async fn run(args: GateArgs) -> ExitCode {
             .flatten()
             .min()
             .unwrap_or(POLL);
-        let mut path = format!("{base}&wait={}ms", wait.as_millis().max(1));
-        if let Some(revision) = since {
-            path.push_str(&format!("&since={revision}"));
-        }
+        // The first request answers at once with the current verdict; later ones
+        // long-poll for a revision newer than the last one seen.
+        let path = match since {
+            None => base.clone(),
+            Some(revision) => format!("{base}&wait={}ms&since={revision}", wait.as_millis().max(1)),
+        };
         let health = match client.get::<HealthResponse>(&path).await {
             Ok(health) => health,
             Err(ClientError::Api { status: 404, .. }) => {

@@ -23,6 +23,7 @@ pub async fn run(args: ReleasesArgs) -> ExitCode {
     }
     let result = async {
         ApiClient::new(&args.url)?
+            .with_token(args.token.as_deref())?
             .get::<ReleasesResponse>(&path)
             .await
     };

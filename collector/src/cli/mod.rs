@@ -1,20 +1,25 @@
-//! The `bellwether` command line: `serve`, `deploy`, `releases`.
+//! The `bellwether` command line: `serve`, `deploy`, `releases`, `gate`, `demo`.
 //!
 //! Flags fall back to environment variables (read once, by the parser, in `main`).
 //! Exit codes: 0 success, 1 the API rejected the request (or the server failed),
 //! 2 usage, configuration or connection error.
 
+pub mod alerts;
 mod client;
+pub mod demo;
 mod deploy;
+mod gate;
 mod history;
+pub mod owners;
 mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-pub use client::{ApiClient, ClientError};
+pub use client::{encode_component, ApiClient, ClientError};
 
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8480";
 
@@ -37,11 +42,22 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Show release history.
     Releases(ReleasesArgs),
+    /// Wait for a release's verdict: exit 0 pass, 1 fail, 2 usage or connection error,
+    /// 3 still pending at the timeout.
+    Gate(GateArgs),
+    /// List, acknowledge and silence alerts.
+    Alerts(alerts::AlertsArgs),
+    /// Show which team owns a service or a file, and which rule decided it.
+    Owners(owners::OwnersArgs),
+    /// Tell the whole story on this machine: a collector, two services, a good and a bad
+    /// release, alerts routed to teams, the gate, a roll forward; then serve the UI.
+    Demo(demo::DemoArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// TOML config file (keys: data_dir, otlp_grpc_addr, otlp_http_addr, http_addr).
+    /// TOML config file (keys: data_dir, otlp_grpc_addr, otlp_http_addr, http_addr, and
+    /// the [detection] table).
     #[arg(long, env = "BELLWETHER_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Data directory [default: ./bellwether-data].
@@ -56,6 +72,12 @@ pub struct ServeArgs {
     /// HTTP API listen address [default: 127.0.0.1:8480].
     #[arg(long, env = "BELLWETHER_HTTP_ADDR", value_name = "ADDR")]
     pub http_addr: Option<String>,
+    /// Validate the configuration (routing, receivers, secrets) and exit: 0 ok, 2 error.
+    #[arg(long)]
+    pub check_config: bool,
+    /// Allow listening on a non-loopback address without any [[auth.tokens]] configured.
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 #[derive(Debug, Args)]
@@ -82,6 +104,9 @@ pub struct DeployArgs {
     /// Collector HTTP API base URL.
     #[arg(long, env = "BELLWETHER_URL", default_value = DEFAULT_URL)]
     pub url: String,
+    /// Bearer token for a collector that requires one.
+    #[arg(long, env = "BELLWETHER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -93,9 +118,38 @@ pub struct ReleasesArgs {
     /// Collector HTTP API base URL.
     #[arg(long, env = "BELLWETHER_URL", default_value = DEFAULT_URL)]
     pub url: String,
+    /// Bearer token for a collector that requires one.
+    #[arg(long, env = "BELLWETHER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// Print the API's JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    #[arg(long)]
+    pub service: String,
+    #[arg(long)]
+    pub version: String,
+    #[arg(long)]
+    pub environment: String,
+    /// Pass only once the release has been deployed at least this long (on top of the
+    /// collector's own minimum duration), e.g. 5m.
+    #[arg(long, default_value = "0s", value_parser = crate::config::parse_duration)]
+    pub min_duration: Duration,
+    /// Give up (exit 3) when no verdict is reached within this long.
+    #[arg(long, default_value = "15m", value_parser = crate::config::parse_duration)]
+    pub timeout: Duration,
+    /// Let a degraded release pass (an unhealthy one still fails).
+    #[arg(long)]
+    pub allow_degraded: bool,
+    /// Collector HTTP API base URL.
+    #[arg(long, env = "BELLWETHER_URL", default_value = DEFAULT_URL)]
+    pub url: String,
+    /// Bearer token for a collector that requires one.
+    #[arg(long, env = "BELLWETHER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 /// Runs a parsed command line and returns the process exit code.
@@ -104,5 +158,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve::run(args).await,
         Command::Deploy(args) => deploy::run(args).await,
         Command::Releases(args) => history::run(args).await,
+        Command::Gate(args) => gate::run(args).await,
+        Command::Alerts(args) => alerts::run(args).await,
+        Command::Owners(args) => owners::run(args),
+        Command::Demo(args) => demo::run(args).await,
     }
 }

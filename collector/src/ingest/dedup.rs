@@ -114,7 +114,9 @@ mod tests {
             map.insert(service.to_owned(), keys.iter().copied().collect());
             map
         };
-        recent.insert_all(&batch("api", &[1, 2]));
+        // One key per batch: within a batch the keys are a set, in no particular order.
+        recent.insert_all(&batch("api", &[1]));
+        recent.insert_all(&batch("api", &[2]));
         assert!(recent.contains("api", 1));
         assert!(!recent.contains("web", 1), "services are apart");
         recent.insert_all(&batch("api", &[3]));

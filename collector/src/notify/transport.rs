@@ -6,6 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -29,10 +30,11 @@ pub enum Delivery {
     },
 }
 
-/// Plain HTTP/1.1 client shared by all receivers.
+/// HTTP/1.1 client shared by all receivers: `https://` is verified against the Mozilla
+/// root certificates compiled in (no system store needed), `http://` is sent as is.
 #[derive(Clone)]
 pub struct HttpTransport {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 impl Default for HttpTransport {
@@ -43,19 +45,18 @@ impl Default for HttpTransport {
 
 impl HttpTransport {
     pub fn new() -> Self {
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .build();
         Self {
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: Client::builder(TokioExecutor::new()).build(connector),
         }
     }
 
     /// Sends `outgoing` within `timeout`. Errors never contain the URL (it may be secret).
     pub async fn send(&self, outgoing: Outgoing, timeout: Duration) -> Delivery {
-        if outgoing.url.starts_with("https://") {
-            return Delivery::Reject {
-                error: "https receivers need a TLS-terminating relay: this build sends plain http"
-                    .to_owned(),
-            };
-        }
         let mut request = Request::builder()
             .method(Method::POST)
             .uri(outgoing.url.as_str())
@@ -142,6 +143,47 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A loopback server that answers every connection with a plain-text HTTP 200.
+    async fn plain_http_server() -> std::net::SocketAddr {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = socket.read(&mut buf).await;
+                    let _ = socket
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                        .await;
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn https_urls_are_spoken_with_tls_and_http_urls_without() {
+        let addr = plain_http_server().await;
+        let transport = HttpTransport::new();
+        let send = |scheme: &str| Outgoing {
+            url: format!("{scheme}://{addr}/hook"),
+            headers: Vec::new(),
+            body: b"{}".to_vec(),
+        };
+        let timeout = Duration::from_secs(5);
+        assert_eq!(
+            transport.send(send("http"), timeout).await,
+            Delivery::Delivered
+        );
+        // The same server cannot complete a TLS handshake: the https send must fail
+        // (retryably), which proves it was not sent in plain text.
+        match transport.send(send("https"), timeout).await {
+            Delivery::Retry { .. } => {}
+            other => panic!("https to a plain server must fail the handshake: {other:?}"),
+        }
+    }
 
     #[test]
     fn classifies_statuses() {
