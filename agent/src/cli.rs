@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{parse_duration, Config, Listen, ListenAddrs};
-use crate::export::Compression;
+use crate::export::{Compression, CredentialSources, Credentials, CredentialsError, Token};
 use crate::identity::{Identity, IdentityFlags};
 use crate::sources::exec::ExecConfig;
 use crate::sources::files::{discover, StartAt};
@@ -181,6 +181,52 @@ pub struct Cli {
     )]
     pub compression: Compression,
 
+    /// Bearer token sent to the collector with every export (a token with the `ingest`
+    /// scope); never logged
+    #[arg(
+        global = true,
+        long,
+        env = "BELLWETHER_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true,
+        conflicts_with = "token_file"
+    )]
+    pub token: Option<Token>,
+
+    /// File holding the bearer token (surrounding whitespace ignored)
+    #[arg(
+        global = true,
+        long,
+        env = "BELLWETHER_TOKEN_FILE",
+        value_name = "PATH"
+    )]
+    pub token_file: Option<PathBuf>,
+
+    /// PEM CA certificate(s) trusted for an https:// collector instead of the built-in
+    /// Mozilla roots
+    #[arg(global = true, long, env = "BELLWETHER_CA_FILE", value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+
+    /// PEM client certificate chain presented to the collector (mTLS); needs --client-key
+    #[arg(
+        global = true,
+        long,
+        env = "BELLWETHER_CLIENT_CERT",
+        value_name = "PEM",
+        requires = "client_key"
+    )]
+    pub client_cert: Option<PathBuf>,
+
+    /// PEM private key of --client-cert
+    #[arg(
+        global = true,
+        long,
+        env = "BELLWETHER_CLIENT_KEY",
+        value_name = "PEM",
+        requires = "client_cert"
+    )]
+    pub client_key: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -233,6 +279,16 @@ impl Cli {
             otlp_http: self.otlp_http_addr,
             admin: self.admin_addr,
         }
+    }
+
+    /// Reads the token file and the PEM files named on the command line.
+    pub fn credentials(&self) -> Result<Credentials, CredentialsError> {
+        Credentials::load(&CredentialSources {
+            token: self.token.as_ref(),
+            token_file: self.token_file.as_deref(),
+            ca_file: self.ca_file.as_deref(),
+            client_cert: self.client_cert.as_deref().zip(self.client_key.as_deref()),
+        })
     }
 
     /// Checks what cannot be expressed in clap and builds the run configuration.
@@ -378,6 +434,36 @@ mod tests {
         let both = Cli::try_parse_from(["bellwether-agent", "--stdin", "run", "--", "true"])
             .expect("parses");
         assert_eq!(both.config(identity()).err(), Some(CliError::StdinWithRun));
+    }
+
+    #[test]
+    fn security_flags() {
+        let cli = Cli::try_parse_from(["bellwether-agent", "--token", "t0ken-value-12345"])
+            .expect("parses");
+        let credentials = cli.credentials().expect("loads");
+        assert_eq!(
+            credentials.token.map(|t| t.header_value()).as_deref(),
+            Some("Bearer t0ken-value-12345")
+        );
+        assert!(!format!("{cli:?}").contains("t0ken-value-12345"));
+        let err =
+            Cli::try_parse_from(["bellwether-agent", "--token", "a", "--token-file", "/tmp/t"])
+                .expect_err("exclusive");
+        assert!(err.to_string().contains("--token"), "{err}");
+        let err = Cli::try_parse_from(["bellwether-agent", "--client-cert", "/tmp/c.pem"])
+            .expect_err("needs the key");
+        assert!(err.to_string().contains("--client-key"), "{err}");
+        let err = Cli::try_parse_from(["bellwether-agent", "--token", "has space"])
+            .expect("parses")
+            .credentials()
+            .expect_err("invalid token");
+        assert!(err.to_string().contains("--token"), "{err}");
+        assert!(!err.to_string().contains("has space"), "{err}");
+        let err = Cli::try_parse_from(["bellwether-agent", "--ca-file", "/nonexistent/ca.pem"])
+            .expect("parses")
+            .credentials()
+            .expect_err("missing file");
+        assert!(err.to_string().contains("--ca-file"), "{err}");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::export::{Compression, RetryPolicy};
+use crate::export::{Compression, Credentials, RetryPolicy};
 use crate::identity::Identity;
 use crate::parse::MultilineConfig;
 use crate::pipeline::BatchConfig;
@@ -20,6 +20,8 @@ pub struct Config {
     pub identity: Identity,
     /// Collector OTLP/gRPC endpoint, e.g. `http://127.0.0.1:4317`.
     pub collector: String,
+    /// Token and TLS settings presented to the collector.
+    pub credentials: Credentials,
     /// Created at start-up; holds the durable queue.
     pub data_dir: PathBuf,
     pub batch: BatchConfig,
@@ -52,6 +54,7 @@ impl Config {
         Self {
             identity,
             collector: "http://127.0.0.1:4317".to_owned(),
+            credentials: Credentials::default(),
             data_dir: PathBuf::from("./bellwether-agent-data"),
             batch: BatchConfig {
                 max_records: 512,

@@ -56,7 +56,8 @@ async fn start(cli: Cli, env: EnvMap) -> anyhow::Result<ExitCode> {
         },
         identity::random_hex_id,
     )?;
-    let config = cli.config(identity)?;
+    let mut config = cli.config(identity)?;
+    config.credentials = cli.credentials()?;
     let listeners = Listeners::bind(&cli.listen_addrs()).await?;
     let stdin: Option<bellwether_agent::Input> = cli
         .stdin

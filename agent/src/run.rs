@@ -71,10 +71,11 @@ pub async fn run(
             path: config.data_dir.clone(),
             source,
         })?;
-    let transport = GrpcTransport::with_compression(
+    let transport = GrpcTransport::with_credentials(
         &config.collector,
         config.export_timeout,
         config.compression,
+        &config.credentials,
     )?;
     let stats = Arc::new(Stats::default());
     let (queue, recovered) = {
@@ -97,6 +98,7 @@ pub async fn run(
         environment = %config.identity.environment,
         instance_id = %config.identity.instance_id,
         collector = %config.collector,
+        token = config.credentials.token.is_some(),
         queued_batches = recovered.batches,
         queued_records = recovered.records,
         "starting"

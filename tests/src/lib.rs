@@ -29,6 +29,7 @@ pub mod browser;
 pub mod detection;
 pub mod prometheus;
 pub mod receiver;
+pub mod security;
 
 /// How long a child gets to announce its listeners or to exit.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);

@@ -14,10 +14,11 @@ use http::uri::PathAndQuery;
 use prost::Message;
 use tonic::client::Grpc;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::Status;
 
+use super::credentials::Credentials;
 use super::{Accepted, Transport};
 use crate::pipeline::{EncodedBatch, Kind};
 
@@ -28,10 +29,20 @@ const LOGS_EXPORT: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Ex
 const TRACES_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 #[derive(Debug, thiserror::Error)]
-#[error("invalid collector url {url}: {source}")]
-pub struct InvalidCollectorUrl {
-    url: String,
-    source: tonic::transport::Error,
+pub enum InvalidCollectorUrl {
+    #[error("invalid collector url {url}: {source}")]
+    Url {
+        url: String,
+        source: tonic::transport::Error,
+    },
+    #[error("--ca-file and --client-cert need an https:// collector url, got {url}")]
+    TlsNeedsHttps { url: String },
+    #[error(
+        "invalid TLS settings for the collector (--ca-file, --client-cert, --client-key): {source}"
+    )]
+    Tls { source: tonic::transport::Error },
+    #[error("the token cannot be sent as gRPC metadata")]
+    Token,
 }
 
 /// Compression of export requests.
@@ -60,6 +71,8 @@ impl FromStr for Compression {
 pub struct GrpcTransport {
     grpc: Grpc<Channel>,
     timeout: Duration,
+    /// `Bearer <token>`, marked sensitive so `Debug` does not show it.
+    authorization: Option<MetadataValue<Ascii>>,
 }
 
 impl GrpcTransport {
@@ -73,11 +86,54 @@ impl GrpcTransport {
         timeout: Duration,
         compression: Compression,
     ) -> Result<Self, InvalidCollectorUrl> {
-        let channel = Endpoint::from_shared(url.to_owned())
-            .map_err(|source| InvalidCollectorUrl {
+        Self::with_credentials(url, timeout, compression, &Credentials::default())
+    }
+
+    /// An `https://` url uses TLS: the CA from `credentials` (else the Mozilla roots) and
+    /// its client certificate, if any. The token, if any, goes with every export.
+    pub fn with_credentials(
+        url: &str,
+        timeout: Duration,
+        compression: Compression,
+        credentials: &Credentials,
+    ) -> Result<Self, InvalidCollectorUrl> {
+        let mut endpoint =
+            Endpoint::from_shared(url.to_owned()).map_err(|source| InvalidCollectorUrl::Url {
                 url: url.to_owned(),
                 source,
-            })?
+            })?;
+        let https = endpoint
+            .uri()
+            .scheme_str()
+            .is_some_and(|s| s.eq_ignore_ascii_case("https"));
+        if https {
+            let tls = &credentials.tls;
+            let mut config = match &tls.ca_pem {
+                Some(pem) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
+                None => ClientTlsConfig::new().with_webpki_roots(),
+            };
+            if let Some((cert, key)) = &tls.identity {
+                config = config.identity(Identity::from_pem(cert, key));
+            }
+            endpoint = endpoint
+                .tls_config(config)
+                .map_err(|source| InvalidCollectorUrl::Tls { source })?;
+        } else if credentials.tls.is_set() {
+            return Err(InvalidCollectorUrl::TlsNeedsHttps {
+                url: url.to_owned(),
+            });
+        }
+        let authorization = credentials
+            .token
+            .as_ref()
+            .map(|token| {
+                let mut value = MetadataValue::try_from(token.header_value())
+                    .map_err(|_| InvalidCollectorUrl::Token)?;
+                value.set_sensitive(true);
+                Ok(value)
+            })
+            .transpose()?;
+        let channel = endpoint
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true)
             .connect_lazy();
@@ -88,7 +144,11 @@ impl GrpcTransport {
         if compression == Compression::Gzip {
             grpc = grpc.send_compressed(CompressionEncoding::Gzip);
         }
-        Ok(Self { grpc, timeout })
+        Ok(Self {
+            grpc,
+            timeout,
+            authorization,
+        })
     }
 
     async fn call<R: Message + Default + Send + 'static>(
@@ -104,6 +164,11 @@ impl GrpcTransport {
             .map_err(|e| Status::unknown(format!("service was not ready: {e}")))?;
         let mut request = tonic::Request::new(batch.body.clone());
         request.metadata_mut().insert(BATCH_ID_HEADER, batch_id);
+        if let Some(authorization) = &self.authorization {
+            request
+                .metadata_mut()
+                .insert("authorization", authorization.clone());
+        }
         request.set_timeout(self.timeout);
         let codec = RawCodec::<R>(std::marker::PhantomData);
         let response = self
@@ -198,5 +263,47 @@ mod tests {
         assert_eq!("gzip".parse::<Compression>(), Ok(Compression::Gzip));
         assert_eq!("None".parse::<Compression>(), Ok(Compression::None));
         assert!("zstd".parse::<Compression>().is_err());
+    }
+
+    fn credentials(token: Option<&str>, ca: Option<&[u8]>) -> Credentials {
+        Credentials {
+            token: token.map(|t| t.parse().unwrap_or_else(|e| match e {})),
+            tls: crate::export::credentials::ClientTls {
+                ca_pem: ca.map(<[u8]>::to_vec),
+                identity: None,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn token_is_kept_out_of_debug_output() {
+        let transport = GrpcTransport::with_credentials(
+            "http://127.0.0.1:4317",
+            Duration::from_secs(1),
+            Compression::Gzip,
+            &credentials(Some("very-secret-token-1"), None),
+        )
+        .expect("valid");
+        assert!(transport.authorization.is_some());
+        assert!(!format!("{transport:?}").contains("very-secret-token-1"));
+    }
+
+    #[tokio::test]
+    async fn tls_settings_need_https() {
+        let err = GrpcTransport::with_credentials(
+            "http://127.0.0.1:4317",
+            Duration::from_secs(1),
+            Compression::Gzip,
+            &credentials(None, Some(b"pem")),
+        )
+        .expect_err("tls over http");
+        assert!(matches!(err, InvalidCollectorUrl::TlsNeedsHttps { .. }));
+        GrpcTransport::with_credentials(
+            "https://127.0.0.1:4317",
+            Duration::from_secs(1),
+            Compression::Gzip,
+            &Credentials::default(),
+        )
+        .expect("https with the built-in roots");
     }
 }

@@ -7,7 +7,13 @@
 //! - [`grpc`]: the OTLP/gRPC [`Transport`] (gzip or none, `bellwether-batch-id`
 //!   metadata; the queued request bytes are sent as they are).
 //! - [`retry`]: error classification and backoff.
+//! - [`credentials`]: the bearer token and TLS settings presented to the collector.
+//!
+//! A collector refusing the agent's credentials (`UNAUTHENTICATED`, `PERMISSION_DENIED`)
+//! does not cost data: the batch stays queued and is retried with backoff, each refusal
+//! logged as an error, so a token fixed or rotated on either side lets delivery resume.
 
+pub mod credentials;
 pub mod grpc;
 pub mod retry;
 
@@ -20,6 +26,7 @@ use tokio::sync::watch;
 use tonic::Status;
 use tracing::{debug, error, warn};
 
+pub use credentials::{CredentialSources, Credentials, CredentialsError, Token};
 pub use grpc::{Compression, GrpcTransport, InvalidCollectorUrl};
 pub use retry::{Backoff, Class, RetryPolicy};
 
@@ -151,6 +158,24 @@ async fn deliver<T: Transport>(
                 Stats::incr(&stats.batches_dropped);
                 return Outcome::Dropped;
             }
+            Class::Unauthorized => {
+                let delay = backoff.next_delay(jitter);
+                Stats::incr(&stats.retries);
+                error!(
+                    batch_id = %batch.id,
+                    attempt,
+                    code = ?status.code(),
+                    error = %status.message(),
+                    delay_ms = delay.as_millis() as u64,
+                    hint = unauthorized_hint(status.code()),
+                    "collector refused the agent's credentials, keeping the batch queued and retrying"
+                );
+                attempt = attempt.saturating_add(1);
+                if pause(delay, give_up).await {
+                    return Outcome::GaveUp;
+                }
+                continue;
+            }
             Class::Retryable => backoff.next_delay(jitter),
             Class::Throttled(hint) => backoff.throttled_delay(hint, jitter),
         };
@@ -167,6 +192,14 @@ async fn deliver<T: Transport>(
         if pause(delay, give_up).await {
             return Outcome::GaveUp;
         }
+    }
+}
+
+fn unauthorized_hint(code: tonic::Code) -> &'static str {
+    if code == tonic::Code::PermissionDenied {
+        "the token lacks the ingest scope"
+    } else {
+        "check --token / --token-file and the collector's tokens"
     }
 }
 

@@ -12,6 +12,9 @@ pub enum Class {
     Retryable,
     /// The collector asked us to slow down, possibly saying for how long.
     Throttled(Option<Duration>),
+    /// The collector refused the credentials: keep the batch and retry with backoff,
+    /// logging an error (a fixed or rotated token lets delivery resume).
+    Unauthorized,
     /// Retrying cannot help: drop the batch and count it.
     NonRetryable,
 }
@@ -28,15 +31,14 @@ pub fn classify(status: &Status) -> Class {
         | Code::DataLoss
         | Code::Unknown => Class::Retryable,
         Code::ResourceExhausted => Class::Throttled(retry_hint(status)),
+        Code::Unauthenticated | Code::PermissionDenied => Class::Unauthorized,
         Code::Ok
         | Code::InvalidArgument
         | Code::NotFound
         | Code::AlreadyExists
-        | Code::PermissionDenied
         | Code::FailedPrecondition
         | Code::Unimplemented
-        | Code::Internal
-        | Code::Unauthenticated => Class::NonRetryable,
+        | Code::Internal => Class::NonRetryable,
     }
 }
 
@@ -133,16 +135,17 @@ mod tests {
                 "{code:?}"
             );
         }
-        for code in [
-            Code::InvalidArgument,
-            Code::PermissionDenied,
-            Code::Unauthenticated,
-            Code::Unimplemented,
-            Code::Internal,
-        ] {
+        for code in [Code::InvalidArgument, Code::Unimplemented, Code::Internal] {
             assert_eq!(
                 classify(&Status::new(code, "x")),
                 Class::NonRetryable,
+                "{code:?}"
+            );
+        }
+        for code in [Code::Unauthenticated, Code::PermissionDenied] {
+            assert_eq!(
+                classify(&Status::new(code, "x")),
+                Class::Unauthorized,
                 "{code:?}"
             );
         }

@@ -194,3 +194,28 @@ async fn keeps_retrying_until_told_to_give_up_and_keeps_the_batches() {
     let (_, _, attempts) = run.stats.export_duration.snapshot();
     assert_eq!(attempts, transport.calls().len() as u64);
 }
+
+#[tokio::test(start_paused = true)]
+async fn refused_credentials_keep_the_batch_queued_until_accepted() {
+    let transport = Scripted::new(vec![
+        Err(Status::unauthenticated("invalid token")),
+        Err(Status::permission_denied("token lacks the ingest scope")),
+        Ok(Accepted::default()),
+    ]);
+    let run = export_all(transport.clone(), &[7]).await;
+    run.task.await.expect("exporter ends");
+    let calls = transport.calls();
+    assert_eq!(calls.len(), 3);
+    assert!(calls.iter().all(|(id, _)| *id == calls[0].0));
+    // Backed off like any retry: 100 ms, then 200 ms, each plus at most 25 %.
+    assert!(calls[1].1 - calls[0].1 >= Duration::from_millis(100));
+    assert!(calls[2].1 - calls[1].1 >= Duration::from_millis(200));
+    let s = run.stats.snapshot();
+    assert_eq!(
+        s.dropped.non_retryable, 0,
+        "refused credentials drop nothing"
+    );
+    assert_eq!(s.exported.log_records, 7);
+    assert_eq!(s.retries, 2);
+    assert!(run.queue.is_empty());
+}
