@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Alert;
-use crate::routing::duration::parse_duration;
+use crate::config::parse_duration;
 use crate::routing::glob::Glob;
 
 /// Globs on alert labels; an absent matcher matches anything. At least one is required.

@@ -23,9 +23,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::duration::parse_duration;
 use super::glob::Glob;
 use super::{codeowners, CodePattern, CodeRule, Ownership, RuleOrigin, ServiceRule};
+use crate::config::parse_duration;
 use crate::notify::{Receiver, ReceiverKind, Secret};
 
 pub const DEFAULT_GROUP_WINDOW: Duration = Duration::from_secs(30);
