@@ -32,7 +32,13 @@ pub enum Error {
     /// A configured limit was exceeded.
     #[error("{0}")]
     LimitExceeded(String),
+    /// Ingest is busier than the store can keep up with: retry after [`RETRY_AFTER_SECS`].
+    #[error("{0}")]
+    Overloaded(String),
 }
+
+/// The delay, in seconds, an overloaded collector asks a sender to wait before retrying.
+pub const RETRY_AFTER_SECS: u64 = 1;
 
 impl Error {
     pub fn invalid(message: impl Into<String>) -> Self {
@@ -51,6 +57,7 @@ impl Error {
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::PermissionDenied(_) => StatusCode::FORBIDDEN,
             Self::LimitExceeded(_) => StatusCode::BAD_REQUEST,
+            Self::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -66,7 +73,14 @@ impl Error {
             Self::Unauthenticated(_) => tonic::Code::Unauthenticated,
             Self::PermissionDenied(_) => tonic::Code::PermissionDenied,
             Self::LimitExceeded(_) => tonic::Code::InvalidArgument,
+            Self::Overloaded(_) => tonic::Code::ResourceExhausted,
         }
+    }
+
+    /// Seconds the client should wait before retrying, sent as `Retry-After` (HTTP) or
+    /// `retry-after` metadata (gRPC).
+    pub fn retry_after(&self) -> Option<u64> {
+        matches!(self, Self::Overloaded(_)).then_some(RETRY_AFTER_SECS)
     }
 
     fn log_if_server_side(&self) {
@@ -79,7 +93,13 @@ impl Error {
 impl From<Error> for tonic::Status {
     fn from(error: Error) -> Self {
         error.log_if_server_side();
-        tonic::Status::new(error.grpc_code(), error.to_string())
+        let mut status = tonic::Status::new(error.grpc_code(), error.to_string());
+        if let Some(secs) = error.retry_after() {
+            status
+                .metadata_mut()
+                .insert("retry-after", tonic::metadata::MetadataValue::from(secs));
+        }
+        status
     }
 }
 
@@ -87,7 +107,13 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         self.log_if_server_side();
         let body = serde_json::json!({ "error": self.to_string() });
-        (self.http_status(), Json(body)).into_response()
+        let mut response = (self.http_status(), Json(body)).into_response();
+        if let Some(secs) = self.retry_after() {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+        }
+        response
     }
 }
 
@@ -133,6 +159,11 @@ mod tests {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 tonic::Code::InvalidArgument,
             ),
+            (
+                Error::Overloaded("x".into()),
+                StatusCode::TOO_MANY_REQUESTS,
+                tonic::Code::ResourceExhausted,
+            ),
         ];
         for (error, http, grpc) in cases {
             assert_eq!(error.http_status(), http);
@@ -140,5 +171,18 @@ mod tests {
         }
         let status = tonic::Status::from(Error::invalid("bad batch"));
         assert_eq!(status.message(), "bad batch");
+        assert_eq!(Error::invalid("x").retry_after(), None);
+        let status = tonic::Status::from(Error::Overloaded("busy".into()));
+        let hint = status
+            .metadata()
+            .get("retry-after")
+            .map(|v| v.to_str().ok());
+        assert_eq!(hint, Some(Some("1")));
+        let response = Error::Overloaded("busy".into()).into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            response.headers().get(http::header::RETRY_AFTER),
+            Some(&http::HeaderValue::from_static("1"))
+        );
     }
 }

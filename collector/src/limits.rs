@@ -12,15 +12,19 @@
 //! | `max_attribute_value_bytes` | 4,096 | string value truncated (release identity values: 256 bytes) |
 //! | `max_services` | 1,000 | request refused when it brings a service beyond the limit |
 //! | `max_versions_per_service` | 1,000 | request refused when it brings a version beyond the limit |
+//! | `max_inflight_ingest` | 64 | OTLP requests being stored at once; a further request waits up to `ingest_admission_wait`, then is refused: HTTP 429 with `Retry-After: 1` / gRPC RESOURCE_EXHAUSTED (counted as limit="inflight") |
+//! | `ingest_admission_wait` | 100ms | how long a request waits for an ingest slot (a duration: `250ms`, `1s`) |
 //! | fingerprints per release | 1,000 (fixed) | further fingerprints count under `other` |
 //! | samples per issue, latency samples per bucket | 5, 256 (fixed) | further samples replace older ones (reservoir) |
 //!
-//! Refused requests are not retryable: the sender should split or drop them. The service
+//! Refused requests are not retryable (the sender should split or drop them), except
+//! those refused for overload, which the sender should retry later. The service
 //! and version limits apply to telemetry; deployments recorded through the API are
 //! authenticated and limited to 256-byte names.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bellwether_proto::otlp::common::{any_value, KeyValue};
 use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
@@ -56,10 +60,11 @@ pub enum Limit {
     Services,
     VersionsPerService,
     FingerprintsPerRelease,
+    Inflight,
 }
 
 impl Limit {
-    pub const ALL: [Limit; 8] = [
+    pub const ALL: [Limit; 9] = [
         Limit::RequestBytes,
         Limit::RecordsPerRequest,
         Limit::AttributesPerRecord,
@@ -68,6 +73,7 @@ impl Limit {
         Limit::Services,
         Limit::VersionsPerService,
         Limit::FingerprintsPerRelease,
+        Limit::Inflight,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -80,6 +86,7 @@ impl Limit {
             Limit::Services => "services",
             Limit::VersionsPerService => "versions_per_service",
             Limit::FingerprintsPerRelease => "fingerprints_per_release",
+            Limit::Inflight => "inflight",
         }
     }
 }
@@ -119,6 +126,10 @@ pub struct Limits {
     pub max_attribute_value_bytes: usize,
     pub max_services: usize,
     pub max_versions_per_service: usize,
+    /// OTLP requests summarized and stored at once.
+    pub max_inflight_ingest: usize,
+    /// How long a request waits for one of those slots before it is refused.
+    pub ingest_admission_wait: Duration,
 }
 
 impl Default for Limits {
@@ -131,6 +142,8 @@ impl Default for Limits {
             max_attribute_value_bytes: 4096,
             max_services: 1_000,
             max_versions_per_service: 1_000,
+            max_inflight_ingest: 64,
+            ingest_admission_wait: Duration::from_millis(100),
         }
     }
 }
@@ -146,6 +159,9 @@ pub struct RawLimits {
     pub max_attribute_value_bytes: Option<usize>,
     pub max_services: Option<usize>,
     pub max_versions_per_service: Option<usize>,
+    pub max_inflight_ingest: Option<usize>,
+    /// A duration such as `100ms` or `1s`.
+    pub ingest_admission_wait: Option<String>,
 }
 
 impl RawLimits {
@@ -201,6 +217,22 @@ impl RawLimits {
                 d.max_versions_per_service,
                 1,
             )?,
+            max_inflight_ingest: pick(
+                "max_inflight_ingest",
+                self.max_inflight_ingest,
+                d.max_inflight_ingest,
+                1,
+            )?,
+            ingest_admission_wait: match &self.ingest_admission_wait {
+                None => d.ingest_admission_wait,
+                Some(text) => {
+                    crate::config::parse_duration(text).map_err(|reason| ConfigError::Invalid {
+                        key: "limits.ingest_admission_wait".to_owned(),
+                        value: text.clone(),
+                        reason,
+                    })?
+                }
+            },
         })
     }
 }
@@ -450,6 +482,26 @@ mod tests {
         .unwrap_or_default();
         assert!(err.contains("limits.max_request_bytes"), "{err}");
         assert!(toml::from_str::<RawLimits>("max_service = 5").is_err());
+        let raw: RawLimits =
+            toml::from_str("max_inflight_ingest = 2\ningest_admission_wait = \"250ms\"")
+                .unwrap_or_default();
+        let resolved = raw.resolve().ok();
+        assert_eq!(resolved.map(|l| l.max_inflight_ingest), Some(2));
+        assert_eq!(
+            resolved.map(|l| l.ingest_admission_wait),
+            Some(Duration::from_millis(250))
+        );
+        let bad = |raw: RawLimits| raw.resolve().err().map(|e| e.to_string());
+        let zero = bad(RawLimits {
+            max_inflight_ingest: Some(0),
+            ..RawLimits::default()
+        });
+        assert!(zero.is_some_and(|e| e.contains("limits.max_inflight_ingest")));
+        let wait = bad(RawLimits {
+            ingest_admission_wait: Some("soon".into()),
+            ..RawLimits::default()
+        });
+        assert!(wait.is_some_and(|e| e.contains("limits.ingest_admission_wait")));
         assert!(check_records(&Limits::default(), 100_001).is_err());
         assert!(check_records(&Limits::default(), 100_000).is_ok());
     }

@@ -12,7 +12,7 @@ use axum::Router;
 use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
 use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
 use bytes::Bytes;
-use http::header::{CONTENT_ENCODING, CONTENT_TYPE};
+use http::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use prost::Message;
 use serde::de::DeserializeOwned;
@@ -171,6 +171,7 @@ fn decompress(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, E
 }
 
 fn respond(format: Format, result: Result<(), Error>) -> Response {
+    let retry_after = result.as_ref().err().and_then(Error::retry_after);
     let (status, body) = match result {
         // An empty Export*ServiceResponse: everything was accepted.
         Ok(()) => (
@@ -195,7 +196,7 @@ fn respond(format: Format, result: Result<(), Error>) -> Response {
             (error.http_status(), body)
         }
     };
-    (
+    let mut response = (
         status,
         [(
             CONTENT_TYPE,
@@ -203,5 +204,29 @@ fn respond(format: Format, result: Result<(), Error>) -> Response {
         )],
         body,
     )
-        .into_response()
+        .into_response();
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overload_answers_429_with_retry_after() {
+        let response = respond(Format::Json, Err(Error::Overloaded("busy".into())));
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            response.headers().get(RETRY_AFTER),
+            Some(&HeaderValue::from_static("1"))
+        );
+        let response = respond(Format::Json, Err(Error::invalid("bad")));
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert!(response.headers().get(RETRY_AFTER).is_none());
+    }
 }

@@ -2,6 +2,12 @@
 //! [`Ingestor`] summarizes it ([`summarize`]: counts, errors described by [`errors`] and
 //! de-duplicated per trace by [`dedup`], latency samples) and applies it to the store in
 //! one transaction, together with the request's batch id.
+//!
+//! Admission control: at most `limits.max_inflight_ingest` requests are summarized and
+//! stored at once. A request that finds no free slot within `limits.ingest_admission_wait`
+//! is refused with [`Error::Overloaded`] (HTTP 429 / gRPC RESOURCE_EXHAUSTED) before any
+//! of it is applied, so senders back off instead of queueing without bound, and nothing
+//! an accepted request carried is lost.
 
 pub mod dedup;
 pub mod errors;
@@ -11,11 +17,13 @@ pub mod summarize;
 
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
 use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
 use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
 
 use crate::error::Error;
-use crate::limits::{self, Limits, Seen};
+use crate::limits::{self, Limit, Limits, Seen};
 use crate::metrics;
 use crate::store::{ApplyOutcome, DeploymentFilter, ReleaseStore};
 use crate::time::now_unix_ms;
@@ -36,22 +44,49 @@ pub struct Ingestor {
     limits: Limits,
     /// Services and versions admitted so far; read from the store on first use.
     seen: Arc<Mutex<Option<Seen>>>,
+    /// One permit per request being summarized and stored.
+    inflight: Arc<Semaphore>,
 }
 
 impl Ingestor {
     pub fn new(store: Arc<dyn ReleaseStore>) -> Self {
+        let limits = Limits::default();
         Self {
             store,
             recent: Arc::new(RecentErrors::default()),
-            limits: Limits::default(),
+            limits,
             seen: Arc::new(Mutex::new(None)),
+            inflight: Arc::new(Semaphore::new(limits.max_inflight_ingest)),
         }
     }
 
     /// Applies `limits` instead of the defaults.
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self.inflight = Arc::new(Semaphore::new(limits.max_inflight_ingest));
         self
+    }
+
+    /// Takes an ingest slot, waiting at most `ingest_admission_wait` for one.
+    async fn admission(&self) -> Result<OwnedSemaphorePermit, Error> {
+        let inflight = Arc::clone(&self.inflight);
+        let wait = self.limits.ingest_admission_wait;
+        match tokio::time::timeout(wait, inflight.acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_closed)) => Err(Error::Internal("ingest admission closed".to_owned())),
+            Err(_elapsed) => {
+                limits::hit(Limit::Inflight, 1);
+                tracing::debug!(
+                    max_inflight_ingest = self.limits.max_inflight_ingest,
+                    "ingest overloaded, request refused"
+                );
+                Err(Error::Overloaded(format!(
+                    "collector overloaded: {} ingest requests in flight \
+                     (max_inflight_ingest), retry later",
+                    self.limits.max_inflight_ingest
+                )))
+            }
+        }
     }
 
     pub fn limits(&self) -> &Limits {
@@ -102,15 +137,18 @@ impl Ingestor {
     }
 
     /// Summarizes and applies off the async executor: both can take a while on large batches.
-    /// The errors a batch counted are remembered only once it is stored.
+    /// The errors a batch counted are remembered only once it is stored. The ingest slot is
+    /// held until the store is done, even if the client goes away meanwhile.
     async fn apply_with(
         &self,
         summarize: impl FnOnce(&RecentErrors) -> Summary + Send + 'static,
     ) -> Result<ApplyOutcome, Error> {
+        let permit = self.admission().await?;
         let store = Arc::clone(&self.store);
         let recent = Arc::clone(&self.recent);
         let (limits, seen) = (self.limits, Arc::clone(&self.seen));
         let outcome = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let Summary { batch, counted } = summarize(&recent);
             if batch.releases.is_empty() && batch.batch_id.is_none() {
                 return Ok(ApplyOutcome::Applied);
