@@ -22,6 +22,16 @@ pub const SEVERITY_ERROR: i32 = 17;
 /// Starts `bellwether serve --config <file>` on free loopback ports, the file holding
 /// `config` (TOML) and written next to `data_dir`.
 pub fn start_collector_with_config(data_dir: &Path, config: &str) -> Result<Collector> {
+    start_collector_with_config_env(data_dir, config, &[])
+}
+
+/// [`start_collector_with_config`] with extra environment variables for the collector
+/// (secrets that the config names with `*_env`).
+pub fn start_collector_with_config_env(
+    data_dir: &Path,
+    config: &str,
+    env: &[(&str, &str)],
+) -> Result<Collector> {
     let name = data_dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -30,6 +40,7 @@ pub fn start_collector_with_config(data_dir: &Path, config: &str) -> Result<Coll
     std::fs::write(&config_path, config)
         .with_context(|| format!("writing {}", config_path.display()))?;
     let mut cmd = clean_command("bellwether")?;
+    cmd.envs(env.iter().copied());
     cmd.arg("serve")
         .arg("--config")
         .arg(&config_path)

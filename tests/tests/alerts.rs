@@ -4,16 +4,15 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use bellwether_e2e::detection::{
-    export_logs, log_record, now_ms, record_deployment, release_resource, SEVERITY_ERROR,
-    SEVERITY_INFO,
+    export_logs, log_record, now_ms, record_deployment, release_resource,
+    start_collector_with_config_env, SEVERITY_ERROR, SEVERITY_INFO,
 };
 use bellwether_e2e::receiver::{Receiver, Recorded};
-use bellwether_e2e::{clean_command, eventually, Collector, Supervised};
+use bellwether_e2e::{eventually, Collector};
 use bellwether_proto::otlp::common::{any_value, AnyValue, KeyValue};
 use bellwether_proto::otlp::logs::LogRecord;
 use hmac::{Hmac, Mac};
@@ -139,29 +138,14 @@ url = "{platform_hook}"
 /// `bellwether serve --config` on free ports with the receivers' secrets in its
 /// environment; the config file is written next to `data_dir`.
 fn start_collector(data_dir: &Path, config: &str) -> Result<Collector> {
-    let config_path = data_dir.with_extension("toml");
-    std::fs::write(&config_path, config)?;
-    let mut cmd = clean_command("bellwether")?;
-    cmd.env("PAYMENTS_HOOK_SECRET", HOOK_SECRET)
-        .env("PAYMENTS_PD_KEY", PD_KEY)
-        .arg("serve")
-        .arg("--config")
-        .arg(&config_path)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--otlp-grpc-addr", "127.0.0.1:0"])
-        .args(["--otlp-http-addr", "127.0.0.1:0"])
-        .args(["--http-addr", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
-    let mut process = Supervised::spawn(cmd)?;
-    let found = process.wait_for_listeners(&["otlp-grpc", "otlp-http", "http"])?;
-    Ok(Collector {
-        otlp_grpc: found["otlp-grpc"],
-        otlp_http: found["otlp-http"],
-        http: found["http"],
-        process,
-    })
+    start_collector_with_config_env(
+        data_dir,
+        config,
+        &[
+            ("PAYMENTS_HOOK_SECRET", HOOK_SECRET),
+            ("PAYMENTS_PD_KEY", PD_KEY),
+        ],
+    )
 }
 
 fn string_attribute(key: &str, value: &str) -> KeyValue {
