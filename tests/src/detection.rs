@@ -68,7 +68,8 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn kv(key: &str, value: &str) -> KeyValue {
+/// A string attribute.
+pub fn kv(key: &str, value: &str) -> KeyValue {
     KeyValue {
         key: key.to_owned(),
         value: Some(AnyValue {

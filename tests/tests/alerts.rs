@@ -8,12 +8,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use bellwether_e2e::detection::{
-    export_logs, log_record, now_ms, record_deployment, release_resource,
+    export_logs, kv, log_record, now_ms, record_deployment, release_resource,
     start_collector_with_config_env, SEVERITY_ERROR, SEVERITY_INFO,
 };
 use bellwether_e2e::receiver::{Receiver, Recorded};
 use bellwether_e2e::{eventually, Collector};
-use bellwether_proto::otlp::common::{any_value, AnyValue, KeyValue};
 use bellwether_proto::otlp::logs::LogRecord;
 use hmac::{Hmac, Mac};
 use serde_json::Value;
@@ -148,16 +147,6 @@ fn start_collector(data_dir: &Path, config: &str) -> Result<Collector> {
     )
 }
 
-fn string_attribute(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.to_owned())),
-        }),
-        ..KeyValue::default()
-    }
-}
-
 /// v1 deployed 30 min ago with 20 000 log records over the 5 minutes before `deploy_ms`,
 /// 0.1 % of them `TimeoutError`s; `version` recorded as deployed at `deploy_ms`.
 async fn baseline_then_deploy(collector: &Collector, deploy_ms: i64, version: &str) -> Result<()> {
@@ -237,7 +226,7 @@ fn billing_key_error(now: i64) -> LogRecord {
         Some(("KeyError", "'atlantis'")),
         now,
     );
-    record.attributes.push(string_attribute(
+    record.attributes.push(kv(
         "exception.stacktrace",
         "Traceback (most recent call last):\n  \
          File \"/app/src/api/orders.py\", line 40, in create_order\n    \
