@@ -52,7 +52,8 @@ BYTES=$(stat -c %s "$WORK/app.log")
 
 "$BIN/bellwether" serve --data-dir "$WORK/collector" --otlp-grpc-addr 127.0.0.1:0 \
     --otlp-http-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 2> "$WORK/collector.log" &
-PIDS+=($!)
+COLLECTOR=$!
+PIDS+=("$COLLECTOR")
 addr() { # addr KIND LOGFILE
     for _ in $(seq 300); do
         a=$(sed -n "s/.*listening kind=$1 addr=\([0-9.:]*\).*/\1/p" "$2" | head -1)
@@ -64,6 +65,12 @@ addr() { # addr KIND LOGFILE
 GRPC=$(addr otlp-grpc "$WORK/collector.log")
 HTTP=$(addr http "$WORK/collector.log")
 
+cpu_ticks() { # cpu_ticks PID: user + system clock ticks so far
+    local stat
+    read -r -a stat < "/proc/$1/stat"
+    echo $(( stat[13] + stat[14] ))
+}
+COLLECTOR_TICKS0=$(cpu_ticks "$COLLECTOR")
 START=$(date +%s.%N)
 BELLWETHER_LOG=warn "$BIN/bellwether-agent" --service bench --version 1 --environment bench \
     --instance-id bench-1 --collector "http://$GRPC" --data-dir "$WORK/agent" \
@@ -78,8 +85,7 @@ while :; do
     got=$(curl -sf "http://$HTTP/api/v1/releases/bench/1/stats?environment=bench" \
         | sed -n 's/.*"totals":{"log_records":\([0-9]*\).*/\1/p' | head -1 || true)
     if [ -r "/proc/$AGENT/stat" ]; then
-        read -r -a STAT < "/proc/$AGENT/stat"
-        TICKS=$(( STAT[13] + STAT[14] ))
+        TICKS=$(cpu_ticks "$AGENT")
         HWM=$(awk '/VmHWM/ {print $2}' "/proc/$AGENT/status")
         WRITE=$(awk '/^write_bytes/ {print $2}' "/proc/$AGENT/io" 2>/dev/null || echo 0)
     else
@@ -89,13 +95,14 @@ while :; do
     sleep 0.2
 done
 END=$(date +%s.%N)
+COLLECTOR_TICKS=$(( $(cpu_ticks "$COLLECTOR") - COLLECTOR_TICKS0 ))
 ERRS=$(curl -sf "http://$HTTP/api/v1/releases/bench/1/stats?environment=bench" \
     | sed -n 's/.*"totals":{[^}]*"error_logs":\([0-9]*\).*/\1/p' | head -1)
 DATA=$(du -sb "$WORK/agent" | cut -f1)
 
 awk -v n="$N" -v bytes="$BYTES" -v records="$RECORDS" -v got="$got" -v errors="$ERRORS" \
     -v errs="$ERRS" -v start="$START" -v end="$END" -v ticks="$TICKS" -v clk="$CLK" \
-    -v hwm="$HWM" -v write="$WRITE" -v data="$DATA" 'BEGIN {
+    -v cticks="$COLLECTOR_TICKS" -v hwm="$HWM" -v write="$WRITE" -v data="$DATA" 'BEGIN {
     secs = end - start
     printf "%-34s %s\n", "metric", "value"
     printf "%-34s %d lines, %.1f MiB, %d records\n", "input", n, bytes / 1048576, records
@@ -105,6 +112,7 @@ awk -v n="$N" -v bytes="$BYTES" -v records="$RECORDS" -v got="$got" -v errors="$
     printf "%-34s %.0f\n", "records/s end to end", records / secs
     printf "%-34s %.2f\n", "agent CPU seconds", ticks / clk
     printf "%-34s %.1f\n", "agent CPU microseconds per line", ticks / clk / n * 1e6
+    printf "%-34s %.2f\n", "collector CPU seconds", cticks / clk
     printf "%-34s %.1f\n", "agent peak RSS (VmHWM), MiB", hwm / 1024
     printf "%-34s %.1f\n", "agent storage writes (io), MiB", write / 1048576
     printf "%-34s %.1f\n", "agent data dir size at end, MiB", data / 1048576

@@ -74,17 +74,20 @@ pub async fn run(
     let transport = GrpcTransport::with_credentials(
         &config.collector,
         config.export_timeout,
-        config.compression,
         &config.credentials,
     )?;
     let stats = Arc::new(Stats::default());
     let (queue, recovered) = {
         let (data_dir, instance_id) =
             (config.data_dir.clone(), config.identity.instance_id.clone());
-        let (max_bytes, cache_bytes) = (config.queue_max_bytes, config.queue_cache_bytes);
+        let options = crate::queue::Options {
+            max_bytes: config.queue_max_bytes,
+            cache_bytes: config.queue_cache_bytes,
+            compression: config.compression,
+        };
         let stats = stats.clone();
         tokio::task::spawn_blocking(move || {
-            Queue::open_with_cache(&data_dir, &instance_id, max_bytes, cache_bytes, stats)
+            Queue::open_with(&data_dir, &instance_id, options, stats)
         })
         .await
         .map_err(|e| QueueError::Storage(sled::Error::ReportableBug(e.to_string())))??

@@ -1,7 +1,9 @@
 //! The OTLP/gRPC client towards the collector.
 //!
-//! Batches are queued as encoded export requests; [`RawCodec`] puts those bytes on the
-//! wire as they are (no decode and re-encode) and decodes only the small response.
+//! Batches are queued as encoded export requests, gzip-compressed or not; [`RawCodec`] puts
+//! those bytes on the wire as they are (no decode, re-encode or re-compression) and
+//! decodes only the small response. A compressed body is marked as such in its gRPC
+//! frame by [`precompressed`], which sits between the client and the channel.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -45,7 +47,8 @@ pub enum InvalidCollectorUrl {
     Token,
 }
 
-/// Compression of export requests.
+/// Compression of queued batches, and so of export requests: batches are compressed once,
+/// when they are queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Compression {
     #[default]
@@ -69,24 +72,15 @@ impl FromStr for Compression {
 /// stop start-up, it makes exports fail (and be retried).
 #[derive(Debug, Clone)]
 pub struct GrpcTransport {
-    grpc: Grpc<Channel>,
+    grpc: Grpc<precompressed::MarkCompressed<Channel>>,
     timeout: Duration,
     /// `Bearer <token>`, marked sensitive so `Debug` does not show it.
     authorization: Option<MetadataValue<Ascii>>,
 }
 
 impl GrpcTransport {
-    /// Gzip-compressed requests.
     pub fn new(url: &str, timeout: Duration) -> Result<Self, InvalidCollectorUrl> {
-        Self::with_compression(url, timeout, Compression::Gzip)
-    }
-
-    pub fn with_compression(
-        url: &str,
-        timeout: Duration,
-        compression: Compression,
-    ) -> Result<Self, InvalidCollectorUrl> {
-        Self::with_credentials(url, timeout, compression, &Credentials::default())
+        Self::with_credentials(url, timeout, &Credentials::default())
     }
 
     /// An `https://` url uses TLS: the CA from `credentials` (else the Mozilla roots) and
@@ -94,7 +88,6 @@ impl GrpcTransport {
     pub fn with_credentials(
         url: &str,
         timeout: Duration,
-        compression: Compression,
         credentials: &Credentials,
     ) -> Result<Self, InvalidCollectorUrl> {
         let mut endpoint =
@@ -137,13 +130,10 @@ impl GrpcTransport {
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true)
             .connect_lazy();
-        let mut grpc = Grpc::new(channel)
+        let grpc = Grpc::new(precompressed::MarkCompressed::new(channel))
             .accept_compressed(CompressionEncoding::Gzip)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
-        if compression == Compression::Gzip {
-            grpc = grpc.send_compressed(CompressionEncoding::Gzip);
-        }
         Ok(Self {
             grpc,
             timeout,
@@ -170,6 +160,9 @@ impl GrpcTransport {
                 .insert("authorization", authorization.clone());
         }
         request.set_timeout(self.timeout);
+        if batch.compression == Compression::Gzip {
+            request.extensions_mut().insert(precompressed::Gzip);
+        }
         let codec = RawCodec::<R>(std::marker::PhantomData);
         let response = self
             .grpc
@@ -208,6 +201,81 @@ impl Transport for GrpcTransport {
         tokio::time::timeout(timeout, call)
             .await
             .unwrap_or_else(|_| Err(Status::deadline_exceeded("export timed out")))
+    }
+}
+
+/// Marking request bodies that were compressed before they reached the client.
+mod precompressed {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use http_body_util::BodyExt;
+    use tonic::body::Body;
+
+    /// Request extension: the message is gzip-compressed already.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Gzip;
+
+    type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+    /// Wraps the channel: for a request carrying [`Gzip`], sets the compressed flag of its
+    /// gRPC frame and adds `grpc-encoding: gzip`; other requests pass unchanged.
+    #[derive(Debug, Clone)]
+    pub struct MarkCompressed<S> {
+        inner: S,
+    }
+
+    impl<S> MarkCompressed<S> {
+        pub fn new(inner: S) -> Self {
+            Self { inner }
+        }
+    }
+
+    impl<S, B> tower::Service<http::Request<Body>> for MarkCompressed<S>
+    where
+        S: tower::Service<http::Request<Body>, Response = http::Response<B>>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send,
+        S::Error: Into<BoxError>,
+    {
+        type Response = http::Response<B>;
+        type Error = BoxError;
+        type Future =
+            Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send + 'static>>;
+
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            self.inner.poll_ready(cx).map_err(Into::into)
+        }
+
+        fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+            if request.extensions().get::<Gzip>().is_none() {
+                let call = self.inner.call(request);
+                return Box::pin(async move { call.await.map_err(Into::into) });
+            }
+            // The service polled ready is the one to call; a fresh clone takes its place.
+            let clone = self.inner.clone();
+            let mut inner = std::mem::replace(&mut self.inner, clone);
+            Box::pin(async move {
+                let (mut parts, body) = request.into_parts();
+                let mut framed = body.collect().await?.to_bytes().to_vec();
+                // One message: a 5-byte prefix (flag, length) and the compressed bytes.
+                match framed.first_mut() {
+                    Some(flag) if *flag == 0 => *flag = 1,
+                    _ => return Err("unexpected gRPC request framing".into()),
+                }
+                parts
+                    .headers
+                    .insert("grpc-encoding", http::HeaderValue::from_static("gzip"));
+                let request = http::Request::from_parts(
+                    parts,
+                    Body::new(http_body_util::Full::new(bytes::Bytes::from(framed))),
+                );
+                inner.call(request).await.map_err(Into::into)
+            })
+        }
     }
 }
 
@@ -280,7 +348,6 @@ mod tests {
         let transport = GrpcTransport::with_credentials(
             "http://127.0.0.1:4317",
             Duration::from_secs(1),
-            Compression::Gzip,
             &credentials(Some("very-secret-token-1"), None),
         )
         .expect("valid");
@@ -293,7 +360,6 @@ mod tests {
         let err = GrpcTransport::with_credentials(
             "http://127.0.0.1:4317",
             Duration::from_secs(1),
-            Compression::Gzip,
             &credentials(None, Some(b"pem")),
         )
         .expect_err("tls over http");
@@ -301,7 +367,6 @@ mod tests {
         GrpcTransport::with_credentials(
             "https://127.0.0.1:4317",
             Duration::from_secs(1),
-            Compression::Gzip,
             &Credentials::default(),
         )
         .expect("https with the built-in roots");

@@ -34,15 +34,18 @@ impl Kind {
     }
 }
 
-/// A queued batch in its wire form: the protobuf export request, encoded once when it was
-/// queued and sent as it is.
+/// A queued batch in its wire form: the protobuf export request, encoded (and compressed)
+/// once when it was queued and sent as it is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EncodedBatch {
     /// As [`Batch::id`].
     pub id: String,
     pub records: usize,
     pub kind: Kind,
-    /// `ExportLogsServiceRequest` or `ExportTraceServiceRequest`, encoded.
+    /// How `body` is compressed.
+    pub compression: crate::export::Compression,
+    /// `ExportLogsServiceRequest` or `ExportTraceServiceRequest`, encoded, then compressed
+    /// as `compression` says.
     pub body: bytes::Bytes,
 }
 

@@ -57,8 +57,14 @@ struct Harness {
 fn start_with(max_records: usize, queue_max_bytes: u64) -> Harness {
     let dir = tempfile::tempdir().expect("tempdir");
     let stats = Arc::new(Stats::default());
+    // Stored uncompressed, so the queue's byte count follows the records submitted.
+    let options = crate::queue::Options {
+        max_bytes: queue_max_bytes,
+        compression: crate::export::Compression::None,
+        ..crate::queue::Options::default()
+    };
     let (queue, _) =
-        Queue::open(dir.path(), "pod-7", queue_max_bytes, stats.clone()).expect("queue opens");
+        Queue::open_with(dir.path(), "pod-7", options, stats.clone()).expect("queue opens");
     let (sender, rx) = channel(16, queue.clone(), stats.clone());
     let task = tokio::spawn(run_pipeline(
         rx,

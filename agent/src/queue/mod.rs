@@ -32,6 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::watch;
 use tracing::{error, warn};
 
+use crate::export::Compression;
 use crate::pipeline::{Batch, EncodedBatch, Payload};
 use crate::stats::Stats;
 use seq_file::{SeqFile, RESERVE_BLOCK};
@@ -62,6 +63,27 @@ pub enum QueueError {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+/// Settings of [`Queue::open_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Bound of the queue, in stored (compressed) bytes.
+    pub max_bytes: u64,
+    /// Size of the storage engine's page cache.
+    pub cache_bytes: u64,
+    /// How new batches are stored, and so sent.
+    pub compression: Compression,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            max_bytes: DEFAULT_MAX_BYTES,
+            cache_bytes: DEFAULT_CACHE_BYTES,
+            compression: Compression::Gzip,
+        }
+    }
 }
 
 /// A batch read back from the queue.
@@ -117,6 +139,8 @@ struct Inner {
     meta: sled::Tree,
     id_prefix: String,
     max_bytes: u64,
+    /// How new batches are stored (and then sent).
+    compression: Compression,
     state: Mutex<State>,
     /// Bumped on every append and when input closes.
     appended: watch::Sender<u64>,
@@ -151,24 +175,32 @@ impl Drop for Admission {
 
 impl Queue {
     /// Opens (or creates) the queue in `data_dir`, recovering from damage. `instance_id`
-    /// starts every batch id.
+    /// starts every batch id. New batches are stored gzip-compressed.
     pub fn open(
         data_dir: &Path,
         instance_id: &str,
         max_bytes: u64,
         stats: Arc<Stats>,
     ) -> Result<(Self, Recovered), QueueError> {
-        Self::open_with_cache(data_dir, instance_id, max_bytes, DEFAULT_CACHE_BYTES, stats)
+        let options = Options {
+            max_bytes,
+            ..Options::default()
+        };
+        Self::open_with(data_dir, instance_id, options, stats)
     }
 
-    /// [`open`](Self::open), with the storage engine's page cache bounded to `cache_bytes`.
-    pub fn open_with_cache(
+    /// [`open`](Self::open), with every setting given.
+    pub fn open_with(
         data_dir: &Path,
         instance_id: &str,
-        max_bytes: u64,
-        cache_bytes: u64,
+        options: Options,
         stats: Arc<Stats>,
     ) -> Result<(Self, Recovered), QueueError> {
+        let Options {
+            max_bytes,
+            cache_bytes,
+            compression,
+        } = options;
         let opened = recover::open(&data_dir.join(DIR_NAME), data_dir, cache_bytes)?;
         let stored_id = opened
             .meta
@@ -241,6 +273,7 @@ impl Queue {
                 meta: opened.meta,
                 id_prefix: format!("{}:{}:", sanitize(instance_id, 200), queue_id),
                 max_bytes: max_bytes.max(1),
+                compression,
                 state: Mutex::new(state),
                 appended: watch::Sender::new(0),
                 freed: watch::Sender::new(0),
@@ -307,7 +340,13 @@ impl Queue {
         for (i, (payload, records)) in batches.iter().enumerate() {
             let seq = first + i as u64;
             let records = u32::try_from(*records).unwrap_or(u32::MAX);
-            let value = codec::encode(&self.batch_id(seq), records, now, payload);
+            let value = codec::encode(
+                &self.batch_id(seq),
+                records,
+                now,
+                payload,
+                self.inner.compression,
+            );
             metas.push((
                 seq,
                 Meta {

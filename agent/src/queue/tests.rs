@@ -197,7 +197,14 @@ fn an_unopenable_database_is_moved_aside() {
 #[tokio::test(start_paused = true)]
 async fn admission_waits_for_room() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (queue, _, _) = open(dir.path(), 1000);
+    // Stored uncompressed, so an append takes about its encoded size.
+    let options = Options {
+        max_bytes: 1000,
+        compression: Compression::None,
+        ..Options::default()
+    };
+    let (queue, _) =
+        Queue::open_with(dir.path(), "pod 7", options, Arc::new(Stats::default())).expect("opens");
     // An empty queue admits even an oversized item.
     let big = queue.admit(5000).await;
     assert!(
