@@ -171,7 +171,8 @@ pub struct Cli {
     #[arg(global = true, long, env = "BELLWETHER_QUEUE_CACHE_BYTES", value_name = "SIZE", default_value = "8MiB", value_parser = crate::queue::parse_byte_size)]
     pub queue_cache_bytes: u64,
 
-    /// Compression of the requests sent to the collector: gzip or none
+    /// Compression of the batches sent to the collector: gzip or none. Batches are
+    /// compressed once, when they are queued
     #[arg(
         global = true,
         long,
@@ -180,6 +181,16 @@ pub struct Cli {
         default_value = "gzip"
     )]
     pub compression: Compression,
+
+    /// Most batches in flight to the collector at once
+    #[arg(
+        global = true,
+        long,
+        env = "BELLWETHER_EXPORT_CONCURRENCY",
+        value_name = "N",
+        default_value = "4"
+    )]
+    pub export_concurrency: NonZeroUsize,
 
     /// Bearer token sent to the collector with every export (a token with the `ingest`
     /// scope); never logged
@@ -322,6 +333,7 @@ impl Cli {
         config.queue_max_bytes = self.queue_max_bytes;
         config.queue_cache_bytes = self.queue_cache_bytes;
         config.compression = self.compression;
+        config.export_concurrency = self.export_concurrency.get();
         Ok(config)
     }
 }

@@ -36,8 +36,10 @@ pub struct Config {
     pub pipeline_max_bytes: usize,
     /// Page cache of the queue's storage engine, in bytes.
     pub queue_cache_bytes: u64,
-    /// Compression of export requests.
+    /// Compression of queued batches, and so of export requests.
     pub compression: Compression,
+    /// Batches in flight to the collector at once.
+    pub export_concurrency: usize,
     /// Bound of the durable queue in `data_dir`, in encoded bytes.
     pub queue_max_bytes: u64,
     /// Multi-line joining of standard input (files and the child's output carry their own).
@@ -68,6 +70,7 @@ impl Config {
             pipeline_max_bytes: crate::pipeline::DEFAULT_MAX_IN_FLIGHT_BYTES,
             queue_cache_bytes: crate::queue::DEFAULT_CACHE_BYTES,
             compression: Compression::Gzip,
+            export_concurrency: crate::export::DEFAULT_CONCURRENCY,
             queue_max_bytes: crate::queue::DEFAULT_MAX_BYTES,
             multiline: MultilineConfig::default(),
             files: FilesConfig::default(),

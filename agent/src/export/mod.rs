@@ -1,8 +1,10 @@
 //! The exporter: reads batches from the durable queue in order and ships them to the
-//! collector one at a time, retrying transient failures with backoff. A batch leaves the
-//! queue only once the collector accepted it, or refused it with a non-retryable status
-//! (then it is dropped and counted). When shutdown's flush deadline passes, the exporter
-//! stops and whatever is left stays queued for the next start.
+//! collector, up to `concurrency` at once (each retried on its own with backoff), so the
+//! collector's time to store one batch overlaps the sending of the next. A batch leaves
+//! the queue only once the collector accepted it, or refused it with a non-retryable
+//! status (then it is dropped and counted); batches may complete out of order, which the
+//! collector does not mind: each carries its own id. When shutdown's flush deadline
+//! passes, the exporter stops and whatever is left stays queued for the next start.
 //!
 //! - [`grpc`]: the OTLP/gRPC [`Transport`] (gzip or none, `bellwether-batch-id`
 //!   metadata; the queued request bytes are sent as they are).
@@ -22,6 +24,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
 use tokio::sync::watch;
 use tonic::Status;
 use tracing::{debug, error, warn};
@@ -45,8 +49,11 @@ pub struct Accepted {
     pub message: String,
 }
 
-/// Sends one batch; implemented by [`GrpcTransport`].
-pub trait Transport: Send + 'static {
+/// Default number of batches in flight to the collector at once.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+
+/// Sends one batch; implemented by [`GrpcTransport`]. Clones share the connection.
+pub trait Transport: Clone + Send + 'static {
     fn export(
         &mut self,
         batch: &EncodedBatch,
@@ -64,51 +71,75 @@ enum Outcome {
     GaveUp,
 }
 
-/// Exports queued batches, oldest first, until the queue's input is closed and nothing
-/// is left, or until `give_up` turns true (shutdown's flush deadline).
+/// Exports queued batches, oldest first and up to `concurrency` at once, until the
+/// queue's input is closed and nothing is left, or until `give_up` turns true (shutdown's
+/// flush deadline).
 pub async fn run_exporter<T: Transport>(
     queue: Queue,
-    mut transport: T,
+    transport: T,
     policy: RetryPolicy,
     stats: Arc<Stats>,
     mut give_up: watch::Receiver<bool>,
+    concurrency: usize,
 ) {
+    let concurrency = concurrency.max(1);
     let mut cursor = None;
+    let mut input_done = false;
+    let mut in_flight = FuturesUnordered::new();
     loop {
-        let more = tokio::select! {
-            more = queue.wait_for_more(cursor) => more,
-            () = crate::signalled(&mut give_up) => return,
-        };
-        if !more {
-            return;
+        // Start batches until the window is full or nothing more is queued.
+        while in_flight.len() < concurrency {
+            let Some(seq) = queue.next_after(cursor) else {
+                break;
+            };
+            match queue.read_encoded(seq) {
+                Ok(Read::Batch(batch)) => {
+                    cursor = Some(seq);
+                    let (mut transport, stats) = (transport.clone(), stats.clone());
+                    let mut give_up = give_up.clone();
+                    in_flight.push(async move {
+                        let outcome =
+                            deliver(&mut transport, &batch, policy, &stats, &mut give_up).await;
+                        (seq, outcome)
+                    });
+                }
+                Ok(Read::Corrupt | Read::Gone) => cursor = Some(seq),
+                Err(e) => {
+                    error!(seq, error = %e, "cannot read the queue, retrying");
+                    if in_flight.is_empty() && pause(STORAGE_RETRY, &mut give_up).await {
+                        return;
+                    }
+                    break;
+                }
+            }
         }
-        let Some(seq) = queue.next_after(cursor) else {
+        if in_flight.is_empty() {
+            if input_done {
+                return;
+            }
+            tokio::select! {
+                more = queue.wait_for_more(cursor) => input_done = !more,
+                () = crate::signalled(&mut give_up) => return,
+            }
             continue;
-        };
-        let batch = match queue.read_encoded(seq) {
-            Ok(Read::Batch(batch)) => batch,
-            Ok(Read::Corrupt | Read::Gone) => {
-                cursor = Some(seq);
-                continue;
-            }
-            Err(e) => {
-                error!(seq, error = %e, "cannot read the queue, retrying");
-                if pause(STORAGE_RETRY, &mut give_up).await {
-                    return;
+        }
+        let room = in_flight.len() < concurrency && !input_done;
+        tokio::select! {
+            done = in_flight.next() => {
+                let Some((seq, outcome)) = done else { continue };
+                match outcome {
+                    Outcome::GaveUp => return,
+                    Outcome::Delivered | Outcome::Dropped => {
+                        if let Err(e) = queue.remove(seq) {
+                            // Left in place, it is re-sent after a restart and the
+                            // collector ignores its known batch id.
+                            error!(seq, error = %e, "cannot delete a delivered batch from the queue");
+                        }
+                    }
                 }
-                continue;
             }
-        };
-        match deliver(&mut transport, &batch, policy, &stats, &mut give_up).await {
-            Outcome::GaveUp => return,
-            Outcome::Delivered | Outcome::Dropped => {
-                if let Err(e) = queue.remove(seq) {
-                    // Left in place, it is re-sent after a restart and the collector
-                    // ignores its known batch id.
-                    error!(seq, error = %e, "cannot delete a delivered batch from the queue");
-                }
-                cursor = Some(seq);
-            }
+            more = queue.wait_for_more(cursor), if room => input_done = !more,
+            () = crate::signalled(&mut give_up) => return,
         }
     }
 }

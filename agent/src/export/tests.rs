@@ -64,8 +64,12 @@ struct Run {
 }
 
 /// Queues batches of the given sizes (ids `<instance>:<queue>:0`, `:1`, ...), closes the
-/// queue's input and starts the exporter on them.
+/// queue's input and starts the exporter on them, one batch at a time.
 async fn export_all(transport: Scripted, sizes: &[usize]) -> Run {
+    export_all_with(transport, sizes, 1).await
+}
+
+async fn export_all_with<T: Transport>(transport: T, sizes: &[usize], concurrency: usize) -> Run {
     let dir = tempfile::tempdir().expect("tempdir");
     let stats = Arc::new(Stats::default());
     let (queue, _) = Queue::open(dir.path(), "x", 1 << 20, stats.clone()).expect("opens");
@@ -79,6 +83,7 @@ async fn export_all(transport: Scripted, sizes: &[usize]) -> Run {
         RetryPolicy::default(),
         stats.clone(),
         give_up_rx,
+        concurrency,
     ));
     Run {
         stats,
@@ -218,4 +223,114 @@ async fn refused_credentials_keep_the_batch_queued_until_accepted() {
     assert_eq!(s.exported.log_records, 7);
     assert_eq!(s.retries, 2);
     assert!(run.queue.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn several_batches_are_in_flight_and_each_retries_alone() {
+    // Batch 0 fails twice; the others are sent meanwhile and delivered on the first try.
+    let transport = Windowed::new(2);
+    let run = export_all_with(transport.clone(), &[1, 2, 3, 4, 5], 3).await;
+    run.task.await.expect("exporter ends");
+    assert!(run.queue.is_empty(), "every batch delivered");
+    let s = run.stats.snapshot();
+    assert_eq!(s.exported.log_records, 15);
+    assert_eq!((s.batches.exported, s.retries), (5, 2));
+    assert_eq!(
+        transport.most_in_flight(),
+        3,
+        "the window is used, and not exceeded"
+    );
+    // Every batch was sent once, except batch 0's retries; later batches did not wait
+    // for batch 0.
+    let sent = transport.sent();
+    assert_eq!(sent.iter().filter(|s| *s == "0").count(), 3, "{sent:?}");
+    for seq in ["1", "2", "3", "4"] {
+        assert_eq!(sent.iter().filter(|s| *s == seq).count(), 1, "{sent:?}");
+    }
+    let first_success_of_0 = sent.iter().rposition(|s| s == "0").expect("sent");
+    let last = sent.iter().position(|s| s == "4").expect("sent");
+    assert!(
+        last < first_success_of_0,
+        "batch 4 waited for batch 0: {sent:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn giving_up_with_batches_in_flight_keeps_them_all() {
+    let transport = Scripted::new(Vec::new());
+    let run = export_all_with(transport.clone(), &[4, 6, 1], 2).await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    run.give_up.send(true).expect("exporter listening");
+    run.task.await.expect("exporter ends after giving up");
+    let seqs: std::collections::BTreeSet<String> = transport
+        .calls()
+        .into_iter()
+        .map(|(id, _)| seq_of(&id).to_owned())
+        .collect();
+    assert_eq!(
+        seqs,
+        ["0", "1"].map(str::to_owned).into(),
+        "two in flight, never more"
+    );
+    assert_eq!(run.queue.len().1, 11, "every batch stays queued");
+    assert_eq!(run.stats.snapshot().batches.dropped, 0);
+}
+
+/// Transport that answers after 10 ms, fails batch 0's first `failures` attempts, and
+/// tracks how many calls overlap.
+#[derive(Clone)]
+struct Windowed {
+    state: Arc<Mutex<WindowState>>,
+}
+
+#[derive(Default)]
+struct WindowState {
+    failures_left: usize,
+    in_flight: usize,
+    most: usize,
+    sent: Vec<String>,
+}
+
+impl Windowed {
+    fn new(failures: usize) -> Self {
+        Self {
+            state: Arc::new(Mutex::new(WindowState {
+                failures_left: failures,
+                ..WindowState::default()
+            })),
+        }
+    }
+
+    fn most_in_flight(&self) -> usize {
+        self.state.lock().map(|s| s.most).unwrap_or_default()
+    }
+
+    fn sent(&self) -> Vec<String> {
+        self.state
+            .lock()
+            .map(|s| s.sent.clone())
+            .unwrap_or_default()
+    }
+}
+
+impl Transport for Windowed {
+    async fn export(&mut self, batch: &EncodedBatch) -> Result<Accepted, Status> {
+        let seq = seq_of(&batch.id).to_owned();
+        if let Ok(mut state) = self.state.lock() {
+            state.in_flight += 1;
+            state.most = state.most.max(state.in_flight);
+            state.sent.push(seq.clone());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let mut state = self
+            .state
+            .lock()
+            .map_err(|_| Status::internal("poisoned"))?;
+        state.in_flight -= 1;
+        if seq == "0" && state.failures_left > 0 {
+            state.failures_left -= 1;
+            return Err(Status::unavailable("busy"));
+        }
+        Ok(Accepted::default())
+    }
 }
