@@ -7,6 +7,11 @@ use clap::Parser;
 
 use bellwether_collector::cli::{self, Cli, Command};
 
+/// Decoding requests makes many small allocations per record: mimalloc serves them faster
+/// than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
