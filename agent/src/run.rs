@@ -84,6 +84,7 @@ pub async fn run(
             max_bytes: config.queue_max_bytes,
             cache_bytes: config.queue_cache_bytes,
             compression: config.compression,
+            ..crate::queue::Options::default()
         };
         let stats = stats.clone();
         tokio::task::spawn_blocking(move || {
@@ -135,6 +136,7 @@ pub async fn run(
         config.retry,
         stats.clone(),
         give_up_rx,
+        config.export_concurrency,
     ));
 
     let mut receivers = Vec::new();

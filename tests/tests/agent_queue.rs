@@ -191,7 +191,8 @@ async fn full_queue_refuses_otlp_then_delivers_everything() -> Result<()> {
         &IDENTITY,
         &format!("http://{collector_addr}"),
         &data_dir,
-        &["--queue-max-bytes", "64KiB"],
+        // Stored uncompressed, so each request takes about its size in the queue.
+        &["--queue-max-bytes", "64KiB", "--compression", "none"],
     )?;
     // About 8 KiB per request: the queue is full after a handful.
     const RECORDS: usize = 4;
@@ -280,13 +281,18 @@ async fn damaged_queue_file_is_reported_and_the_rest_delivered() -> Result<()> {
     assert!(log.contains("records remain queued"), "{log}");
     drop(agent);
 
-    // Overwrite bytes in the middle of the queue's database file.
-    let db_file = data_dir.join("queue").join("db");
-    let mut bytes = std::fs::read(&db_file)?;
+    // Overwrite bytes in the middle of the queue's segment file.
+    let segments = data_dir.join("queue-segments");
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&segments)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()?;
+    files.sort();
+    let segment = files.last().context("no queue segment file")?;
+    let mut bytes = std::fs::read(segment)?;
     let middle = bytes.len() / 2;
     let end = (middle + 4096).min(bytes.len());
     bytes[middle..end].fill(0x5a);
-    std::fs::write(&db_file, bytes)?;
+    std::fs::write(segment, bytes)?;
 
     let collector = Collector::start_on(&dir.path().join("collector"), &collector_addr)?;
     let mut agent = start_agent(&IDENTITY, &url, &data_dir, &[])?;

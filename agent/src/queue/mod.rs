@@ -1,27 +1,31 @@
 //! The durable queue between the pipeline and the exporter.
 //!
-//! A sled database in `<data-dir>/queue` holds one entry per batch, keyed by a sequence
-//! number (big-endian, so keys sort in append order) that is persisted and never reused:
-//! the batch id `<instance-id>:<queue-id>:<sequence>` is fixed when the batch is
-//! appended, so a batch re-sent after a restart carries the id the collector already
-//! knows. The queue id is random, created with the database.
+//! Batches are stored in append-only segment files in `<data-dir>/queue-segments`
+//! ([`segments`]), each under a sequence number that is persisted and never reused: the
+//! batch id `<instance-id>:<queue-id>:<sequence>` is fixed when the batch is appended,
+//! so a batch re-sent after a restart carries the id the collector already knows. A sled
+//! database in `<data-dir>/queue` keeps the rest: the queue id (random, created with the
+//! database), the next sequence number, and which batches were delivered.
 //!
-//! - [`Queue::append`] writes a group of batches and flushes before returning: only then
-//!   does the pipeline acknowledge the sources.
+//! - [`Queue::append`] writes a group of batches and syncs them to disk before returning:
+//!   only then does the pipeline acknowledge the sources.
 //! - The exporter reads entries in order ([`Queue::next_after`], [`Queue::read`]) and
-//!   removes each once the collector accepted or definitively refused it.
+//!   removes each once the collector accepted or definitively refused it. A removal is
+//!   noted in the database (made durable by the next append or [`Queue::flush`]); a
+//!   segment whose batches are all removed is deleted.
 //! - [`Queue::admit`] is the byte bound: sources reserve room before handing data over,
 //!   and wait (bounded or not) while the queue is full.
-//! - [`open`](Queue::open) survives damage ([`recover`]): a database sled cannot open is
-//!   moved aside, entries failing their checksum are deleted, both counted. Sequence
-//!   numbers are also reserved in `<data-dir>/queue.seq` ([`seq_file`]), so they are
-//!   never reused even when the storage engine silently loses the end of its log (which
-//!   is then detected and counted too).
+//! - [`open`](Queue::open) survives damage: damaged batches in the segments are skipped
+//!   and counted; a database sled cannot open is moved aside ([`recover`]), and then every
+//!   stored batch is sent again. Sequence numbers are also reserved in
+//!   `<data-dir>/queue.seq` ([`seq_file`]), so they are never reused even when stored
+//!   data is lost (which is then detected and counted too).
 //!
-//! [`codec`] is the on-disk form of an entry.
+//! [`codec`] is the form of one entry.
 
 pub mod codec;
 mod recover;
+mod segments;
 mod seq_file;
 
 use std::collections::BTreeMap;
@@ -39,6 +43,10 @@ use seq_file::{SeqFile, RESERVE_BLOCK};
 
 /// Name of the queue's database directory inside the data directory.
 pub const DIR_NAME: &str = "queue";
+/// Name of the directory of segment files inside the data directory.
+pub const SEGMENTS_DIR_NAME: &str = "queue-segments";
+/// Size at which a new segment file is started.
+pub const SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
 /// Default bound of the queue, in encoded bytes.
 pub const DEFAULT_MAX_BYTES: u64 = 256 * 1024 * 1024;
 /// Default size of the storage engine's page cache.
@@ -58,6 +66,11 @@ pub enum QueueError {
     },
     #[error("queue storage: {0}")]
     Storage(#[from] sled::Error),
+    #[error("queue segments in {}: {source}", path.display())]
+    Segments {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("queue sequence file {}: {source}", path.display())]
     SeqFile {
         path: PathBuf,
@@ -74,6 +87,8 @@ pub struct Options {
     pub cache_bytes: u64,
     /// How new batches are stored, and so sent.
     pub compression: Compression,
+    /// Size at which a new segment file is started.
+    pub segment_bytes: u64,
 }
 
 impl Default for Options {
@@ -82,6 +97,7 @@ impl Default for Options {
             max_bytes: DEFAULT_MAX_BYTES,
             cache_bytes: DEFAULT_CACHE_BYTES,
             compression: Compression::Gzip,
+            segment_bytes: SEGMENT_BYTES,
         }
     }
 }
@@ -120,6 +136,7 @@ struct Meta {
     bytes: u64,
     records: u64,
     enqueued_unix_ms: u64,
+    loc: segments::Loc,
 }
 
 #[derive(Debug, Default)]
@@ -130,13 +147,21 @@ struct State {
     records: u64,
     /// Bytes admitted by sources but not appended yet.
     reserved: u64,
+    /// Segments whose batches were all delivered, taken off the database's list: their
+    /// files are deleted once that is durable (the next append or flush).
+    unlisted: Vec<(u64, u64)>,
 }
 
 #[derive(Debug)]
 struct Inner {
     db: sled::Db,
-    batches: sled::Tree,
     meta: sled::Tree,
+    /// Delivered sequence numbers whose segment file still exists.
+    acked: sled::Tree,
+    /// The segment files that should exist (keys: first sequence number).
+    segment_list: sled::Tree,
+    segments: Mutex<segments::Segments>,
+    segments_dir: PathBuf,
     id_prefix: String,
     max_bytes: u64,
     /// How new batches are stored (and then sent).
@@ -200,8 +225,32 @@ impl Queue {
             max_bytes,
             cache_bytes,
             compression,
+            segment_bytes,
         } = options;
-        let opened = recover::open(&data_dir.join(DIR_NAME), data_dir, cache_bytes)?;
+        let mut opened = recover::open(&data_dir.join(DIR_NAME), data_dir, cache_bytes)?;
+        let segments_dir = data_dir.join(SEGMENTS_DIR_NAME);
+        let segments_error = |source| QueueError::Segments {
+            path: segments_dir.clone(),
+            source,
+        };
+        let (mut segments, mut scan) =
+            segments::Segments::open(&segments_dir, segment_bytes).map_err(segments_error)?;
+        if !opened.legacy.is_empty() {
+            // Batches stored by an earlier version: move them into a segment.
+            let legacy = std::mem::take(&mut opened.legacy);
+            let locs = segments.append(&legacy).map_err(segments_error)?;
+            for ((seq, entry), loc) in legacy.iter().zip(locs) {
+                if let Ok(header) = codec::header(entry) {
+                    scan.entries.push(segments::Found {
+                        seq: *seq,
+                        loc,
+                        header,
+                    });
+                }
+            }
+            scan.entries.sort_by_key(|f| f.seq);
+            opened.legacy_tree.clear()?;
+        }
         let stored_id = opened
             .meta
             .get(META_QUEUE_ID)?
@@ -214,7 +263,8 @@ impl Queue {
             }
             _ => 0,
         };
-        let db_next = stored_next.max(opened.last_seq.map_or(0, |s| s + 1));
+        let last_seq = scan.entries.last().map(|f| f.seq);
+        let db_next = stored_next.max(last_seq.map_or(0, |s| s + 1));
         let seq_path = SeqFile::path(data_dir);
         let side = SeqFile::load(&seq_path)
             .filter(|side| stored_id.as_ref().is_none_or(|id| *id == side.queue_id));
@@ -226,13 +276,43 @@ impl Queue {
             (Some(id), None) => (id, db_next, false),
             (None, None) => (crate::identity::random_hex_id(), db_next, false),
         };
+        // A segment the database lists but the disk lacks was lost whole.
+        let on_disk: std::collections::BTreeSet<u64> = segments.firsts().collect();
+        let mut lost_segments = 0u64;
+        for item in opened.segments.iter() {
+            let (key, _) = item?;
+            let first = <[u8; 8]>::try_from(key.as_ref()).map(u64::from_be_bytes);
+            if !first.is_ok_and(|first| on_disk.contains(&first)) {
+                lost_segments += 1;
+                opened.segments.remove(key)?;
+            }
+        }
+        for first in &on_disk {
+            opened.segments.insert(first.to_be_bytes(), &[])?;
+        }
+        let truncated = truncated || lost_segments > 0;
         if truncated {
             error!(
-                path = %data_dir.join(DIR_NAME).display(),
-                "queue storage lost batches it had written (damaged log): continuing with what is left"
+                path = %segments_dir.display(),
+                lost_segments,
+                "queue storage lost batches it had written: continuing with what is left"
             );
         }
         opened.meta.insert(META_QUEUE_ID, queue_id.as_bytes())?;
+        opened.meta.insert(META_NEXT_SEQ, &db_next.to_be_bytes())?;
+        // Deliveries noted for batches that are gone with their segment are forgotten.
+        let mut acked = std::collections::BTreeSet::new();
+        for item in opened.acked.iter() {
+            let (key, _) = item?;
+            match <[u8; 8]>::try_from(key.as_ref()).map(u64::from_be_bytes) {
+                Ok(seq) if segments.holds(seq) => {
+                    acked.insert(seq);
+                }
+                _ => {
+                    opened.acked.remove(key)?;
+                }
+            }
+        }
         opened.db.flush()?;
         let seq_file = SeqFile::new(
             &seq_path,
@@ -248,29 +328,50 @@ impl Queue {
             next_seq,
             ..State::default()
         };
-        for (seq, meta) in opened.index {
+        for found in scan.entries {
+            if acked.contains(&found.seq) {
+                // Delivered: only its segment's count of live batches goes down.
+                if let Some(range) = segments.release(found.loc.segment) {
+                    opened.segments.remove(range.0.to_be_bytes())?;
+                    state.unlisted.push(range);
+                }
+                continue;
+            }
+            let meta = Meta {
+                bytes: u64::from(found.loc.len),
+                records: u64::from(found.header.records),
+                enqueued_unix_ms: found.header.enqueued_unix_ms,
+                loc: found.loc,
+            };
             state.bytes += meta.bytes;
             state.records += meta.records;
-            state.index.insert(seq, meta);
+            state.index.insert(found.seq, meta);
         }
+        opened.db.flush()?;
+        let corrupt_entries = opened.corrupt_entries + scan.damaged;
         let recovered = Recovered {
             batches: state.index.len() as u64,
             records: state.records,
-            corrupt_entries: opened.corrupt_entries,
+            corrupt_entries,
             reset: opened.reset,
             truncated: truncated && !opened.reset,
         };
         stats
             .queue_corrupt_entries
-            .fetch_add(opened.corrupt_entries, Ordering::Relaxed);
+            .fetch_add(corrupt_entries, Ordering::Relaxed);
         if recovered.reset || recovered.truncated {
             Stats::incr(&stats.queue_corrupt_resets);
         }
+        let unlisted = std::mem::take(&mut state.unlisted);
+        delete_segments(&mut segments, &opened.acked, unlisted)?;
         let queue = Self {
             inner: Arc::new(Inner {
                 db: opened.db,
-                batches: opened.batches,
                 meta: opened.meta,
+                acked: opened.acked,
+                segment_list: opened.segments,
+                segments: Mutex::new(segments),
+                segments_dir,
                 id_prefix: format!("{}:{}:", sanitize(instance_id, 200), queue_id),
                 max_bytes: max_bytes.max(1),
                 compression,
@@ -322,7 +423,7 @@ impl Queue {
         }
     }
 
-    /// Durably appends batches, in order: returns once they are flushed to disk.
+    /// Durably appends batches, in order: returns once they are synced to disk.
     /// Blocking: call from a blocking-capable thread.
     pub fn append(&self, batches: &[(Payload, usize)]) -> Result<Vec<u64>, QueueError> {
         if batches.is_empty() {
@@ -335,7 +436,7 @@ impl Queue {
             first
         };
         let now = now_unix_ms();
-        let mut writes = sled::Batch::default();
+        let mut entries = Vec::with_capacity(batches.len());
         let mut metas = Vec::with_capacity(batches.len());
         for (i, (payload, records)) in batches.iter().enumerate() {
             let seq = first + i as u64;
@@ -347,15 +448,8 @@ impl Queue {
                 payload,
                 self.inner.compression,
             );
-            metas.push((
-                seq,
-                Meta {
-                    bytes: value.len() as u64,
-                    records: u64::from(records),
-                    enqueued_unix_ms: now,
-                },
-            ));
-            writes.insert(&seq.to_be_bytes(), value);
+            metas.push((seq, u64::from(records), value.len() as u64));
+            entries.push((seq, value));
         }
         let next = first + batches.len() as u64;
         let mut seq_file = self
@@ -370,25 +464,59 @@ impl Queue {
                 source,
             })?;
         }
-        self.inner.batches.apply_batch(writes)?;
+        let (locs, retired) = {
+            let mut segments = self.segments();
+            let locs = segments
+                .append(&entries)
+                .map_err(|source| QueueError::Segments {
+                    path: self.inner.segments_dir.clone(),
+                    source,
+                })?;
+            (locs, segments.take_retired())
+        };
+        if let Some(loc) = locs.first() {
+            self.inner
+                .segment_list
+                .insert(loc.segment.to_be_bytes(), &[])?;
+        }
+        if let Some(range) = retired {
+            self.inner.segment_list.remove(range.0.to_be_bytes())?;
+            self.lock().unlisted.push(range);
+        }
+        // Also makes the deliveries noted since the last append durable.
         self.inner.meta.insert(META_NEXT_SEQ, &next.to_be_bytes())?;
-        self.inner.db.flush()?;
+        self.flush()?;
         seq_file.appended = next;
-        // Not synced: the note may lag behind the database, never run ahead of it.
+        // Not synced: the note may lag behind the segments, never run ahead of them.
         if let Err(e) = seq_file.store(false) {
             warn!(error = %e, "cannot note the queue sequence");
         }
         drop(seq_file);
         let mut state = self.lock();
-        for (seq, meta) in &metas {
-            state.bytes += meta.bytes;
-            state.records += meta.records;
-            state.index.insert(*seq, *meta);
+        for ((seq, records, bytes), loc) in metas.iter().zip(locs) {
+            state.bytes += bytes;
+            state.records += records;
+            state.index.insert(
+                *seq,
+                Meta {
+                    bytes: *bytes,
+                    records: *records,
+                    enqueued_unix_ms: now,
+                    loc,
+                },
+            );
         }
         self.publish(&state);
         drop(state);
         self.inner.appended.send_modify(|n| *n += 1);
-        Ok(metas.into_iter().map(|(seq, _)| seq).collect())
+        Ok(metas.into_iter().map(|(seq, _, _)| seq).collect())
+    }
+
+    fn segments(&self) -> MutexGuard<'_, segments::Segments> {
+        self.inner
+            .segments
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The first queued sequence number after `cursor` (from the start when `None`).
@@ -419,47 +547,72 @@ impl Queue {
         seq: u64,
         decode: impl FnOnce(&[u8]) -> Result<T, codec::DecodeError>,
     ) -> Result<Read<T>, QueueError> {
-        let Some(value) = self.inner.batches.get(seq.to_be_bytes())? else {
-            self.forget(seq);
+        let Some(meta) = self.lock().index.get(&seq).copied() else {
             return Ok(Read::Gone);
         };
-        match decode(&value) {
+        let read = self.segments().read(meta.loc);
+        let decoded = match read {
+            Ok(value) => decode(&value).map_err(|e| e.to_string()),
+            // The file was there when the batch was appended or found at start-up.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(e.to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(e.to_string()),
+            Err(source) => {
+                return Err(QueueError::Segments {
+                    path: self.inner.segments_dir.clone(),
+                    source,
+                })
+            }
+        };
+        match decoded {
             Ok(batch) => Ok(Read::Batch(batch)),
             Err(error) => {
                 warn!(seq, error = %error, "queued batch is damaged, deleting it");
                 let stats = &self.inner.stats;
                 Stats::incr(&stats.queue_corrupt_entries);
-                let records = self.lock().index.get(&seq).map_or(0, |m| m.records);
-                stats.dropped(crate::stats::DropReason::Corrupt, records);
+                stats.dropped(crate::stats::DropReason::Corrupt, meta.records);
                 self.remove(seq)?;
                 Ok(Read::Corrupt)
             }
         }
     }
 
-    /// Deletes the batch at `seq` (delivered or dropped). Not flushed by itself: a crash
-    /// right after may bring it back, and the collector ignores the re-sent batch id.
+    /// Deletes the batch at `seq` (delivered or dropped). Not synced by itself: a crash
+    /// before the next append or [`flush`](Self::flush) may bring it back, and the
+    /// collector ignores the re-sent batch id.
     pub fn remove(&self, seq: u64) -> Result<(), QueueError> {
-        self.inner.batches.remove(seq.to_be_bytes())?;
-        self.forget(seq);
+        let Some(meta) = self.forget(seq) else {
+            return Ok(());
+        };
+        self.inner.acked.insert(seq.to_be_bytes(), &[])?;
+        let Some(range) = self.segments().release(meta.loc.segment) else {
+            return Ok(());
+        };
+        // Unlisted first, deleted once that is durable: a crash in between leaves a file
+        // whose batches are all noted as delivered, which the next start deletes; never a
+        // listed file that is gone (which would be reported as lost).
+        self.inner.segment_list.remove(range.0.to_be_bytes())?;
+        self.lock().unlisted.push(range);
         Ok(())
     }
 
-    fn forget(&self, seq: u64) {
+    fn forget(&self, seq: u64) -> Option<Meta> {
         let mut state = self.lock();
-        if let Some(meta) = state.index.remove(&seq) {
+        let meta = state.index.remove(&seq);
+        if let Some(meta) = &meta {
             state.bytes -= meta.bytes;
             state.records -= meta.records;
         }
         self.publish(&state);
         drop(state);
         self.inner.freed.send_modify(|n| *n += 1);
+        meta
     }
 
-    /// Flushes removals to disk. Blocking.
+    /// Makes removals durable, and deletes the segment files they emptied. Blocking.
     pub fn flush(&self) -> Result<(), QueueError> {
+        let unlisted = std::mem::take(&mut self.lock().unlisted);
         self.inner.db.flush()?;
-        Ok(())
+        delete_segments(&mut self.segments(), &self.inner.acked, unlisted)
     }
 
     /// Marks the end of appends: readers waiting in [`wait_for_more`](Self::wait_for_more)
@@ -511,6 +664,28 @@ impl Queue {
             .map_or(0, |m| m.enqueued_unix_ms.max(1));
         stats.queue_oldest_unix_ms.store(oldest, Ordering::Relaxed);
     }
+}
+
+/// Deletes segment files taken off the database's list (durably), then forgets the
+/// deliveries noted for their batches.
+fn delete_segments(
+    segments: &mut segments::Segments,
+    acked: &sled::Tree,
+    ranges: Vec<(u64, u64)>,
+) -> Result<(), QueueError> {
+    for (first, last) in ranges {
+        segments
+            .delete(first)
+            .map_err(|source| QueueError::Segments {
+                path: PathBuf::from(SEGMENTS_DIR_NAME),
+                source,
+            })?;
+        for item in acked.range(first.to_be_bytes()..=last.to_be_bytes()) {
+            let (key, _) = item?;
+            acked.remove(key)?;
+        }
+    }
+    Ok(())
 }
 
 /// Batch ids travel as gRPC metadata, which must be visible ASCII.

@@ -2,24 +2,33 @@
 //!
 //! A database sled cannot open (corrupt log, unreadable configuration, a panic inside the
 //! storage engine) is renamed to `queue.corrupt-<unix-seconds>` next to it and a fresh one
-//! is created; the renamed copy is left for inspection. Entries that open fine but fail
-//! their checksum are deleted one by one. Errors that say nothing about the files' content
-//! (permissions, another agent holding the lock) stop start-up instead: moving a healthy
-//! queue aside would hide its data.
+//! is created; the renamed copy is left for inspection. The batches themselves live in the
+//! segment files, which are untouched: what the lost database knew of deliveries is gone,
+//! so they are all sent again (the collector ignores batch ids it already has). Errors that
+//! say nothing about the files' content (permissions, another agent holding the lock) stop
+//! start-up instead: moving a healthy queue aside would hide its data.
+//!
+//! Batches queued by earlier versions, stored in the database itself (tree `batches`), are
+//! handed over for moving into segments; entries failing their checksum are dropped and
+//! counted.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tracing::{error, warn};
 
-use super::{codec, Meta, QueueError, DIR_NAME};
+use super::{codec, QueueError, DIR_NAME};
 
 pub(super) struct Opened {
     pub db: sled::Db,
-    pub batches: sled::Tree,
     pub meta: sled::Tree,
-    pub index: Vec<(u64, Meta)>,
-    pub last_seq: Option<u64>,
+    /// Sequence numbers delivered whose segment is not deleted yet.
+    pub acked: sled::Tree,
+    /// The segment files that exist, by first sequence number.
+    pub segments: sled::Tree,
+    /// Batches stored in the database by earlier versions: (sequence, entry).
+    pub legacy_tree: sled::Tree,
+    pub legacy: Vec<(u64, Vec<u8>)>,
     pub corrupt_entries: u64,
     pub reset: bool,
 }
@@ -123,14 +132,17 @@ fn try_open(path: &Path, cache_bytes: u64) -> Result<Opened, Failure> {
             .path(path)
             .cache_capacity(cache_bytes)
             .open()?;
-        let batches = db.open_tree("batches")?;
+        let legacy_tree = db.open_tree("batches")?;
         let meta = db.open_tree("meta")?;
+        let acked = db.open_tree("acked")?;
+        let segments = db.open_tree("segments")?;
         Ok(Opened {
             db,
-            batches,
             meta,
-            index: Vec::new(),
-            last_seq: None,
+            acked,
+            segments,
+            legacy_tree,
+            legacy: Vec::new(),
             corrupt_entries: 0,
             reset: false,
         })
@@ -144,40 +156,23 @@ fn try_open(path: &Path, cache_bytes: u64) -> Result<Opened, Failure> {
     Ok(opened)
 }
 
-/// Builds the index, deleting entries that fail their checksum.
+/// Reads the batches earlier versions stored in the database, dropping (and counting)
+/// entries that fail their checksum.
 fn scan(opened: &mut Opened) -> Result<(), sled::Error> {
-    let mut damaged = Vec::new();
-    for item in opened.batches.iter() {
+    for item in opened.legacy_tree.iter() {
         let (key, value) = item?;
         let seq = <[u8; 8]>::try_from(key.as_ref()).map(u64::from_be_bytes);
-        if let Ok(seq) = seq {
-            opened.last_seq = Some(opened.last_seq.map_or(seq, |last| last.max(seq)));
-        }
         match (seq, codec::header(&value)) {
-            (Ok(seq), Ok(header)) => opened.index.push((
-                seq,
-                Meta {
-                    bytes: value.len() as u64,
-                    records: u64::from(header.records),
-                    enqueued_unix_ms: header.enqueued_unix_ms,
-                },
-            )),
+            (Ok(seq), Ok(_)) => opened.legacy.push((seq, value.to_vec())),
             (_, Err(error)) => {
-                warn!(key = ?key.as_ref(), error = %error, "deleting damaged queue entry");
-                damaged.push(key);
+                warn!(key = ?key.as_ref(), error = %error, "dropping damaged queue entry");
+                opened.corrupt_entries += 1;
             }
             (Err(_), _) => {
-                warn!(key = ?key.as_ref(), "deleting queue entry with a malformed key");
-                damaged.push(key);
+                warn!(key = ?key.as_ref(), "dropping queue entry with a malformed key");
+                opened.corrupt_entries += 1;
             }
         }
-    }
-    opened.corrupt_entries = damaged.len() as u64;
-    for key in damaged {
-        opened.batches.remove(key)?;
-    }
-    if opened.corrupt_entries > 0 {
-        opened.db.flush()?;
     }
     Ok(())
 }

@@ -90,51 +90,79 @@ fn appends_reads_in_order_and_survives_reopen() {
     assert!(fourth > third, "{fourth}");
 }
 
+/// The segment file holding `seq`, and where its entry is in it.
+fn located(queue: &Queue, seq: u64) -> (PathBuf, segments::Loc) {
+    let loc = queue.lock().index[&seq].loc;
+    let path = queue
+        .inner
+        .segments_dir
+        .join(format!("{:020}.seg", loc.segment));
+    (path, loc)
+}
+
+fn segment_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join(SEGMENTS_DIR_NAME))
+        .expect("lists")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    names
+}
+
 #[test]
-fn damaged_entries_are_deleted_and_counted() {
+fn damaged_entries_are_skipped_and_counted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (queue, _, _) = open(dir.path(), DEFAULT_MAX_BYTES);
     queue
         .append(&[(payload(1, 1), 1), (payload(2, 4), 4), (payload(3, 1), 1)])
         .expect("appends");
-    let mut damaged = queue
-        .inner
-        .batches
-        .get(1u64.to_be_bytes())
-        .expect("reads")
-        .expect("present")
-        .to_vec();
-    let middle = damaged.len() / 2;
-    damaged[middle] ^= 0xff;
-    queue
-        .inner
-        .batches
-        .insert(1u64.to_be_bytes(), damaged)
-        .expect("writes");
-    queue.flush().expect("flushes");
+    let (path, loc) = located(&queue, 1);
     drop(queue);
+    let mut bytes = std::fs::read(&path).expect("segment");
+    bytes[(loc.offset + u64::from(loc.len) / 2) as usize] ^= 0xff;
+    std::fs::write(&path, bytes).expect("writes");
 
     let (queue, recovered, stats) = open(dir.path(), DEFAULT_MAX_BYTES);
     assert_eq!(recovered.corrupt_entries, 1);
     assert_eq!((recovered.batches, recovered.records), (2, 2));
     assert_eq!(stats.queue_corrupt_entries.load(Ordering::Relaxed), 1);
     assert_eq!(queue.next_after(Some(0)), Some(2));
+    assert_eq!(marker(&read(&queue, 2).batch), 3);
     // The sequence continues past the damaged entry.
     assert!(queue.append(&[(payload(4, 1), 1)]).expect("appends")[0] > 2);
 }
 
-/// Overwrites `len` bytes at `fraction` of the database file.
+#[test]
+fn damage_found_when_reading_drops_only_that_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (queue, _, stats) = open(dir.path(), DEFAULT_MAX_BYTES);
+    queue
+        .append(&[(payload(1, 2), 2), (payload(2, 3), 3)])
+        .expect("appends");
+    let (path, loc) = located(&queue, 0);
+    let mut bytes = std::fs::read(&path).expect("segment");
+    bytes[(loc.offset + 8) as usize] ^= 0x01;
+    std::fs::write(&path, bytes).expect("writes");
+    assert!(matches!(queue.read_encoded(0), Ok(Read::Corrupt)));
+    assert_eq!(stats.snapshot().dropped.corrupt, 2);
+    assert_eq!(queue.len().1, 3);
+    assert_eq!(marker(&read(&queue, 1).batch), 2);
+}
+
+/// Overwrites `len` bytes at `fraction` of the (only) segment file.
 fn damage(dir: &Path, fraction: f64, len: usize) {
-    let db_file = dir.join(DIR_NAME).join("db");
-    let mut bytes = std::fs::read(&db_file).expect("db file");
+    let names = segment_files(dir);
+    assert_eq!(names.len(), 1, "{names:?}");
+    let file = dir.join(SEGMENTS_DIR_NAME).join(&names[0]);
+    let mut bytes = std::fs::read(&file).expect("segment file");
     let at = (bytes.len() as f64 * fraction) as usize;
     let end = (at + len).min(bytes.len());
     bytes[at..end].fill(0x5a);
-    std::fs::write(&db_file, bytes).expect("overwrites");
+    std::fs::write(&file, bytes).expect("overwrites");
 }
 
 #[test]
-fn a_silently_cut_log_is_detected_and_ids_are_not_reused() {
+fn damaged_segments_keep_what_is_intact_and_ids_are_not_reused() {
     for (fraction, len) in [(0.0, 512), (0.1, 64), (0.5, 4096), (0.9, 64)] {
         let dir = tempfile::tempdir().expect("tempdir");
         let (queue, _, _) = open(dir.path(), DEFAULT_MAX_BYTES);
@@ -148,18 +176,21 @@ fn a_silently_cut_log_is_detected_and_ids_are_not_reused() {
 
         let (queue, recovered, stats) = open(dir.path(), DEFAULT_MAX_BYTES);
         let context = format!("damage at {fraction}: {recovered:?}");
-        assert!(recovered.truncated || recovered.reset, "{context}");
+        assert!(recovered.corrupt_entries >= 1, "{context}");
         assert_eq!(
-            stats.queue_corrupt_resets.load(Ordering::Relaxed),
-            1,
+            stats.queue_corrupt_entries.load(Ordering::Relaxed),
+            recovered.corrupt_entries,
             "{context}"
         );
         assert!(recovered.batches < 50, "{context}");
+        assert!(recovered.batches > 0, "{context}: everything lost");
         // What survived is intact, and new batches get ids never used before.
         let mut cursor = None;
         while let Some(seq) = queue.next_after(cursor) {
             cursor = Some(seq);
-            assert!(ids.contains(&read(&queue, seq).batch.id), "{context}");
+            let batch = read(&queue, seq).batch;
+            assert!(ids.contains(&batch.id), "{context}");
+            assert_eq!(marker(&batch), seq, "{context}");
         }
         let seq = queue.append(&[(payload(99, 1), 1)]).expect("appends")[0];
         assert!(!ids.contains(&queue.batch_id(seq)), "{context}: id reused");
@@ -167,10 +198,118 @@ fn a_silently_cut_log_is_detected_and_ids_are_not_reused() {
 }
 
 #[test]
-fn an_unopenable_database_is_moved_aside() {
+fn a_lost_segment_is_detected_and_ids_are_not_reused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (queue, _, _) = open(dir.path(), DEFAULT_MAX_BYTES);
-    let old_id = queue.batch_id(queue.append(&[(payload(1, 1), 1)]).expect("appends")[0]);
+    let old: Vec<String> = (0..5)
+        .map(|i| queue.batch_id(queue.append(&[(payload(i, 3), 3)]).expect("appends")[0]))
+        .collect();
+    drop(queue);
+    for name in segment_files(dir.path()) {
+        std::fs::remove_file(dir.path().join(SEGMENTS_DIR_NAME).join(name)).expect("removes");
+    }
+    let (queue, recovered, stats) = open(dir.path(), DEFAULT_MAX_BYTES);
+    assert!(recovered.truncated, "{recovered:?}");
+    assert_eq!(stats.queue_corrupt_resets.load(Ordering::Relaxed), 1);
+    assert!(queue.is_empty());
+    let new = queue.batch_id(queue.append(&[(payload(9, 1), 1)]).expect("appends")[0]);
+    assert!(!old.contains(&new), "{new} reused");
+}
+
+#[test]
+fn an_interrupted_append_is_cut_off_without_counting_damage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (queue, _, _) = open(dir.path(), DEFAULT_MAX_BYTES);
+    queue
+        .append(&[(payload(1, 2), 2), (payload(2, 2), 2)])
+        .expect("appends");
+    let (path, loc) = located(&queue, 1);
+    drop(queue);
+    // The second frame written only in part, as a crash in the middle of a write leaves it.
+    let bytes = std::fs::read(&path).expect("segment");
+    let cut = loc.offset as usize + loc.len as usize / 2;
+    std::fs::write(&path, &bytes[..cut]).expect("cuts");
+
+    let (queue, recovered, _) = open(dir.path(), DEFAULT_MAX_BYTES);
+    assert_eq!(recovered.corrupt_entries, 0, "{recovered:?}");
+    assert_eq!((recovered.batches, recovered.records), (1, 2));
+    assert_eq!(marker(&read(&queue, 0).batch), 1);
+    // Appends go on after the cut, in a new segment, with new numbers.
+    let seq = queue.append(&[(payload(3, 1), 1)]).expect("appends")[0];
+    assert!(seq >= 2, "{seq}");
+    drop(queue);
+    let (queue, recovered, _) = open(dir.path(), DEFAULT_MAX_BYTES);
+    assert_eq!((recovered.batches, recovered.corrupt_entries), (2, 0));
+    assert_eq!(marker(&read(&queue, seq).batch), 3);
+}
+
+#[test]
+fn delivered_segments_are_deleted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = Options {
+        segment_bytes: 1,
+        ..Options::default()
+    };
+    let stats = Arc::new(Stats::default());
+    let (queue, _) = Queue::open_with(dir.path(), "pod", options, stats.clone()).expect("opens");
+    // Each append starts a segment of its own (they are over 1 byte).
+    for i in 0..4 {
+        queue.append(&[(payload(i, 2), 2)]).expect("appends");
+    }
+    assert_eq!(segment_files(dir.path()).len(), 4);
+    queue.remove(0).expect("removes");
+    queue.remove(1).expect("removes");
+    // Deleted once the removals are durable.
+    assert_eq!(segment_files(dir.path()).len(), 4);
+    queue.flush().expect("flushes");
+    assert_eq!(segment_files(dir.path()).len(), 2);
+    // The segment still written to stays until another one is started.
+    queue.remove(2).expect("removes");
+    queue.remove(3).expect("removes");
+    queue.flush().expect("flushes");
+    assert_eq!(segment_files(dir.path()).len(), 1);
+    queue.append(&[(payload(5, 1), 1)]).expect("appends");
+    assert_eq!(segment_files(dir.path()).len(), 1, "the emptied one went");
+    drop(queue);
+    let (queue, recovered) = Queue::open_with(dir.path(), "pod", options, stats).expect("opens");
+    assert_eq!((recovered.batches, recovered.corrupt_entries), (1, 0));
+    assert!(!recovered.truncated);
+    assert_eq!(marker(&read(&queue, 4).batch), 5);
+}
+
+#[test]
+fn batches_of_the_earlier_format_are_moved_into_segments() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let db = sled::open(dir.path().join(DIR_NAME)).expect("sled");
+        let batches = db.open_tree("batches").expect("tree");
+        let entry = codec::encode("pod:old:7", 2, 5, &payload(42, 2), Compression::None);
+        batches.insert(7u64.to_be_bytes(), entry).expect("inserts");
+        batches
+            .insert(8u64.to_be_bytes(), b"damaged".to_vec())
+            .expect("inserts");
+        db.flush().expect("flushes");
+    }
+    let (queue, recovered, _) = open(dir.path(), DEFAULT_MAX_BYTES);
+    assert_eq!((recovered.batches, recovered.corrupt_entries), (1, 1));
+    let batch = read(&queue, 7).batch;
+    assert_eq!((batch.id.as_str(), marker(&batch)), ("pod:old:7", 42));
+    assert!(queue.append(&[(payload(1, 1), 1)]).expect("appends")[0] > 7);
+    drop(queue);
+    let (_, recovered, _) = open(dir.path(), DEFAULT_MAX_BYTES);
+    assert_eq!((recovered.batches, recovered.corrupt_entries), (2, 0));
+}
+
+#[test]
+fn an_unopenable_database_is_moved_aside_and_the_batches_sent_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (queue, _, _) = open(dir.path(), DEFAULT_MAX_BYTES);
+    let seqs = queue
+        .append(&[(payload(1, 1), 1), (payload(2, 1), 1)])
+        .expect("appends");
+    let old_id = queue.batch_id(seqs[1]);
+    queue.remove(seqs[0]).expect("removes");
+    queue.flush().expect("flushes");
     drop(queue);
     // A configuration the storage engine refuses (its last 4 bytes are a checksum).
     let conf = dir.path().join(DIR_NAME).join("conf");
@@ -183,14 +322,16 @@ fn an_unopenable_database_is_moved_aside() {
     let (queue, recovered, stats) = open(dir.path(), DEFAULT_MAX_BYTES);
     assert!(recovered.reset, "{recovered:?}");
     assert_eq!(stats.queue_corrupt_resets.load(Ordering::Relaxed), 1);
-    assert!(queue.is_empty());
+    // Which batches were delivered is forgotten: both are sent again, under their ids.
+    assert_eq!(recovered.batches, 2);
+    assert_eq!(read(&queue, seqs[1]).batch.id, old_id);
     let aside: Vec<String> = std::fs::read_dir(dir.path())
         .expect("lists")
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|name| name.starts_with("queue.corrupt-"))
         .collect();
     assert_eq!(aside.len(), 1, "{aside:?}");
-    let new_id = queue.batch_id(queue.append(&[(payload(2, 1), 1)]).expect("appends")[0]);
+    let new_id = queue.batch_id(queue.append(&[(payload(3, 1), 1)]).expect("appends")[0]);
     assert_ne!(new_id, old_id);
 }
 
