@@ -21,6 +21,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# AGENT_ARGS adds flags to the agent's command line (e.g. AGENT_ARGS="--compression none").
 # BENCH_NO_BUILD=1 uses the release binaries already in the target directory.
 if [ -z "${BENCH_NO_BUILD:-}" ]; then
     cargo build --release --bins --manifest-path "$ROOT/Cargo.toml" >&2
@@ -75,7 +76,7 @@ START=$(date +%s.%N)
 BELLWETHER_LOG=warn "$BIN/bellwether-agent" --service bench --version 1 --environment bench \
     --instance-id bench-1 --collector "http://$GRPC" --data-dir "$WORK/agent" \
     --otlp-grpc-addr off --otlp-http-addr off --admin-addr off \
-    --file "$WORK/app.log" 2> "$WORK/agent.log" &
+    --file "$WORK/app.log" ${AGENT_ARGS:-} 2> "$WORK/agent.log" &
 AGENT=$!
 PIDS+=("$AGENT")
 

@@ -192,6 +192,11 @@ impl Supervised {
         self.wait_exit(STARTUP_TIMEOUT)
     }
 
+    /// The child's process id, for signals the harness does not send itself.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything the child wrote to stderr so far.
     pub fn stderr_text(&self) -> String {
         lock(&self.stderr).join("\n")
