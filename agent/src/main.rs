@@ -9,11 +9,6 @@ use bellwether_agent::Listeners;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-/// Many small allocations per record (parsing, tagging, encoding): mimalloc serves them
-/// faster than the system allocator and returns memory to the system promptly.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The one place the process environment is read (clap reads its BELLWETHER_* flags).
