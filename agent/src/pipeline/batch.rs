@@ -69,11 +69,21 @@ pub trait ResourceBatch: Message + Sized {
     fn count(&self) -> usize;
     /// Moves the first `n` records (with their resource and scope) into a new value.
     fn split_front(&mut self, n: usize) -> Self;
+    /// Encoded size of what [`split_front`](Self::split_front) copies into both halves:
+    /// the resource, the schema url, and the scope the cut goes through.
+    fn shared_len(&self) -> usize;
 }
 
 impl ResourceBatch for ResourceLogs {
     fn count(&self) -> usize {
         self.scope_logs.iter().map(|s| s.log_records.len()).sum()
+    }
+
+    fn shared_len(&self) -> usize {
+        let scope = self.scope_logs.first().map_or(0, |s| {
+            s.scope.as_ref().map_or(0, Message::encoded_len) + s.schema_url.len() + 8
+        });
+        self.resource.as_ref().map_or(0, Message::encoded_len) + self.schema_url.len() + 8 + scope
     }
 
     fn split_front(&mut self, n: usize) -> Self {
@@ -106,6 +116,13 @@ impl ResourceBatch for ResourceLogs {
 impl ResourceBatch for ResourceSpans {
     fn count(&self) -> usize {
         self.scope_spans.iter().map(|s| s.spans.len()).sum()
+    }
+
+    fn shared_len(&self) -> usize {
+        let scope = self.scope_spans.first().map_or(0, |s| {
+            s.scope.as_ref().map_or(0, Message::encoded_len) + s.schema_url.len() + 8
+        });
+        self.resource.as_ref().map_or(0, Message::encoded_len) + self.schema_url.len() + 8 + scope
     }
 
     fn split_front(&mut self, n: usize) -> Self {
@@ -156,11 +173,16 @@ impl<T> Default for Pending<T> {
 impl<T: ResourceBatch> Pending<T> {
     /// Adds an item; items without records are discarded.
     pub fn push(&mut self, item: T) {
+        let bytes = item.encoded_len();
+        self.push_sized(item, bytes);
+    }
+
+    /// [`push`](Self::push), with the item's encoded size known already.
+    pub fn push_sized(&mut self, item: T, bytes: usize) {
         let count = item.count();
         if count == 0 {
             return;
         }
-        let bytes = item.encoded_len();
         self.count += count;
         self.bytes += bytes;
         self.items.push_back((item, bytes));
@@ -221,10 +243,14 @@ impl<T: ResourceBatch> Pending<T> {
                 }
             } else {
                 let head = first.split_front(n);
-                let rest_bytes = first.encoded_len();
+                let head_bytes = head.encoded_len();
+                // The rest keeps the resource (now in both) and the other records; its
+                // size is derived rather than walked again, which for one large item cut
+                // into many batches would walk the same records over and over.
+                let rest_bytes = (*first_bytes + first.shared_len()).saturating_sub(head_bytes);
                 self.bytes = (self.bytes + rest_bytes).saturating_sub(*first_bytes);
                 *first_bytes = rest_bytes;
-                taken_bytes += head.encoded_len();
+                taken_bytes += head_bytes;
                 taken_count += n;
                 taken.push(head);
             }

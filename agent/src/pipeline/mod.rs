@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use bellwether_proto::otlp::logs::ResourceLogs;
 use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
+use bellwether_proto::otlp::resource::Resource;
 use bellwether_proto::otlp::trace::ResourceSpans;
 use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
 use prost::Message;
@@ -60,11 +61,12 @@ impl Telemetry {
         }
     }
 
-    /// Encoded size, the estimate of the room it takes in the queue.
-    fn encoded_len(&self) -> usize {
+    /// Encoded size of each item: their sum is the estimate of the room it takes in the
+    /// queue, and batching reuses them.
+    fn encoded_lens(&self) -> Vec<usize> {
         match self {
-            Telemetry::Logs(logs) => logs.iter().map(Message::encoded_len).sum(),
-            Telemetry::Spans(spans) => spans.iter().map(Message::encoded_len).sum(),
+            Telemetry::Logs(logs) => logs.iter().map(Message::encoded_len).collect(),
+            Telemetry::Spans(spans) => spans.iter().map(Message::encoded_len).collect(),
         }
     }
 }
@@ -83,6 +85,8 @@ pub enum SubmitError {
 #[derive(Debug)]
 pub struct Submission {
     telemetry: Telemetry,
+    /// Encoded size of each item, before tagging.
+    sizes: Vec<usize>,
     /// Room reserved in the queue; released once the data is appended.
     admission: Admission,
     /// Memory reserved for the data until it is appended.
@@ -116,7 +120,8 @@ impl PipelineSender {
             return Ok(());
         }
         let started = Instant::now();
-        let estimate = telemetry.encoded_len() as u64;
+        let sizes = telemetry.encoded_lens();
+        let estimate = sizes.iter().sum::<usize>() as u64;
         let refused = || {
             Stats::incr(&self.stats.refused_requests);
             SubmitError::Full
@@ -158,6 +163,7 @@ impl PipelineSender {
         let (ack, acked) = oneshot::channel();
         permit.send(Submission {
             telemetry,
+            sizes,
             admission,
             memory,
             ack,
@@ -237,17 +243,26 @@ impl Group {
     }
 
     fn add(&mut self, submission: Submission, tagger: &Tagger) {
+        let mut sizes = submission.sizes.into_iter();
         match submission.telemetry {
             Telemetry::Logs(items) => {
                 for mut item in items {
-                    tagger.tag(&mut item.resource);
-                    self.logs.push(item);
+                    let size = sizes.next();
+                    let grown = tag(tagger, &mut item.resource);
+                    match size {
+                        Some(size) => self.logs.push_sized(item, size + grown),
+                        None => self.logs.push(item),
+                    }
                 }
             }
             Telemetry::Spans(items) => {
                 for mut item in items {
-                    tagger.tag(&mut item.resource);
-                    self.spans.push(item);
+                    let size = sizes.next();
+                    let grown = tag(tagger, &mut item.resource);
+                    match size {
+                        Some(size) => self.spans.push_sized(item, size + grown),
+                        None => self.spans.push(item),
+                    }
                 }
             }
         }
@@ -327,6 +342,14 @@ pub async fn run_pipeline(
         }
     }
     queue.close_input();
+}
+
+/// Tags a resource; returns how many bytes its encoded form grew by.
+fn tag(tagger: &Tagger, resource: &mut Option<Resource>) -> usize {
+    let len = |r: &Option<Resource>| r.as_ref().map_or(0, |r| r.encoded_len() + 8);
+    let before = len(resource);
+    tagger.tag(resource);
+    len(resource).saturating_sub(before)
 }
 
 fn logs_payload(resource_logs: Vec<ResourceLogs>) -> Payload {
