@@ -8,6 +8,7 @@ use std::hint::black_box;
 use bellwether_agent::identity::Identity;
 use bellwether_agent::parse::{parse_line, LineAssembler};
 use bellwether_agent::pipeline::Tagger;
+use bellwether_agent::sources::lines::LineSplitter;
 use bellwether_proto::otlp::common::InstrumentationScope;
 use bellwether_proto::otlp::logs::{ResourceLogs, ScopeLogs};
 use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
@@ -67,6 +68,7 @@ fn identity() -> Identity {
 
 fn benches(c: &mut Criterion) {
     let json = json_line(7);
+    let escaped = r#"{"time":"2026-11-26T12:00:01.305Z","level":"warn","msg":"retrying \"charge\"\n\tattempt 2","path":"/api/v1/orders/7","err":{"kind":"timeout","detail":"upstream \u00e9 slow"}}"#;
     let logfmt = r#"time=2026-11-26T12:00:01.101Z level=info msg="handled request 7" path=/api/v1/orders/7 status=200 duration_ms=12"#;
     let plain = "2026-11-26 12:00:01.101  INFO 1 --- [nio-8080-exec-1] com.shop.Checkout : handling order 981273";
 
@@ -74,6 +76,9 @@ fn benches(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.bench_function("json", |b| {
         b.iter(|| parse_line(black_box(json.as_bytes()), false, NOW))
+    });
+    group.bench_function("json_escaped", |b| {
+        b.iter(|| parse_line(black_box(escaped.as_bytes()), false, NOW))
     });
     group.bench_function("logfmt", |b| {
         b.iter(|| parse_line(black_box(logfmt.as_bytes()), false, NOW))
@@ -95,6 +100,33 @@ fn benches(c: &mut Criterion) {
             }
             assembler.flush(NOW, &mut out);
             out
+        })
+    });
+    // The whole per-line path of a tailed file: split chunks, then join and parse.
+    let mut text = lines.join("\n");
+    text.push('\n');
+    group.bench_function("split_assemble_10k_lines", |b| {
+        b.iter(|| {
+            let mut splitter = LineSplitter::new(256 * 1024 + 1);
+            let mut assembler = LineAssembler::default();
+            let mut out = Vec::with_capacity(lines.len());
+            for chunk in text.as_bytes().chunks(64 * 1024) {
+                splitter.feed(chunk, |line, overflowed, _| {
+                    assembler.push(line, overflowed, NOW, &mut out);
+                });
+            }
+            assembler.flush(NOW, &mut out);
+            out
+        })
+    });
+    group.bench_function("split_10k_lines", |b| {
+        b.iter(|| {
+            let mut splitter = LineSplitter::new(256 * 1024 + 1);
+            let mut count = 0usize;
+            for chunk in text.as_bytes().chunks(64 * 1024) {
+                splitter.feed(black_box(chunk), |line, _, _| count += line.len());
+            }
+            count
         })
     });
     group.finish();

@@ -31,8 +31,7 @@ pub(crate) fn from_text(record: &mut LogRecord, text: &str) -> bool {
 /// the field becomes `exception.stacktrace` and type and message are filled in.
 pub(crate) fn from_attributes(record: &mut LogRecord) {
     let found = record.attributes.iter().position(|kv| {
-        let last = kv.key.rsplit('.').next().unwrap_or(&kv.key);
-        STACK_KEYS.contains(&last)
+        is_stack_key(&kv.key)
             && matches!(
                 kv.value.as_ref().and_then(|v| v.value.as_ref()),
                 Some(Value::StringValue(s)) if s.contains('\n')
@@ -58,6 +57,16 @@ pub(crate) fn from_attributes(record: &mut LogRecord) {
         _ => return,
     };
     apply(record, &parsed, text);
+}
+
+/// Whether the last dot-separated segment of `key` is one of [`STACK_KEYS`]. Runs for
+/// every attribute of every structured line, so it compares suffixes instead of
+/// searching the key for its last dot.
+fn is_stack_key(key: &str) -> bool {
+    STACK_KEYS.iter().any(|stack| {
+        key.strip_suffix(stack)
+            .is_some_and(|head| head.is_empty() || head.ends_with('.'))
+    })
 }
 
 /// Sets the exception attributes that are not there yet, and makes an unstamped record
@@ -87,5 +96,38 @@ pub(crate) fn at_least_error(record: &mut LogRecord) {
     if record.severity_number == 0 {
         record.severity_number = Level::Error.number();
         record.severity_text = Level::Error.name().to_owned();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stack_keys_are_matched_on_their_last_segment() {
+        for key in [
+            "stack",
+            "err.stack",
+            "error.stack_trace",
+            "a.b.stacktrace",
+            "exception",
+            ".exception",
+        ] {
+            assert!(is_stack_key(key), "{key}");
+        }
+        for key in [
+            "",
+            "stack.",
+            "stacks",
+            "err.stack.x",
+            "mystack",
+            "exception.type",
+        ] {
+            assert!(!is_stack_key(key), "{key}");
+        }
+        for key in ["a.stack", "stack_trace.", "x", "..stacktrace", "é.stack"] {
+            let last = key.rsplit('.').next().unwrap_or(key);
+            assert_eq!(is_stack_key(key), STACK_KEYS.contains(&last), "{key}");
+        }
     }
 }

@@ -5,6 +5,8 @@
 //! least two pairs, or one pair whose key is a well-known one (`level`, `msg`, …). Prose
 //! that merely contains `order=42` somewhere stays plain text.
 
+use std::borrow::Cow;
+
 use bellwether_proto::otlp::logs::LogRecord;
 
 use super::{severity, time};
@@ -16,10 +18,11 @@ const TIME_KEYS: [&str; 4] = ["time", "ts", "timestamp", "t"];
 const TRACE_ID_KEYS: [&str; 2] = ["trace_id", "traceID"];
 const SPAN_ID_KEYS: [&str; 2] = ["span_id", "spanID"];
 
-/// Splits a logfmt line into its pairs; `None` when the line is not logfmt.
-pub fn pairs(line: &str) -> Option<Vec<(&str, String)>> {
+/// Splits a logfmt line into its pairs; `None` when the line is not logfmt. Values
+/// borrow from the line unless they held escapes.
+pub fn pairs(line: &str) -> Option<Vec<(&str, Cow<'_, str>)>> {
     let bytes = line.as_bytes();
-    let mut pairs = Vec::new();
+    let mut pairs = Vec::with_capacity(8);
     let mut i = 0;
     loop {
         while i < bytes.len() && bytes[i].is_ascii_whitespace() {
@@ -54,7 +57,7 @@ pub fn pairs(line: &str) -> Option<Vec<(&str, String)>> {
                 }
                 i += 1;
             }
-            line.get(start..i)?.to_owned()
+            Cow::Borrowed(line.get(start..i)?)
         };
         pairs.push((key, value));
     }
@@ -68,13 +71,20 @@ pub fn pairs(line: &str) -> Option<Vec<(&str, String)>> {
 
 /// Reads a quoted value starting after its opening quote; returns it unescaped and the
 /// index after the closing quote. `None` when the quote is never closed.
-fn quoted(line: &str, start: usize) -> Option<(String, usize)> {
+fn quoted(line: &str, start: usize) -> Option<(Cow<'_, str>, usize)> {
     let rest = line.get(start..)?;
-    let mut value = String::new();
-    let mut chars = rest.char_indices();
+    let stop = rest.bytes().position(|b| matches!(b, b'"' | b'\\'))?;
+    // Both stop bytes are ASCII, so `stop` is a char boundary.
+    let plain = rest.get(..stop)?;
+    if rest.as_bytes().get(stop) == Some(&b'"') {
+        return Some((Cow::Borrowed(plain), start + stop + 1));
+    }
+    let mut value = String::with_capacity(stop + 16);
+    value.push_str(plain);
+    let mut chars = rest.get(stop..)?.char_indices();
     while let Some((offset, c)) = chars.next() {
         match c {
-            '"' => return Some((value, start + offset + 1)),
+            '"' => return Some((Cow::Owned(value), start + stop + offset + 1)),
             '\\' => match chars.next() {
                 Some((_, 'n')) => value.push('\n'),
                 Some((_, 't')) => value.push('\t'),
@@ -89,6 +99,8 @@ fn quoted(line: &str, start: usize) -> Option<(String, usize)> {
 }
 
 /// Fills `record` from a logfmt line; `false` (record untouched) when it is not logfmt.
+/// Without a `msg` pair, `record.body` is left unset for the caller to fill with the
+/// line itself.
 pub(super) fn parse(line: &str, record: &mut LogRecord) -> bool {
     let Some(pairs) = pairs(line) else {
         return false;
@@ -123,7 +135,7 @@ pub(super) fn parse(line: &str, record: &mut LogRecord) -> bool {
             record.attributes.push(string_kv(key, value));
         }
     }
-    record.body = Some(string_value(body.unwrap_or_else(|| line.to_owned())));
+    record.body = body.map(string_value);
     if let Some(sev) = level {
         record.severity_number = sev.number;
         record.severity_text = sev.text;
@@ -155,7 +167,7 @@ mod tests {
     #[test]
     fn splits_pairs_with_quotes_and_escapes() {
         let got = pairs(r#"level=error msg="x y \"z\"" path=/a/b empty= n=1"#).expect("logfmt");
-        let got: Vec<(&str, &str)> = got.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let got: Vec<(&str, &str)> = got.iter().map(|(k, v)| (*k, v.as_ref())).collect();
         assert_eq!(
             got,
             [
@@ -211,7 +223,7 @@ mod tests {
                 let got: Vec<(String, String)> = got
                     .unwrap_or_default()
                     .into_iter()
-                    .map(|(k, v)| (k.to_owned(), v))
+                    .map(|(k, v)| (k.to_owned(), v.into_owned()))
                     .collect();
                 prop_assert_eq!(got, expected);
             }

@@ -22,6 +22,8 @@ pub mod time;
 
 pub use multiline::{LineAssembler, LineCounts, MultilineConfig};
 
+use std::borrow::Cow;
+
 use bellwether_proto::otlp::common::any_value::Value;
 use bellwether_proto::otlp::logs::LogRecord;
 
@@ -48,23 +50,40 @@ pub fn parse_line_with_limit(
 ) -> Option<LogRecord> {
     let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
     let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-    let mut truncated = overflowed || raw.len() > limit;
-    let mut line = String::from_utf8_lossy(&raw[..raw.len().min(limit)]).into_owned();
-    if line.len() > limit {
-        // Replacement characters can make the repaired text longer than the raw bytes.
-        let mut cut = limit;
-        while !line.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        line.truncate(cut);
-        truncated = true;
+    let (line, truncated) = repair(raw, overflowed, limit);
+    parse_str(line, truncated, now_unix_nanos)
+}
+
+/// The text of a raw line, cut to `limit` bytes, and whether it was cut. Valid UTF-8
+/// (the usual case) is borrowed; only invalid bytes make a repaired copy.
+fn repair(raw: &[u8], overflowed: bool, limit: usize) -> (Cow<'_, str>, bool) {
+    let truncated = overflowed || raw.len() > limit;
+    let kept = &raw[..raw.len().min(limit)];
+    if let Ok(text) = std::str::from_utf8(kept) {
+        return (Cow::Borrowed(text), truncated);
     }
-    parse_text(line, truncated, now_unix_nanos)
+    let mut line = String::from_utf8_lossy(kept).into_owned();
+    if line.len() <= limit {
+        return (Cow::Owned(line), truncated);
+    }
+    // Replacement characters can make the repaired text longer than the raw bytes.
+    let mut cut = limit;
+    while !line.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    line.truncate(cut);
+    (Cow::Owned(line), true)
 }
 
 /// Parses one line already in text form (no newline, within the length limit);
 /// `truncated` marks it as cut. Returns `None` for blank lines.
 pub fn parse_text(line: String, truncated: bool, now_unix_nanos: u64) -> Option<LogRecord> {
+    parse_str(Cow::Owned(line), truncated, now_unix_nanos)
+}
+
+/// [`parse_text`] for borrowed or owned text: the line is copied only when it becomes
+/// the body and is not owned already.
+fn parse_str(line: Cow<'_, str>, truncated: bool, now_unix_nanos: u64) -> Option<LogRecord> {
     if line.trim().is_empty() {
         return None;
     }
@@ -85,7 +104,10 @@ pub fn parse_text(line: String, truncated: bool, now_unix_nanos: u64) -> Option<
         };
     if !structured {
         plain_text(&line, &mut record);
-        record.body = Some(string_value(line));
+    }
+    if !structured || record.body.is_none() {
+        // Plain text, or a structured line without a message field.
+        record.body = Some(string_value(line.into_owned()));
     }
     if record.time_unix_nano == 0 {
         record.time_unix_nano = now_unix_nanos;
@@ -105,23 +127,13 @@ fn plain_text(line: &str, record: &mut LogRecord) {
         return;
     };
     let unbracketed = first.trim_start_matches('[').trim_end_matches(']');
-    // Go's `log` package writes `2026/11/26 19:08:25.281625`.
-    let dashed;
-    let unbracketed = if unbracketed.len() == 10 && unbracketed.as_bytes().get(4) == Some(&b'/') {
-        dashed = unbracketed.replace('/', "-");
-        dashed.as_str()
-    } else {
-        unbracketed
-    };
     let candidate = if let Some(time) = time::parse_rfc3339(unbracketed) {
         record.time_unix_nano = time;
         tokens.next()
-    } else if unbracketed.len() == 10
-        && time::parse_rfc3339(&format!("{unbracketed}T00:00:00Z")).is_some()
-    {
+    } else if let Some(date) = calendar_date(unbracketed) {
         // `2024-01-02 10:00:00,123 WARN ...`: date and time are separate tokens.
         let clock = tokens.next().unwrap_or("").trim_end_matches(']');
-        if let Some(time) = time::parse_rfc3339(&format!("{unbracketed}T{clock}")) {
+        if let Some(time) = time::parse_date_and_clock(&date, clock.as_bytes()) {
             record.time_unix_nano = time;
         }
         tokens.next()
@@ -132,6 +144,20 @@ fn plain_text(line: &str, record: &mut LogRecord) {
         record.severity_number = severity.number;
         record.severity_text = severity.text;
     }
+}
+
+/// A `YYYY-MM-DD` token (or Go's `log` package `YYYY/MM/DD`, read with dashes) that is a
+/// valid date.
+fn calendar_date(token: &str) -> Option<[u8; 10]> {
+    let mut date: [u8; 10] = token.as_bytes().try_into().ok()?;
+    if date[4] == b'/' {
+        for byte in &mut date {
+            if *byte == b'/' {
+                *byte = b'-';
+            }
+        }
+    }
+    time::parse_date_and_clock(&date, b"00:00:00Z").map(|_| date)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use bellwether_proto::otlp::common::any_value::Value;
+use bellwether_proto::otlp::common::{any_value::Value, AnyValue};
 use bellwether_proto::otlp::logs::LogRecord;
 use bellwether_proto::stacktrace::{JoinedRecord, Joiner, JoinerConfig};
 
@@ -83,10 +83,14 @@ impl LineAssembler {
         self.counts.lines += 1;
         let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        let text = String::from_utf8_lossy(raw);
-        if matches!(text, Cow::Owned(_)) {
-            self.counts.invalid_utf8 += 1;
-        }
+        // Checking first is much faster than a lossy conversion of valid text.
+        let text = match std::str::from_utf8(raw) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => {
+                self.counts.invalid_utf8 += 1;
+                String::from_utf8_lossy(raw)
+            }
+        };
         if overflowed || text.len() > MAX_LINE_BYTES {
             // An over-long line is a record of its own, cut and flagged; it ends whatever
             // was being joined.
@@ -126,15 +130,21 @@ pub fn record_from_joined(joined: JoinedRecord, now: u64) -> Option<LogRecord> {
         .split_once('\n')
         .unwrap_or((joined.text.as_str(), ""));
     let mut record = parse_line(first.as_bytes(), false, now)?;
-    let first_body = as_str(record.body.as_ref()).map(str::to_owned);
-    let structured = first_body.as_deref() != Some(first.trim_end_matches('\r'));
+    let structured = as_str(record.body.as_ref()) != Some(first.trim_end_matches('\r'));
     let found = exception::from_text(&mut record, &joined.text);
     if !found && is_json(first) {
         // A JSON line the joiner kept with the lines after it: the stack is in the rest.
         exception::from_text(&mut record, rest);
     }
-    let body = match (structured, first_body) {
-        (true, Some(message)) => format!("{message}\n{rest}"),
+    let body = match record.body.take() {
+        Some(AnyValue {
+            value: Some(Value::StringValue(mut message)),
+        }) if structured => {
+            message.reserve(1 + rest.len());
+            message.push('\n');
+            message.push_str(rest);
+            message
+        }
         _ => joined.text,
     };
     record.body = Some(string_value(body));

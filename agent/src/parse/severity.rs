@@ -59,21 +59,64 @@ pub struct Severity {
     pub text: String,
 }
 
+/// Level names accepted in structured fields, in any letter case.
+const FIELD_NAMES: [(&str, Level); 26] = [
+    ("trace", Level::Trace),
+    ("trc", Level::Trace),
+    ("finest", Level::Trace),
+    ("finer", Level::Trace),
+    ("debug", Level::Debug),
+    ("dbg", Level::Debug),
+    ("fine", Level::Debug),
+    ("info", Level::Info),
+    ("inf", Level::Info),
+    ("information", Level::Info),
+    ("informational", Level::Info),
+    ("notice", Level::Info),
+    ("warn", Level::Warn),
+    ("warning", Level::Warn),
+    ("wrn", Level::Warn),
+    ("error", Level::Error),
+    ("err", Level::Error),
+    ("eror", Level::Error),
+    ("severe", Level::Error),
+    ("fatal", Level::Fatal),
+    ("critical", Level::Fatal),
+    ("crit", Level::Fatal),
+    ("panic", Level::Fatal),
+    ("alert", Level::Fatal),
+    ("emerg", Level::Fatal),
+    ("emergency", Level::Fatal),
+];
+
+/// Level words accepted at the start of a plain-text line, in any letter case.
+const PLAIN_NAMES: [(&str, Level); 9] = [
+    ("TRACE", Level::Trace),
+    ("DEBUG", Level::Debug),
+    ("INFO", Level::Info),
+    ("WARN", Level::Warn),
+    ("WARNING", Level::Warn),
+    ("ERROR", Level::Error),
+    ("ERR", Level::Error),
+    ("FATAL", Level::Fatal),
+    ("CRITICAL", Level::Fatal),
+];
+
+/// The level named `word`, ignoring ASCII case (no lowercased copy is made).
+fn lookup(names: &[(&str, Level)], word: &str) -> Option<Level> {
+    names
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(word))
+        .map(|(_, level)| *level)
+}
+
 /// Severity from a structured field's string value (`"warning"`, `"ERR"`, `"30"`).
 pub fn from_field_text(text: &str) -> Option<Severity> {
     let trimmed = text.trim();
     if let Ok(number) = trimmed.parse::<i64>() {
         return from_field_number(number);
     }
-    let level = match trimmed.to_ascii_lowercase().as_str() {
-        "trace" | "trc" | "finest" | "finer" => Level::Trace,
-        "debug" | "dbg" | "fine" => Level::Debug,
-        "info" | "inf" | "information" | "informational" | "notice" => Level::Info,
-        "warn" | "warning" | "wrn" => Level::Warn,
-        "error" | "err" | "eror" | "severe" => Level::Error,
-        "fatal" | "critical" | "crit" | "panic" | "alert" | "emerg" | "emergency" => Level::Fatal,
-        _ => return None,
-    };
+    let level = lookup(&FIELD_NAMES, trimmed)?;
     Some(Severity {
         number: level.number(),
         text: trimmed.to_owned(),
@@ -113,15 +156,7 @@ pub fn from_plain_token(token: &str) -> Option<Severity> {
         .or_else(|| stripped.strip_prefix('<').and_then(|t| t.strip_suffix('>')))
         .unwrap_or(stripped)
         .trim_end_matches(':');
-    let level = match stripped.to_ascii_uppercase().as_str() {
-        "TRACE" => Level::Trace,
-        "DEBUG" => Level::Debug,
-        "INFO" => Level::Info,
-        "WARN" | "WARNING" => Level::Warn,
-        "ERROR" | "ERR" => Level::Error,
-        "FATAL" | "CRITICAL" => Level::Fatal,
-        _ => return None,
-    };
+    let level = lookup(&PLAIN_NAMES, stripped)?;
     Some(Severity {
         number: level.number(),
         text: stripped.to_owned(),
@@ -171,6 +206,80 @@ mod tests {
             Some("error".into())
         );
         assert_eq!(from_field_text("verbose-ish"), None);
+    }
+
+    /// The mapping as first written, with lowercased and uppercased copies.
+    fn reference_field_level(text: &str) -> Option<Level> {
+        Some(match text.trim().to_ascii_lowercase().as_str() {
+            "trace" | "trc" | "finest" | "finer" => Level::Trace,
+            "debug" | "dbg" | "fine" => Level::Debug,
+            "info" | "inf" | "information" | "informational" | "notice" => Level::Info,
+            "warn" | "warning" | "wrn" => Level::Warn,
+            "error" | "err" | "eror" | "severe" => Level::Error,
+            "fatal" | "critical" | "crit" | "panic" | "alert" | "emerg" | "emergency" => {
+                Level::Fatal
+            }
+            _ => return None,
+        })
+    }
+
+    fn reference_plain_level(word: &str) -> Option<Level> {
+        Some(match word.to_ascii_uppercase().as_str() {
+            "TRACE" => Level::Trace,
+            "DEBUG" => Level::Debug,
+            "INFO" => Level::Info,
+            "WARN" | "WARNING" => Level::Warn,
+            "ERROR" | "ERR" => Level::Error,
+            "FATAL" | "CRITICAL" => Level::Fatal,
+            _ => return None,
+        })
+    }
+
+    #[test]
+    fn case_insensitive_lookup_matches_the_reference() {
+        let mut words: Vec<String> = FIELD_NAMES
+            .iter()
+            .chain(&PLAIN_NAMES)
+            .map(|(name, _)| (*name).to_owned())
+            .collect();
+        let variants: Vec<String> = words
+            .iter()
+            .flat_map(|w| {
+                let mixed: String = w
+                    .chars()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        if i % 2 == 0 {
+                            c.to_ascii_uppercase()
+                        } else {
+                            c.to_ascii_lowercase()
+                        }
+                    })
+                    .collect();
+                [
+                    w.to_ascii_uppercase(),
+                    w.to_ascii_lowercase(),
+                    mixed,
+                    format!(" {w}\t"),
+                    format!("{w}x"),
+                    w[1..].to_owned(),
+                ]
+            })
+            .collect();
+        words.extend(variants);
+        words.extend(["", "İNFO", "ınfo", "ERROR\u{301}", "warn-ish"].map(str::to_owned));
+        for word in &words {
+            assert_eq!(
+                from_field_text(word).map(|s| s.number),
+                reference_field_level(word).map(Level::number),
+                "{word:?}"
+            );
+            assert_eq!(
+                lookup(&PLAIN_NAMES, word),
+                reference_plain_level(word),
+                "{word:?}"
+            );
+        }
     }
 
     #[test]

@@ -179,6 +179,70 @@ fn invalid_utf8_is_replaced() {
 }
 
 #[test]
+fn invalid_utf8_in_structured_lines_is_replaced() {
+    let record = parse_line(b"{\"a\":\"x\xffy\",\"level\":\"warn\"}", false, NOW).expect("record");
+    assert_eq!(record.severity_number, 13);
+    assert_eq!(
+        attr(&record, "a"),
+        Some(&Value::StringValue("x\u{FFFD}y".into()))
+    );
+    assert_eq!(body(&record), "{\"a\":\"x\u{FFFD}y\",\"level\":\"warn\"}");
+
+    let record = parse_line(b"level=info k=\xfe", false, NOW).expect("record");
+    assert_eq!(record.severity_number, 9);
+    assert_eq!(
+        attr(&record, "k"),
+        Some(&Value::StringValue("\u{FFFD}".into()))
+    );
+    assert_eq!(body(&record), "level=info k=\u{FFFD}");
+}
+
+#[test]
+fn invalid_utf8_cut_at_the_limit_stays_within_it() {
+    // The limit falls inside `é`; the partial character becomes U+FFFD, which does not
+    // fit either.
+    let record = parse_line_with_limit("abcé".as_bytes(), false, NOW, 4).expect("record");
+    assert_eq!(body(&record), "abc");
+    assert_eq!(attr(&record, TRUNCATED_ATTR), Some(&Value::BoolValue(true)));
+    let record = parse_line_with_limit("abé".as_bytes(), false, NOW, 5).expect("record");
+    assert_eq!(body(&record), "abé");
+    assert!(attr(&record, TRUNCATED_ATTR).is_none());
+}
+
+#[test]
+fn go_log_dates_and_split_date_time() {
+    let record = parse("2023/11/14 22:13:20.5 ERROR payment failed");
+    assert_eq!(record.time_unix_nano, T + 500_000_000);
+    assert_eq!(record.severity_number, 17);
+
+    let record = parse("[2023-11-14 22:13:20] WARN slow");
+    assert_eq!(record.time_unix_nano, T);
+    assert_eq!(record.severity_number, 13);
+
+    // A valid date with a clock that is not one keeps the observed time.
+    let record = parse("2023-11-14 teatime INFO x");
+    assert_eq!(record.time_unix_nano, NOW);
+    assert_eq!(record.severity_number, 9);
+
+    // Not a date: the first token is the severity candidate.
+    let record = parse("2023/13/14 22:13:20 ERROR x");
+    assert_eq!(record.time_unix_nano, NOW);
+    assert_eq!(record.severity_number, 0);
+}
+
+#[test]
+fn logfmt_without_message_keeps_the_line_as_body() {
+    let line = "level=error order=42 reason=\"no stock\"";
+    let record = parse(line);
+    assert_eq!(body(&record), line);
+    assert_eq!(record.severity_number, 17);
+    assert_eq!(
+        attr(&record, "reason"),
+        Some(&Value::StringValue("no stock".into()))
+    );
+}
+
+#[test]
 fn long_lines_are_truncated_and_marked() {
     let line = vec![b'a'; MAX_LINE_BYTES + 10];
     let record = parse_line(&line, false, NOW).expect("record");

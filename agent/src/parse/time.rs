@@ -6,7 +6,24 @@ const NANOS_PER_SEC: u64 = 1_000_000_000;
 /// Parses `YYYY-MM-DD[T| ]HH:MM:SS[(.|,)fraction][Z|±HH:MM|±HHMM]`. A missing offset
 /// means UTC. Times before 1970 or beyond what `u64` nanoseconds hold are rejected.
 pub fn parse_rfc3339(text: &str) -> Option<u64> {
-    let b = text.as_bytes();
+    rfc3339_bytes(text.as_bytes())
+}
+
+/// [`parse_rfc3339`] of `date` and `clock` joined with a `T`, without building a string
+/// for the usual lengths.
+pub fn parse_date_and_clock(date: &[u8], clock: &[u8]) -> Option<u64> {
+    let len = date.len() + 1 + clock.len();
+    let mut joined = [0u8; 64];
+    if len > joined.len() {
+        return rfc3339_bytes(&[date, b"T", clock].concat());
+    }
+    joined[..date.len()].copy_from_slice(date);
+    joined[date.len()] = b'T';
+    joined[date.len() + 1..len].copy_from_slice(clock);
+    rfc3339_bytes(&joined[..len])
+}
+
+fn rfc3339_bytes(b: &[u8]) -> Option<u64> {
     if b.len() < 19 {
         return None;
     }
@@ -114,6 +131,11 @@ pub fn from_unix_float(value: f64) -> Option<u64> {
 /// A timestamp field's string: RFC 3339 or a number.
 pub fn parse_timestamp_text(text: &str) -> Option<u64> {
     let text = text.trim();
+    // Most fields are RFC 3339, so that goes first. The order does not change results:
+    // text with digits and a `-` where a date has them is never a number.
+    if let Some(nanos) = parse_rfc3339(text) {
+        return Some(nanos);
+    }
     if let Ok(integer) = text.parse::<u64>() {
         return from_unix_integer(integer);
     }
@@ -204,6 +226,50 @@ mod tests {
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn date_and_clock_match_the_joined_text() {
+        for (date, clock) in [
+            ("2023-11-14", "22:13:20"),
+            ("2023-11-14", "22:13:20,250"),
+            ("2023-11-14", "00:00:00Z"),
+            ("2023-11-14", ""),
+            ("2023-02-30", "00:00:00Z"),
+            (
+                "2023-11-14",
+                "22:13:20.123456789123456789123456789123456789123456789123456789Z",
+            ),
+            (
+                "2023-11-14",
+                "22:13:20.1234567891234567891234567891234567891234567891234567890Z",
+            ),
+        ] {
+            assert_eq!(
+                parse_date_and_clock(date.as_bytes(), clock.as_bytes()),
+                parse_rfc3339(&format!("{date}T{clock}")),
+                "{date} {clock}"
+            );
+        }
+        assert_eq!(
+            parse_date_and_clock(b"2023-11-14", b"22:13:20Z"),
+            Some(T * NANOS_PER_SEC)
+        );
+    }
+
+    #[test]
+    fn timestamp_text_forms() {
+        let s = T * NANOS_PER_SEC;
+        assert_eq!(parse_timestamp_text(" 2023-11-14T22:13:20Z "), Some(s));
+        assert_eq!(parse_timestamp_text("1700000000"), Some(s));
+        assert_eq!(parse_timestamp_text("+1700000000"), Some(s));
+        assert_eq!(parse_timestamp_text("1700000000.5"), Some(s + 500_000_000));
+        assert_eq!(
+            parse_timestamp_text("+12e-0000000000000001"),
+            Some(1_200_000_000)
+        );
+        assert_eq!(parse_timestamp_text("2023-11-14"), None);
+        assert_eq!(parse_timestamp_text("-5"), None);
     }
 
     #[test]

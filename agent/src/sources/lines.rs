@@ -36,7 +36,7 @@ impl LineSplitter {
     pub fn feed(&mut self, chunk: &[u8], mut line: impl FnMut(&[u8], bool, usize)) {
         let mut start = 0;
         while start < chunk.len() {
-            let Some(pos) = chunk[start..].iter().position(|b| *b == b'\n') else {
+            let Some(pos) = find_newline(&chunk[start..]) else {
                 self.keep(&chunk[start..]);
                 return;
             };
@@ -84,6 +84,26 @@ impl LineSplitter {
         self.partial.extend_from_slice(&bytes[..keep]);
         self.overflowed |= keep < bytes.len();
     }
+}
+
+/// Index of the first `\n` in `bytes`. Whole blocks are tested without an early exit
+/// (which the compiler turns into vector compares) before the matching block is searched
+/// byte by byte.
+fn find_newline(bytes: &[u8]) -> Option<usize> {
+    const BLOCK: usize = 32;
+    let mut blocks = bytes.chunks_exact(BLOCK);
+    let mut offset = 0;
+    for block in &mut blocks {
+        if block.iter().fold(false, |found, b| found | (*b == b'\n')) {
+            return block.iter().position(|b| *b == b'\n').map(|i| offset + i);
+        }
+        offset += BLOCK;
+    }
+    blocks
+        .remainder()
+        .iter()
+        .position(|b| *b == b'\n')
+        .map(|i| offset + i)
 }
 
 #[cfg(test)]
@@ -140,7 +160,29 @@ mod tests {
         assert_eq!(splitter.partial_bytes(), 0);
     }
 
+    #[test]
+    fn newline_found_in_every_position_of_a_block() {
+        for len in 0..100 {
+            for at in 0..len {
+                let mut bytes = vec![b'x'; len];
+                bytes[at] = b'\n';
+                if at + 1 < len {
+                    bytes[len - 1] = b'\n';
+                }
+                assert_eq!(find_newline(&bytes), Some(at), "len {len} at {at}");
+            }
+            assert_eq!(find_newline(&vec![b'x'; len]), None, "len {len}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn find_newline_matches_a_plain_search(
+            bytes in proptest::collection::vec(prop_oneof![Just(b'\n'), any::<u8>()], 0..200),
+        ) {
+            prop_assert_eq!(find_newline(&bytes), bytes.iter().position(|b| *b == b'\n'));
+        }
+
         #[test]
         fn same_lines_however_the_input_is_cut(
             data in proptest::collection::vec(prop_oneof![Just(b'\n'), any::<u8>()], 0..400),
