@@ -1,5 +1,6 @@
-//! The durable queue's hot path: append (with its flush to disk), read back, remove,
-//! and the whole `submit` round trip through the pipeline.
+//! The durable queue's hot path: encoding (and compressing) a batch, append (with its
+//! sync to disk), read back as the exporter does, remove, and the whole `submit` round
+//! trip through the pipeline.
 //!
 //! `cargo bench -p bellwether-agent --bench queue`
 
@@ -8,7 +9,8 @@ use std::time::Duration;
 
 use bellwether_agent::identity::Identity;
 use bellwether_agent::pipeline::{self, BatchConfig, Payload, Tagger, Telemetry};
-use bellwether_agent::queue::{Queue, Read};
+use bellwether_agent::export::Compression;
+use bellwether_agent::queue::{codec, Queue, Read};
 use bellwether_agent::stats::{Source, Stats};
 use bellwether_proto::otlp::common::{any_value::Value, AnyValue};
 use bellwether_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
@@ -62,13 +64,28 @@ fn append_read_remove(c: &mut Criterion) {
             b.iter(|| {
                 let seqs = queue.append(&batch).expect("appends");
                 for seq in seqs {
-                    match queue.read(seq).expect("reads") {
-                        Read::Batch(queued) => assert_eq!(queued.batch.records, records),
+                    match queue.read_encoded(seq).expect("reads") {
+                        Read::Batch(batch) => assert_eq!(batch.records, records),
                         other => panic!("{other:?}"),
                     }
                     queue.remove(seq).expect("removes");
                 }
             });
+        });
+    }
+    group.finish();
+}
+
+fn encode(c: &mut Criterion) {
+    let mut group = c.benchmark_group("queue");
+    let records = 512;
+    let payload = Payload::Logs(ExportLogsServiceRequest {
+        resource_logs: resource_logs(records),
+    });
+    group.throughput(Throughput::Elements(records as u64));
+    for (name, compression) in [("gzip", Compression::Gzip), ("none", Compression::None)] {
+        group.bench_function(format!("encode/{records}/{name}"), |b| {
+            b.iter(|| codec::encode("bench:q:1", records as u32, 0, &payload, compression));
         });
     }
     group.finish();
@@ -152,5 +169,5 @@ fn submit_round_trip(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, append_read_remove, submit_round_trip);
+criterion_group!(benches, encode, append_read_remove, submit_round_trip);
 criterion_main!(benches);
