@@ -380,6 +380,23 @@ async fn request(req: hyper::Request<Full<Bytes>>) -> Result<(u16, serde_json::V
     Ok((status, json))
 }
 
+/// Log records the collector at `collector_url` counted for `identity`'s release (0 before
+/// the release exists).
+pub async fn counted_log_records(collector_url: &str, identity: &Identity) -> Result<u64> {
+    let url = format!(
+        "{collector_url}/api/v1/releases/{}/{}/stats?environment={}",
+        identity.service, identity.version, identity.environment
+    );
+    let (status, body) = http_get_json(&url).await?;
+    match status {
+        200 => body["release"]["totals"]["log_records"]
+            .as_u64()
+            .context("totals.log_records"),
+        404 => Ok(0),
+        other => bail!("stats answered {other}: {body}"),
+    }
+}
+
 /// `GET url` → (status, JSON body).
 pub async fn http_get_json(url: &str) -> Result<(u16, serde_json::Value)> {
     let req = hyper::Request::get(url).body(Full::new(Bytes::new()))?;

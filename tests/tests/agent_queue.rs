@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use bellwether_e2e::agent_ops::{
     agent_metrics, http_get_text, kill_9, logs_request, metric_sum, post_logs, start_agent,
 };
-use bellwether_e2e::{eventually, http_get_json, AgentProcess, Collector, Identity};
+use bellwether_e2e::{counted_log_records, eventually, AgentProcess, Collector, Identity};
 use bellwether_proto::otlp::logs_service::logs_service_client::LogsServiceClient;
 use tokio::sync::watch;
 
@@ -24,21 +24,7 @@ const IDENTITY: Identity = Identity {
 
 /// Log records the collector counted for the test release (0 before it exists).
 async fn collected(collector: &Collector) -> Result<u64> {
-    let url = format!(
-        "{}/api/v1/releases/{}/{}/stats?environment={}",
-        collector.url(),
-        IDENTITY.service,
-        IDENTITY.version,
-        IDENTITY.environment
-    );
-    let (status, body) = http_get_json(&url).await?;
-    match status {
-        200 => body["release"]["totals"]["log_records"]
-            .as_u64()
-            .context("totals.log_records"),
-        404 => Ok(0),
-        other => bail!("stats answered {other}: {body}"),
-    }
+    counted_log_records(&collector.url(), &IDENTITY).await
 }
 
 /// Waits until the collector counted exactly `expected` records, and stays there a moment

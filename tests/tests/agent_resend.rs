@@ -10,11 +10,13 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use bellwether_e2e::agent_ops::{
     agent_metrics, http_get_text, kill_9, logs_request, parse_metrics, post_logs, start_agent,
 };
-use bellwether_e2e::{eventually, http_get_json, AgentProcess, Collector, Identity, Supervised};
+use bellwether_e2e::{
+    counted_log_records, eventually, AgentProcess, Collector, Identity, Supervised,
+};
 
 const IDENTITY: Identity = Identity {
     service: "resend-svc",
@@ -90,21 +92,7 @@ fn otlp_http(agent: &AgentProcess) -> Result<SocketAddr> {
 
 /// Log records the collector counted for the test release (0 before it exists).
 async fn collected(collector: &Collector) -> Result<u64> {
-    let url = format!(
-        "{}/api/v1/releases/{}/{}/stats?environment={}",
-        collector.url(),
-        IDENTITY.service,
-        IDENTITY.version,
-        IDENTITY.environment
-    );
-    let (status, body) = http_get_json(&url).await?;
-    match status {
-        200 => body["release"]["totals"]["log_records"]
-            .as_u64()
-            .context("totals.log_records"),
-        404 => Ok(0),
-        other => bail!("stats answered {other}: {body}"),
-    }
+    counted_log_records(&collector.url(), &IDENTITY).await
 }
 
 /// Waits until the collector counted `expected` records; more is an error at once.
