@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
-# End-to-end throughput of the agent's file tailing, release build, on this machine:
-# N lines (~200-byte JSON, 5 % errors, one Java stack trace of 5 lines per 200 lines)
-# are written to a file, then a `bellwether-agent --file` tails it into a real
-# `bellwether serve`. Reports lines/s from agent start to the collector having counted
-# every record, agent CPU seconds, peak RSS, and bytes written to the agent's data dir.
+# End-to-end throughput of the agent, release build, on this machine, in two phases
+# against one real `bellwether serve`:
+#
+# 1. File: N lines (~200-byte JSON, 5 % errors, one Java stack trace of 5 lines per 200
+#    lines) are written to a file, then a `bellwether-agent --file` tails it (release 1).
+# 2. OTLP: N records with the same content are emitted through the OpenTelemetry SDK
+#    (batch log processor, OTLP/gRPC exporter; `tests/examples/otlp_sdk_load.rs`) to a
+#    fresh agent's OTLP port (release 2, so the collector counts them apart).
+#
+# Each phase reports throughput from its start (agent start; generator start) to the
+# collector having counted every record, agent and collector CPU seconds, the agent's
+# peak RSS and bytes written to its data dir; phase 2 also the generator's CPU seconds,
+# which it spends on the same cores.
 #
 #   bench/agent.sh            # N = 2,000,000
 #   bench/agent.sh 200000     # smaller
@@ -21,10 +29,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# AGENT_ARGS adds flags to the agent's command line (e.g. AGENT_ARGS="--compression none").
+# AGENT_ARGS adds flags to the agents' command lines (e.g. AGENT_ARGS="--compression none").
+# LOAD_ARGS adds flags to the OTLP load generator's (e.g. LOAD_ARGS="--instances 4": that
+# many SDK pipelines, each with one export in flight, instead of one).
 # BENCH_NO_BUILD=1 uses the release binaries already in the target directory.
 if [ -z "${BENCH_NO_BUILD:-}" ]; then
     cargo build --release --bins --manifest-path "$ROOT/Cargo.toml" >&2
+    cargo build --release -p bellwether-e2e --example otlp_sdk_load \
+        --manifest-path "$ROOT/Cargo.toml" >&2
 fi
 BIN="$TARGET/release"
 
@@ -71,6 +83,10 @@ cpu_ticks() { # cpu_ticks PID: user + system clock ticks so far
     read -r -a stat < "/proc/$1/stat"
     echo $(( stat[13] + stat[14] ))
 }
+total() { # total VERSION FIELD: a count of release bench/VERSION, empty while unknown
+    curl -sf "http://$HTTP/api/v1/releases/bench/$1/stats?environment=bench" \
+        | sed -n "s/.*\"totals\":{[^}]*\"$2\":\([0-9]*\).*/\1/p" | head -1 || true
+}
 COLLECTOR_TICKS0=$(cpu_ticks "$COLLECTOR")
 START=$(date +%s.%N)
 BELLWETHER_LOG=warn "$BIN/bellwether-agent" --service bench --version 1 --environment bench \
@@ -83,8 +99,7 @@ PIDS+=("$AGENT")
 # Polls the collector; samples the agent's CPU and memory while it runs.
 CLK=$(getconf CLK_TCK)
 while :; do
-    got=$(curl -sf "http://$HTTP/api/v1/releases/bench/1/stats?environment=bench" \
-        | sed -n 's/.*"totals":{"log_records":\([0-9]*\).*/\1/p' | head -1 || true)
+    got=$(total 1 log_records)
     if [ -r "/proc/$AGENT/stat" ]; then
         TICKS=$(cpu_ticks "$AGENT")
         HWM=$(awk '/VmHWM/ {print $2}' "/proc/$AGENT/status")
@@ -97,8 +112,7 @@ while :; do
 done
 END=$(date +%s.%N)
 COLLECTOR_TICKS=$(( $(cpu_ticks "$COLLECTOR") - COLLECTOR_TICKS0 ))
-ERRS=$(curl -sf "http://$HTTP/api/v1/releases/bench/1/stats?environment=bench" \
-    | sed -n 's/.*"totals":{[^}]*"error_logs":\([0-9]*\).*/\1/p' | head -1)
+ERRS=$(total 1 error_logs)
 DATA=$(du -sb "$WORK/agent" | cut -f1)
 
 awk -v n="$N" -v bytes="$BYTES" -v records="$RECORDS" -v got="$got" -v errors="$ERRORS" \
@@ -113,6 +127,83 @@ awk -v n="$N" -v bytes="$BYTES" -v records="$RECORDS" -v got="$got" -v errors="$
     printf "%-34s %.0f\n", "records/s end to end", records / secs
     printf "%-34s %.2f\n", "agent CPU seconds", ticks / clk
     printf "%-34s %.1f\n", "agent CPU microseconds per line", ticks / clk / n * 1e6
+    printf "%-34s %.2f\n", "collector CPU seconds", cticks / clk
+    printf "%-34s %.1f\n", "agent peak RSS (VmHWM), MiB", hwm / 1024
+    printf "%-34s %.1f\n", "agent storage writes (io), MiB", write / 1048576
+    printf "%-34s %.1f\n", "agent data dir size at end, MiB", data / 1048576
+}'
+
+# Phase 2: the same volume through the OpenTelemetry SDK to a fresh agent's OTLP port.
+# The first agent has nothing left to do; stop it so that it leaves the cores alone.
+kill "$AGENT"
+wait "$AGENT" 2>/dev/null || true
+BELLWETHER_LOG=warn,bellwether_agent::run=info "$BIN/bellwether-agent" --service bench \
+    --version 2 --environment bench --instance-id bench-2 --collector "http://$GRPC" \
+    --data-dir "$WORK/agent-otlp" --otlp-grpc-addr 127.0.0.1:0 --otlp-http-addr off \
+    --admin-addr off ${AGENT_ARGS:-} 2> "$WORK/agent-otlp.log" &
+AGENT=$!
+PIDS+=("$AGENT")
+OTLP=$(addr otlp-grpc "$WORK/agent-otlp.log")
+
+COLLECTOR_TICKS0=$(cpu_ticks "$COLLECTOR")
+START=$(date +%s.%N)
+"$BIN/examples/otlp_sdk_load" --endpoint "http://$OTLP" --records "$N" ${LOAD_ARGS:-} \
+    > "$WORK/load.out" 2> "$WORK/load.log" &
+LOAD=$!
+PIDS+=("$LOAD")
+load_finished() { # reaps the generator; fails the bench if it did not send everything
+    local rc=0
+    wait "$LOAD" || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        echo "load generator failed:" >&2; cat "$WORK/load.log" >&2; exit 1
+    fi
+    LOAD_DONE=$(date +%s)
+}
+LOAD_DONE=""
+while :; do
+    got=$(total 2 log_records)
+    if [ -r "/proc/$AGENT/stat" ]; then
+        TICKS=$(cpu_ticks "$AGENT")
+        HWM=$(awk '/VmHWM/ {print $2}' "/proc/$AGENT/status")
+        WRITE=$(awk '/^write_bytes/ {print $2}' "/proc/$AGENT/io" 2>/dev/null || echo 0)
+    else
+        echo "agent exited:" >&2; cat "$WORK/agent-otlp.log" >&2; exit 1
+    fi
+    [ -z "$LOAD_DONE" ] && ! kill -0 "$LOAD" 2>/dev/null && load_finished
+    [ "${got:-0}" -ge "$N" ] && break
+    # Once the generator has sent everything, the agent should deliver it promptly.
+    if [ -n "$LOAD_DONE" ] && [ $(( $(date +%s) - LOAD_DONE )) -gt 120 ]; then
+        echo "collector counted ${got:-0} of $N records 120 s after the generator ended" >&2
+        exit 1
+    fi
+    sleep 0.2
+done
+END=$(date +%s.%N)
+COLLECTOR_TICKS=$(( $(cpu_ticks "$COLLECTOR") - COLLECTOR_TICKS0 ))
+[ -n "$LOAD_DONE" ] || load_finished
+ERRS=$(total 2 error_logs)
+DATA=$(du -sb "$WORK/agent-otlp" | cut -f1)
+# records=N errors=E seconds=S records_per_second=R requests=Q export_ms_mean=M ...
+LOAD_OUT=$(cat "$WORK/load.out")
+field() { sed -n "s/.*\<$1=\([0-9.]*\).*/\1/p" <<< "$LOAD_OUT"; }
+
+echo
+awk -v n="$N" -v got="$got" -v errors="$(field errors)" -v errs="$ERRS" \
+    -v start="$START" -v end="$END" -v lsecs="$(field seconds)" -v lticks="$(field cpu_ticks)" \
+    -v ticks="$TICKS" -v clk="$CLK" -v cticks="$COLLECTOR_TICKS" -v hwm="$HWM" \
+    -v write="$WRITE" -v data="$DATA" -v requests="$(field requests)" \
+    -v export_ms="$(field export_ms_mean)" 'BEGIN {
+    secs = end - start
+    printf "%-34s %s\n", "metric", "value"
+    printf "%-34s %d records via the OpenTelemetry SDK, OTLP/gRPC\n", "input", n
+    printf "%-34s %d / %d (errors %d / %d)\n", "records counted by the collector", got, n, errs, errors
+    printf "%-34s %.2f\n", "wall seconds (start to counted)", secs
+    printf "%-34s %.0f\n", "records/s end to end", n / secs
+    printf "%-34s %.2f\n", "generator wall seconds (to sent)", lsecs
+    printf "%-34s %.2f\n", "generator CPU seconds", lticks / clk
+    printf "%-34s %d, %.1f ms each on average\n", "generator OTLP export requests", requests, export_ms
+    printf "%-34s %.2f\n", "agent CPU seconds", ticks / clk
+    printf "%-34s %.1f\n", "agent CPU microseconds per record", ticks / clk / n * 1e6
     printf "%-34s %.2f\n", "collector CPU seconds", cticks / clk
     printf "%-34s %.1f\n", "agent peak RSS (VmHWM), MiB", hwm / 1024
     printf "%-34s %.1f\n", "agent storage writes (io), MiB", write / 1048576
