@@ -143,13 +143,15 @@ pub struct Cli {
     #[arg(global = true, long, env = "BELLWETHER_MULTILINE_TIMEOUT", value_name = "DUR", default_value = "1s", value_parser = parse_duration)]
     pub multiline_timeout: Duration,
 
-    /// Most records in one export batch
+    /// Most records in one export batch (also bounded to 4 MiB encoded). Batches are cut
+    /// from what is waiting, never held back to fill up, so a large bound costs a quiet
+    /// service nothing and saves a busy one per-batch work on both sides
     #[arg(
         global = true,
         long,
         env = "BELLWETHER_BATCH_MAX_RECORDS",
         value_name = "N",
-        default_value = "512"
+        default_value = "4096"
     )]
     pub batch_max_records: NonZeroUsize,
 
@@ -378,7 +380,8 @@ mod tests {
         assert_eq!(cli.identity_flags().version.as_deref(), Some("1.2.3"));
         let config = cli.config(identity()).expect("valid");
         assert_eq!(config.batch.timeout, Duration::from_millis(250));
-        assert_eq!(config.batch.max_records, 512);
+        assert_eq!(config.batch.max_records, 4096);
+        assert_eq!(config.export_concurrency, 4);
         assert_eq!(config.flush_timeout, Duration::from_secs(30));
         assert_eq!(config.collector, "http://127.0.0.1:4317");
     }

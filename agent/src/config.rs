@@ -59,7 +59,7 @@ impl Config {
             credentials: Credentials::default(),
             data_dir: PathBuf::from("./bellwether-agent-data"),
             batch: BatchConfig {
-                max_records: 512,
+                max_records: 4096,
                 max_bytes: crate::pipeline::DEFAULT_BATCH_MAX_BYTES,
                 timeout: Duration::from_secs(1),
             },
