@@ -32,6 +32,7 @@ trap cleanup EXIT
 # AGENT_ARGS adds flags to the agents' command lines (e.g. AGENT_ARGS="--compression none").
 # LOAD_ARGS adds flags to the OTLP load generator's (e.g. LOAD_ARGS="--instances 4": that
 # many SDK pipelines, each with one export in flight, instead of one).
+# BENCH_FILE_ONLY=1 stops after the file phase.
 # BENCH_NO_BUILD=1 uses the release binaries already in the target directory.
 if [ -z "${BENCH_NO_BUILD:-}" ]; then
     cargo build --release --bins --manifest-path "$ROOT/Cargo.toml" >&2
@@ -132,6 +133,8 @@ awk -v n="$N" -v bytes="$BYTES" -v records="$RECORDS" -v got="$got" -v errors="$
     printf "%-34s %.1f\n", "agent storage writes (io), MiB", write / 1048576
     printf "%-34s %.1f\n", "agent data dir size at end, MiB", data / 1048576
 }'
+
+[ -n "${BENCH_FILE_ONLY:-}" ] && exit 0
 
 # Phase 2: the same volume through the OpenTelemetry SDK to a fresh agent's OTLP port.
 # The first agent has nothing left to do; stop it so that it leaves the cores alone.
