@@ -60,10 +60,10 @@ pub const PATH_ATTR: &str = "log.file.path";
 
 /// Most bytes read from one file in one round, so one busy file cannot starve the rest
 /// and the records of one round stay bounded.
-pub const READ_BUDGET: usize = 512 * 1024;
+pub const READ_BUDGET: usize = 1024 * 1024;
 
 /// Rounds handed to the pipeline and not yet queued, at most.
-const MAX_SUBMITS_IN_FLIGHT: usize = 3;
+const MAX_SUBMITS_IN_FLIGHT: usize = 2;
 
 /// How long the submits in flight at shutdown may still take.
 const STOP_GRACE: Duration = Duration::from_secs(1);
