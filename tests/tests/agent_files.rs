@@ -85,8 +85,9 @@ async fn tailed_lines_wait_for_a_collector_that_is_down() -> Result<()> {
         &["--file", glob(&log)?],
     )?;
     append_lines(&log, (0..50_000).map(|i| format!("INFO order {i} placed")))?;
-    // The collector stays away for a while: the agent queues and retries.
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // The collector stays away for 20 s: the agent queues, and its retries back off to
+    // their 10 s ceiling.
+    tokio::time::sleep(Duration::from_secs(20)).await;
     let collector = Collector::start_on(&dir.path().join("collector"), &grpc_addr)?;
     expect_counts(&collector, "outage", (50_000, 0)).await?;
     let status = agent.terminate()?;
