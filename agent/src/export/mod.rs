@@ -85,6 +85,8 @@ pub async fn run_exporter<T: Transport>(
     let concurrency = concurrency.max(1);
     let mut cursor = None;
     let mut input_done = false;
+    // A read failed while batches were in flight: try again once one of them is done.
+    let mut stalled = false;
     let mut in_flight = FuturesUnordered::new();
     loop {
         // Start batches until the window is full or nothing more is queued.
@@ -106,8 +108,12 @@ pub async fn run_exporter<T: Transport>(
                 Ok(Read::Corrupt | Read::Gone) => cursor = Some(seq),
                 Err(e) => {
                     error!(seq, error = %e, "cannot read the queue, retrying");
-                    if in_flight.is_empty() && pause(STORAGE_RETRY, &mut give_up).await {
-                        return;
+                    if in_flight.is_empty() {
+                        if pause(STORAGE_RETRY, &mut give_up).await {
+                            return;
+                        }
+                    } else {
+                        stalled = true;
                     }
                     break;
                 }
@@ -123,9 +129,10 @@ pub async fn run_exporter<T: Transport>(
             }
             continue;
         }
-        let room = in_flight.len() < concurrency && !input_done;
+        let room = in_flight.len() < concurrency && !input_done && !stalled;
         tokio::select! {
             done = in_flight.next() => {
+                stalled = false;
                 let Some((seq, outcome)) = done else { continue };
                 match outcome {
                     Outcome::GaveUp => return,
