@@ -164,12 +164,13 @@ pub struct Cli {
     #[arg(global = true, long, env = "BELLWETHER_FLUSH_TIMEOUT", value_name = "DUR", default_value = "30s", value_parser = parse_duration)]
     pub flush_timeout: Duration,
 
-    /// Bound of the durable queue (e.g. 65536, 64KiB, 256MiB). When full, stdin waits and
-    /// OTLP requests wait up to 10 s, then get RESOURCE_EXHAUSTED / 429
+    /// Bound of the durable queue, in stored (compressed) bytes (e.g. 65536, 64KiB, 256MiB).
+    /// When full, files and stdin wait and OTLP requests wait up to 10 s, then get
+    /// RESOURCE_EXHAUSTED / 429
     #[arg(global = true, long, env = "BELLWETHER_QUEUE_MAX_BYTES", value_name = "SIZE", default_value = "256MiB", value_parser = crate::queue::parse_byte_size)]
     pub queue_max_bytes: u64,
 
-    /// Memory the durable queue's storage engine may use as page cache (e.g. 8MiB)
+    /// Memory the durable queue's metadata database may use as page cache (e.g. 8MiB)
     #[arg(global = true, long, env = "BELLWETHER_QUEUE_CACHE_BYTES", value_name = "SIZE", default_value = "8MiB", value_parser = crate::queue::parse_byte_size)]
     pub queue_cache_bytes: u64,
 
