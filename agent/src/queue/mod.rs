@@ -229,10 +229,7 @@ impl Queue {
         } = options;
         let mut opened = recover::open(&data_dir.join(DIR_NAME), data_dir, cache_bytes)?;
         let segments_dir = data_dir.join(SEGMENTS_DIR_NAME);
-        let segments_error = |source| QueueError::Segments {
-            path: segments_dir.clone(),
-            source,
-        };
+        let segments_error = |source| segments_error(&segments_dir, source);
         let (mut segments, mut scan) =
             segments::Segments::open(&segments_dir, segment_bytes).map_err(segments_error)?;
         if !opened.legacy.is_empty() {
@@ -363,7 +360,7 @@ impl Queue {
             Stats::incr(&stats.queue_corrupt_resets);
         }
         let unlisted = std::mem::take(&mut state.unlisted);
-        delete_segments(&mut segments, &opened.acked, unlisted)?;
+        delete_segments(&segments_dir, &mut segments, &opened.acked, unlisted)?;
         let queue = Self {
             inner: Arc::new(Inner {
                 db: opened.db,
@@ -468,10 +465,7 @@ impl Queue {
             let mut segments = self.segments();
             let locs = segments
                 .append(&entries)
-                .map_err(|source| QueueError::Segments {
-                    path: self.inner.segments_dir.clone(),
-                    source,
-                })?;
+                .map_err(|source| segments_error(&self.inner.segments_dir, source))?;
             (locs, segments.take_retired())
         };
         if let Some(loc) = locs.first() {
@@ -480,8 +474,7 @@ impl Queue {
                 .insert(loc.segment.to_be_bytes(), &[])?;
         }
         if let Some(range) = retired {
-            self.inner.segment_list.remove(range.0.to_be_bytes())?;
-            self.lock().unlisted.push(range);
+            self.unlist(range)?;
         }
         // Also makes the deliveries noted since the last append durable.
         self.inner.meta.insert(META_NEXT_SEQ, &next.to_be_bytes())?;
@@ -556,12 +549,7 @@ impl Queue {
             // The file was there when the batch was appended or found at start-up.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(e.to_string()),
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(e.to_string()),
-            Err(source) => {
-                return Err(QueueError::Segments {
-                    path: self.inner.segments_dir.clone(),
-                    source,
-                })
-            }
+            Err(source) => return Err(segments_error(&self.inner.segments_dir, source)),
         };
         match decoded {
             Ok(batch) => Ok(Read::Batch(batch)),
@@ -584,12 +572,17 @@ impl Queue {
             return Ok(());
         };
         self.inner.acked.insert(seq.to_be_bytes(), &[])?;
-        let Some(range) = self.segments().release(meta.loc.segment) else {
-            return Ok(());
-        };
-        // Unlisted first, deleted once that is durable: a crash in between leaves a file
-        // whose batches are all noted as delivered, which the next start deletes; never a
-        // listed file that is gone (which would be reported as lost).
+        match self.segments().release(meta.loc.segment) {
+            Some(range) => self.unlist(range),
+            None => Ok(()),
+        }
+    }
+
+    /// Takes an emptied segment off the database's list; its file is deleted once that is
+    /// durable (next append or flush). A crash in between leaves a file whose batches are
+    /// all noted as delivered, which the next start deletes; never a listed file that is
+    /// gone (which would be reported as lost).
+    fn unlist(&self, range: (u64, u64)) -> Result<(), QueueError> {
         self.inner.segment_list.remove(range.0.to_be_bytes())?;
         self.lock().unlisted.push(range);
         Ok(())
@@ -612,7 +605,8 @@ impl Queue {
     pub fn flush(&self) -> Result<(), QueueError> {
         let unlisted = std::mem::take(&mut self.lock().unlisted);
         self.inner.db.flush()?;
-        delete_segments(&mut self.segments(), &self.inner.acked, unlisted)
+        let dir = &self.inner.segments_dir;
+        delete_segments(dir, &mut self.segments(), &self.inner.acked, unlisted)
     }
 
     /// Marks the end of appends: readers waiting in [`wait_for_more`](Self::wait_for_more)
@@ -669,6 +663,7 @@ impl Queue {
 /// Deletes segment files taken off the database's list (durably), then forgets the
 /// deliveries noted for their batches.
 fn delete_segments(
+    dir: &Path,
     segments: &mut segments::Segments,
     acked: &sled::Tree,
     ranges: Vec<(u64, u64)>,
@@ -676,16 +671,20 @@ fn delete_segments(
     for (first, last) in ranges {
         segments
             .delete(first)
-            .map_err(|source| QueueError::Segments {
-                path: PathBuf::from(SEGMENTS_DIR_NAME),
-                source,
-            })?;
+            .map_err(|source| segments_error(dir, source))?;
         for item in acked.range(first.to_be_bytes()..=last.to_be_bytes()) {
             let (key, _) = item?;
             acked.remove(key)?;
         }
     }
     Ok(())
+}
+
+fn segments_error(dir: &Path, source: std::io::Error) -> QueueError {
+    QueueError::Segments {
+        path: dir.to_owned(),
+        source,
+    }
 }
 
 /// Batch ids travel as gRPC metadata, which must be visible ASCII.
