@@ -3,6 +3,7 @@
 
 use bellwether_proto::otlp::logs::{ResourceLogs, ScopeLogs};
 use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
+use bellwether_proto::otlp::resource::Resource;
 use bellwether_proto::otlp::trace::{ResourceSpans, ScopeSpans};
 use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
 use prost::Message;
@@ -69,12 +70,18 @@ pub trait ResourceBatch: Message + Sized {
     fn count(&self) -> usize;
     /// Moves the first `n` records (with their resource and scope) into a new value.
     fn split_front(&mut self, n: usize) -> Self;
+    /// The resource the records share, which the pipeline tags.
+    fn resource_mut(&mut self) -> &mut Option<Resource>;
     /// Encoded size of what [`split_front`](Self::split_front) copies into both halves:
     /// the resource, the schema url, and the scope the cut goes through.
     fn shared_len(&self) -> usize;
 }
 
 impl ResourceBatch for ResourceLogs {
+    fn resource_mut(&mut self) -> &mut Option<Resource> {
+        &mut self.resource
+    }
+
     fn count(&self) -> usize {
         self.scope_logs.iter().map(|s| s.log_records.len()).sum()
     }
@@ -114,6 +121,10 @@ impl ResourceBatch for ResourceLogs {
 }
 
 impl ResourceBatch for ResourceSpans {
+    fn resource_mut(&mut self) -> &mut Option<Resource> {
+        &mut self.resource
+    }
+
     fn count(&self) -> usize {
         self.scope_spans.iter().map(|s| s.spans.len()).sum()
     }

@@ -243,28 +243,10 @@ impl Group {
     }
 
     fn add(&mut self, submission: Submission, tagger: &Tagger) {
-        let mut sizes = submission.sizes.into_iter();
+        let sizes = submission.sizes.into_iter();
         match submission.telemetry {
-            Telemetry::Logs(items) => {
-                for mut item in items {
-                    let size = sizes.next();
-                    let grown = tag(tagger, &mut item.resource);
-                    match size {
-                        Some(size) => self.logs.push_sized(item, size + grown),
-                        None => self.logs.push(item),
-                    }
-                }
-            }
-            Telemetry::Spans(items) => {
-                for mut item in items {
-                    let size = sizes.next();
-                    let grown = tag(tagger, &mut item.resource);
-                    match size {
-                        Some(size) => self.spans.push_sized(item, size + grown),
-                        None => self.spans.push(item),
-                    }
-                }
-            }
+            Telemetry::Logs(items) => add_tagged(&mut self.logs, items, sizes, tagger),
+            Telemetry::Spans(items) => add_tagged(&mut self.spans, items, sizes, tagger),
         }
         self.waiting.push(Waiting {
             ack: submission.ack,
@@ -344,12 +326,22 @@ pub async fn run_pipeline(
     queue.close_input();
 }
 
-/// Tags a resource; returns how many bytes its encoded form grew by.
-fn tag(tagger: &Tagger, resource: &mut Option<Resource>) -> usize {
+/// Tags each item and adds it with its size: the one measured at submit (`sizes`, in
+/// order) plus what tagging added to its resource.
+fn add_tagged<T: batch::ResourceBatch>(
+    pending: &mut Pending<T>,
+    items: Vec<T>,
+    mut sizes: impl Iterator<Item = usize>,
+    tagger: &Tagger,
+) {
     let len = |r: &Option<Resource>| r.as_ref().map_or(0, |r| r.encoded_len() + 8);
-    let before = len(resource);
-    tagger.tag(resource);
-    len(resource).saturating_sub(before)
+    for mut item in items {
+        let size = sizes.next().unwrap_or_else(|| item.encoded_len());
+        let before = len(item.resource_mut());
+        tagger.tag(item.resource_mut());
+        let grown = len(item.resource_mut()).saturating_sub(before);
+        pending.push_sized(item, size + grown);
+    }
 }
 
 fn logs_payload(resource_logs: Vec<ResourceLogs>) -> Payload {
