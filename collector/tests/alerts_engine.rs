@@ -7,6 +7,9 @@ use alerting::*;
 use bellwether_collector::alerts::{AlertFilter, AlertState, Matchers, SilenceRequest};
 use bellwether_collector::notify::webhook;
 use bellwether_collector::time::now_unix_ms;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
 
 const WINDOW_MS: i64 = 30_000;
 
@@ -350,5 +353,29 @@ async fn recorded_deploys_reach_receivers_that_opted_in() -> TestResult {
         "7.0.0"
     );
     assert!(receivers.slack.all().is_empty());
+    h.stop().await
+}
+
+/// A delivery that ends while the deliverer is reading the outbox must not be sent again:
+/// the read can predate the entry's removal while the running set no longer holds it.
+#[tokio::test]
+async fn a_delivery_ending_while_the_outbox_is_read_is_sent_once() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let receivers = Receivers::start().await?;
+    // The webhook answers slowly, PagerDuty at once: PagerDuty's answer starts a new read
+    // while the webhook's delivery runs, and that read outlasts it.
+    receivers.hook.delay_answers(Duration::from_millis(300));
+    let pause_ms = Arc::new(AtomicU64::new(600));
+    let h = Harness::open_with_read_pause(dir.path(), &receivers.alerting()?, pause_ms)?;
+    h.engine
+        .deployment_recorded(deployment("checkout", "7.0.1", now_unix_ms()))
+        .await?;
+    let counters = h.settled().await?;
+    // Time for a second send to show.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(counters.delivered, 2);
+    assert_eq!(receivers.hook.all().len(), 1, "{:?}", receivers.hook.all());
+    assert_eq!(receivers.pagerduty.all().len(), 1);
+    assert_eq!(h.outbox.view()?.counters.delivered, 2);
     h.stop().await
 }

@@ -304,16 +304,36 @@ fn dedup_keys(notification: &Value) -> BTreeSet<String> {
 /// Waits `QUIET`, then checks the receiver got exactly `count` requests in all.
 async fn stays_at(receiver: &Receiver, count: usize, what: &str) -> Result<()> {
     tokio::time::sleep(QUIET).await;
-    let seen: Vec<(String, u16, Value)> = receiver
-        .requests()
-        .iter()
-        .map(|r| (r.path.clone(), r.status, r.json()))
-        .collect();
+    let seen = receiver.requests();
     ensure!(
         seen.len() == count,
-        "{what}: expected {count}, got {seen:#?}"
+        "{what}: expected {count}, got {}:\n{}",
+        seen.len(),
+        seen.iter().map(outline).collect::<Vec<_>>().join("\n")
     );
     Ok(())
+}
+
+/// One line per request: its status, the notification's status and summary, and the
+/// alerts it carries, so a wrong count can be read at a glance.
+fn outline(request: &Recorded) -> String {
+    let body = request.json();
+    let text = |v: &Value| v.as_str().unwrap_or("-").to_owned();
+    format!(
+        "{} {} {} status={} action={} repeat={} summary={:?} sent_at={} alerts={:?}",
+        request.status,
+        request.path,
+        text(&body["id"]),
+        text(&body["status"]),
+        text(&body["event_action"]),
+        body["repeat"],
+        body["summary"]
+            .as_str()
+            .or(body["text"].as_str())
+            .unwrap_or("-"),
+        text(&body["sent_at"]),
+        dedup_keys(&body)
+    )
 }
 
 #[tokio::test]
@@ -680,14 +700,19 @@ async fn a_healthy_next_release_resolves_the_alert_on_every_receiver() -> Result
     let collector = start_collector(&dir.path().join("data"), &receivers.config("1s"))?;
     bad_release(&collector).await?;
 
-    let hook = receivers
-        .payments_hook
-        .wait_accepted(1, ALERT_TIMEOUT)
-        .await?;
-    let triggered = dedup_keys(&hook[0].json());
+    // The spike and the new issue both fire. On a loaded machine the issue can be found
+    // after the 1 s group window of the spike closed; it then goes out on its own.
+    let firing = eventually(ALERT_TIMEOUT, || async {
+        let hooks = receivers.payments_hook.accepted();
+        let keys: BTreeSet<String> = hooks.iter().flat_map(|r| dedup_keys(&r.json())).collect();
+        Ok((keys.len() == 2).then_some(hooks.len()))
+    })
+    .await?;
+    let hook = receivers.payments_hook.accepted();
+    let triggered: BTreeSet<String> = hook.iter().flat_map(|r| dedup_keys(&r.json())).collect();
     receivers
         .payments_slack
-        .wait_accepted(1, ALERT_TIMEOUT)
+        .wait_accepted(firing, ALERT_TIMEOUT)
         .await?;
     receivers
         .payments_pd
@@ -710,13 +735,14 @@ async fn a_healthy_next_release_resolves_the_alert_on_every_receiver() -> Result
         assert_eq!(alert["release"]["version"], "2", "{alert:#}");
     }
 
+    // One resolve for all of them, on every receiver.
     let hook = receivers
         .payments_hook
-        .wait_accepted(2, ALERT_TIMEOUT)
+        .wait_accepted(firing + 1, ALERT_TIMEOUT)
         .await?;
     let slack = receivers
         .payments_slack
-        .wait_accepted(2, ALERT_TIMEOUT)
+        .wait_accepted(firing + 1, ALERT_TIMEOUT)
         .await?;
     let pd = receivers
         .payments_pd
@@ -724,8 +750,8 @@ async fn a_healthy_next_release_resolves_the_alert_on_every_receiver() -> Result
         .await?;
     let resolved_after = started.elapsed();
 
-    let resolve = hook[1].json();
-    verify_signature(&hook[1], HOOK_SECRET)?;
+    let resolve = hook[firing].json();
+    verify_signature(&hook[firing], HOOK_SECRET)?;
     assert_eq!(resolve["status"], "resolved", "{resolve:#}");
     assert_eq!(resolve["release"]["version"], "2");
     assert_eq!(dedup_keys(&resolve), triggered);
@@ -736,7 +762,7 @@ async fn a_healthy_next_release_resolves_the_alert_on_every_receiver() -> Result
             .is_some_and(|a| a.iter().all(|a| a["resolution"] == "superseded by 3")),
         "{resolve:#}"
     );
-    let slack = slack[1].json();
+    let slack = slack[firing].json();
     assert!(
         slack["text"]
             .as_str()
@@ -754,8 +780,8 @@ async fn a_healthy_next_release_resolves_the_alert_on_every_receiver() -> Result
     assert_eq!(resolves, triggered);
 
     // The resolve went only where the trigger went, once.
-    stays_at(&receivers.payments_hook, 2, "payments webhook").await?;
-    assert_eq!(receivers.payments_slack.requests().len(), 2);
+    stays_at(&receivers.payments_hook, firing + 1, "payments webhook").await?;
+    assert_eq!(receivers.payments_slack.requests().len(), firing + 1);
     assert_eq!(receivers.payments_pd.requests().len(), 2 * triggered.len());
     for other in [
         &receivers.search_hook,

@@ -303,6 +303,16 @@ impl Deliverer {
 
     /// Starts every due entry that has a free slot; returns when the next one is due.
     async fn dispatch(&self, tasks: &mut JoinSet<()>) -> Result<i64, StoreError> {
+        // Which deliveries run is read before the entries: one that ends while they are
+        // read has stored its outcome, which the read may have missed, so it is skipped
+        // until the next round. Read after, it could be sent twice. Only this loop adds
+        // to the set, so nothing can start in between.
+        let running: HashSet<u64> = self
+            .shared
+            .in_flight
+            .lock()
+            .map(|set| set.clone())
+            .unwrap_or_default();
         let store = Arc::clone(&self.shared.store);
         let entries = tokio::task::spawn_blocking(move || store.entries())
             .await
@@ -325,7 +335,7 @@ impl Deliverer {
             if !seen.insert((entry.receiver.clone(), entry.order_key.clone())) {
                 continue;
             }
-            if self.in_flight(entry.id) {
+            if running.contains(&entry.id) {
                 continue;
             }
             let Some(receiver) = self.shared.receivers.get(&entry.receiver).cloned() else {
@@ -373,14 +383,6 @@ impl Deliverer {
             tasks.spawn(deliver(Arc::clone(&self.shared), entry, receiver, permit));
         }
         Ok(next_due)
-    }
-
-    fn in_flight(&self, id: u64) -> bool {
-        self.shared
-            .in_flight
-            .lock()
-            .map(|set| set.contains(&id))
-            .unwrap_or(false)
     }
 
     async fn fail(

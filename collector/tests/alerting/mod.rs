@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,11 +17,13 @@ use axum::Router;
 use bellwether_collector::alerts::{
     AlertEngine, EvidenceLine, Health, NewIssue, ReleaseVerdict, SledAlertStore,
 };
-use bellwether_collector::notify::outbox::Outbox;
+use bellwether_collector::notify::outbox::{
+    Counter, NewEntry, Outbox, OutboxCounters, OutboxEntry, OutboxStore,
+};
 use bellwether_collector::notify::transport::HttpTransport;
 use bellwether_collector::routing::config::{load, Alerting};
 use bellwether_collector::routing::CodeLocation;
-use bellwether_collector::store::{Deployment, ReleaseKey, Source};
+use bellwether_collector::store::{Deployment, ReleaseKey, Source, StoreError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -51,6 +53,8 @@ struct ReceiverState {
     requests: Mutex<Vec<Recorded>>,
     /// Answer 500 to this many more requests.
     failures: AtomicUsize,
+    /// Wait this long before answering.
+    delay_ms: AtomicU64,
 }
 
 /// An HTTP receiver on 127.0.0.1 that records every request.
@@ -69,6 +73,8 @@ impl TestReceiver {
         let app = Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
             let state = Arc::clone(&handler_state);
             async move {
+                let delay = state.delay_ms.load(Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(delay)).await;
                 let failing = state
                     .failures
                     .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -102,6 +108,11 @@ impl TestReceiver {
 
     pub fn fail_next(&self, n: usize) {
         self.state.failures.store(n, Ordering::SeqCst);
+    }
+
+    pub fn delay_answers(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.state.delay_ms.store(ms, Ordering::SeqCst);
     }
 
     pub fn all(&self) -> Vec<Recorded> {
@@ -249,13 +260,26 @@ pub struct Harness {
     pub engine: AlertEngine,
     pub outbox: Outbox,
     stop: watch::Sender<bool>,
-    deliverer: JoinHandle<Result<(), bellwether_collector::store::StoreError>>,
+    deliverer: JoinHandle<Result<(), StoreError>>,
 }
 
 impl Harness {
     pub fn open(dir: &Path, alerting: &Alerting) -> Result<Self, BoxError> {
+        Self::open_with_read_pause(dir, alerting, Arc::new(AtomicU64::new(0)))
+    }
+
+    /// As [`Harness::open`], but every read of the outbox's entries takes `pause_ms`
+    /// longer, after the entries were read.
+    pub fn open_with_read_pause(
+        dir: &Path,
+        alerting: &Alerting,
+        pause_ms: Arc<AtomicU64>,
+    ) -> Result<Self, BoxError> {
         let store = Arc::new(SledAlertStore::open(dir)?);
-        let outbox = Outbox::new(store.clone());
+        let outbox = Outbox::new(Arc::new(PausingReads {
+            inner: store.clone(),
+            pause_ms,
+        }));
         let engine = AlertEngine::open(
             alerting.config.clone(),
             alerting.receivers.clone(),
@@ -289,15 +313,48 @@ impl Harness {
     }
 
     /// Waits until nothing is pending and returns the counters.
-    pub async fn settled(
-        &self,
-    ) -> Result<bellwether_collector::notify::outbox::OutboxCounters, BoxError> {
+    pub async fn settled(&self) -> Result<OutboxCounters, BoxError> {
         let outbox = self.outbox.clone();
         wait_for(|| {
             let view = outbox.view().ok()?;
             view.pending.is_empty().then_some(view.counters)
         })
         .await
+    }
+}
+
+/// An outbox store whose entry reads take longer, as on a loaded machine.
+struct PausingReads {
+    inner: Arc<SledAlertStore>,
+    pause_ms: Arc<AtomicU64>,
+}
+
+impl OutboxStore for PausingReads {
+    fn enqueue(&self, entries: Vec<NewEntry>, now_unix_ms: i64) -> Result<Vec<u64>, StoreError> {
+        self.inner.enqueue(entries, now_unix_ms)
+    }
+
+    fn entries(&self) -> Result<Vec<OutboxEntry>, StoreError> {
+        let entries = self.inner.entries();
+        let pause = self.pause_ms.load(Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(pause));
+        entries
+    }
+
+    fn save(&self, entry: &OutboxEntry, counter: Option<Counter>) -> Result<(), StoreError> {
+        self.inner.save(entry, counter)
+    }
+
+    fn delivered(&self, id: u64) -> Result<(), StoreError> {
+        self.inner.delivered(id)
+    }
+
+    fn remove(&self, id: u64) -> Result<(), StoreError> {
+        self.inner.remove(id)
+    }
+
+    fn counters(&self) -> Result<OutboxCounters, StoreError> {
+        self.inner.counters()
     }
 }
 
