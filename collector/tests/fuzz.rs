@@ -11,8 +11,10 @@ use bellwether_collector::auth;
 use bellwether_collector::config::{self, Overrides};
 use bellwether_collector::fingerprint::{parameterize, Fingerprint};
 use bellwether_collector::ingest::summarize::{summarize_logs, summarize_traces};
+use bellwether_collector::ingest::wire::decode_logs;
 use bellwether_collector::limits::{self, Limits};
 use bellwether_collector::routing;
+use bellwether_proto::otlp::common::{any_value, AnyValue, KeyValue, KeyValueList};
 use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
 use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
 use common::*;
@@ -83,6 +85,56 @@ fn valid_logs() -> Vec<u8> {
     request.encode_to_vec()
 }
 
+/// Info records with bodies and nested attributes between error records: the
+/// receivers' own decoding keeps little of the former and all of the latter.
+fn valid_mixed_logs() -> Vec<u8> {
+    let mut request = ExportLogsServiceRequest::decode(valid_logs().as_slice()).unwrap_or_default();
+    let user = AnyValue {
+        value: Some(any_value::Value::KvlistValue(KeyValueList {
+            values: vec![kv("id", "u-7"), kv("plan", "pro")],
+        })),
+    };
+    for record in request.resource_logs[0].scope_logs[0]
+        .log_records
+        .iter_mut()
+        .skip(2)
+    {
+        record.severity_text = "info".into();
+        record.body = Some(AnyValue {
+            value: Some(any_value::Value::StringValue("handled request 7".into())),
+        });
+        record.attributes = vec![
+            kv("path", "/api/v1/orders/7"),
+            KeyValue {
+                key: "user".into(),
+                value: Some(user.clone()),
+                ..KeyValue::default()
+            },
+        ];
+    }
+    request.encode_to_vec()
+}
+
+/// The receivers' decoding accepts what prost accepts, and what it keeps summarizes the same.
+fn decodes_as_prost_does(bytes: &[u8]) -> Result<(), TestCaseError> {
+    let ours = decode_logs(bytes);
+    let prost = ExportLogsServiceRequest::decode(bytes);
+    prop_assert_eq!(
+        ours.is_ok(),
+        prost.is_ok(),
+        "ours {:?}, prost {:?}",
+        ours,
+        prost
+    );
+    if let (Ok(ours), Ok(prost)) = (ours, prost) {
+        prop_assert_eq!(
+            summarize_logs(&ours, None, NOW_MS),
+            summarize_logs(&prost, None, NOW_MS)
+        );
+    }
+    Ok(())
+}
+
 fn valid_traces() -> Vec<u8> {
     spans(
         resource("pay", "v1", "prod", &[]),
@@ -130,6 +182,18 @@ proptest! {
         if let Ok(request) = ExportLogsServiceRequest::decode(bytes.as_slice()) {
             ingest_logs(request);
         }
+    }
+
+    #[test]
+    fn protobuf_mutated_logs_decode_as_prost_does(bytes in mutated(valid_mixed_logs())) {
+        decodes_as_prost_does(&bytes)?;
+    }
+
+    #[test]
+    fn protobuf_arbitrary_bytes_decode_as_prost_does(
+        bytes in proptest::collection::vec(any::<u8>(), 0..512)
+    ) {
+        decodes_as_prost_does(&bytes)?;
     }
 
     #[test]

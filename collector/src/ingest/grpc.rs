@@ -22,6 +22,7 @@ use tonic::codegen::{Body, Service, StdError};
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::Status;
 
+use super::wire::DecodeRequest;
 use super::{parse_batch_id, Ingestor};
 use crate::error::Error;
 
@@ -31,7 +32,7 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 pub trait Signal: Send + Sync + 'static {
     /// Fully qualified gRPC service name.
     const SERVICE: &'static str;
-    type Request: Message + Default + Send + 'static;
+    type Request: DecodeRequest + Send + 'static;
     type Response: Message + Default + Send + 'static;
     fn ingest(
         ingestor: Ingestor,
@@ -159,7 +160,7 @@ impl<S: Signal> UnaryService<Bytes> for ExportMethod<S> {
                     .get(bellwether_proto::BATCH_ID_HEADER)
                     .map(|v| v.as_bytes()),
             )?;
-            let message = S::Request::decode(request.into_inner())
+            let message = S::Request::decode_request(&request.into_inner())
                 .map_err(|e| Error::invalid(format!("malformed OTLP protobuf message: {e}")))?;
             S::ingest(ingestor, message, batch_id).await?;
             // An empty response (no partial_success) means every record was accepted.

@@ -17,6 +17,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use prost::Message;
 use serde::de::DeserializeOwned;
 
+use super::wire::DecodeRequest;
 use super::{parse_batch_id, Ingestor};
 use crate::error::Error;
 use crate::limits::{self, Limit};
@@ -129,7 +130,7 @@ fn decode<R>(
     limit: usize,
 ) -> Result<(R, Option<String>), Error>
 where
-    R: Message + Default + DeserializeOwned,
+    R: DecodeRequest + DeserializeOwned,
 {
     let batch_id = parse_batch_id(
         headers
@@ -138,7 +139,7 @@ where
     )?;
     let body = decompress(headers, body, limit)?;
     let request = match format {
-        Format::Protobuf => R::decode(body)
+        Format::Protobuf => R::decode_request(&body)
             .map_err(|e| Error::invalid(format!("malformed OTLP protobuf message: {e}")))?,
         Format::Json => serde_json::from_slice(&body)
             .map_err(|e| Error::invalid(format!("malformed OTLP/JSON message: {e}")))?,

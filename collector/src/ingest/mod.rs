@@ -14,6 +14,7 @@ pub mod errors;
 pub mod grpc;
 pub mod http;
 pub mod summarize;
+pub mod wire;
 
 use std::sync::{Arc, Mutex};
 

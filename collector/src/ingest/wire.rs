@@ -1,0 +1,309 @@
+//! Protobuf decoding of OTLP export requests, as the receivers take them in.
+//!
+//! Logs are decoded by hand at the request, resource, scope and record levels. Every byte
+//! is checked as prost checks it (field wire types, lengths, UTF-8 of strings, nesting
+//! depth), but a record that is not an error keeps only its times and severity: that is
+//! all [`summarize`](super::summarize) reads of it, and copying its body and attributes
+//! into strings was most of the cost of a request. Error records, resources and scopes
+//! are decoded by prost in full. Traces are decoded by prost.
+
+use std::fmt;
+
+use bellwether_proto::otlp::common::InstrumentationScope;
+use bellwether_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
+use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
+use bellwether_proto::otlp::resource::Resource;
+use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
+use prost::encoding::{decode_key, decode_varint, skip_field, DecodeContext, WireType};
+use prost::Message;
+
+use super::summarize::is_error_log;
+
+/// How deep messages may nest, counted as prost counts.
+const RECURSION_LIMIT: u32 = 100;
+
+/// Why a request could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireError(String);
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for WireError {}
+
+impl From<prost::DecodeError> for WireError {
+    fn from(e: prost::DecodeError) -> Self {
+        WireError(e.to_string())
+    }
+}
+
+fn error(what: &str) -> WireError {
+    WireError(format!("failed to decode Protobuf message: {what}"))
+}
+
+type Result<T> = std::result::Result<T, WireError>;
+
+/// An OTLP export request decoded from protobuf the way the receivers need it.
+pub trait DecodeRequest: Sized {
+    fn decode_request(bytes: &[u8]) -> Result<Self>;
+}
+
+impl DecodeRequest for ExportLogsServiceRequest {
+    fn decode_request(bytes: &[u8]) -> Result<Self> {
+        decode_logs(bytes)
+    }
+}
+
+impl DecodeRequest for ExportTraceServiceRequest {
+    fn decode_request(bytes: &[u8]) -> Result<Self> {
+        Ok(ExportTraceServiceRequest::decode(bytes)?)
+    }
+}
+
+/// Decodes a logs export request; records that are not errors keep only their times,
+/// severity number and (when the number is unset) severity text. Fails exactly where
+/// prost would, but for a nesting depth of 100 inside resources and scopes.
+pub fn decode_logs(bytes: &[u8]) -> Result<ExportLogsServiceRequest> {
+    let mut request = ExportLogsServiceRequest::default();
+    let mut fields = Fields(bytes);
+    while let Some((tag, wire)) = fields.next_key()? {
+        match tag {
+            1 => {
+                let body = fields.message(wire)?;
+                let depth = enter(RECURSION_LIMIT)?;
+                request.resource_logs.push(resource_logs(body, depth)?);
+            }
+            _ => fields.skip(wire, tag)?,
+        }
+    }
+    Ok(request)
+}
+
+fn resource_logs(bytes: &[u8], depth: u32) -> Result<ResourceLogs> {
+    let mut out = ResourceLogs::default();
+    let mut fields = Fields(bytes);
+    while let Some((tag, wire)) = fields.next_key()? {
+        match tag {
+            1 => {
+                let body = fields.message(wire)?;
+                enter(depth)?;
+                out.resource
+                    .get_or_insert_with(Resource::default)
+                    .merge(body)?;
+            }
+            2 => {
+                let body = fields.message(wire)?;
+                out.scope_logs.push(scope_logs(body, enter(depth)?)?);
+            }
+            3 => out.schema_url = fields.string(wire)?.to_owned(),
+            _ => fields.skip(wire, tag)?,
+        }
+    }
+    Ok(out)
+}
+
+fn scope_logs(bytes: &[u8], depth: u32) -> Result<ScopeLogs> {
+    let mut out = ScopeLogs::default();
+    let mut fields = Fields(bytes);
+    while let Some((tag, wire)) = fields.next_key()? {
+        match tag {
+            1 => {
+                let body = fields.message(wire)?;
+                enter(depth)?;
+                out.scope
+                    .get_or_insert_with(InstrumentationScope::default)
+                    .merge(body)?;
+            }
+            2 => {
+                let body = fields.message(wire)?;
+                out.log_records.push(log_record(body, enter(depth)?)?);
+            }
+            3 => out.schema_url = fields.string(wire)?.to_owned(),
+            _ => fields.skip(wire, tag)?,
+        }
+    }
+    Ok(out)
+}
+
+/// Checks the whole record; an error record is then decoded in full, any other keeps
+/// its times and severity.
+fn log_record(bytes: &[u8], depth: u32) -> Result<LogRecord> {
+    let mut slim = LogRecord::default();
+    let mut severity_text = "";
+    let mut fields = Fields(bytes);
+    while let Some((tag, wire)) = fields.next_key()? {
+        match tag {
+            1 => slim.time_unix_nano = fields.fixed64(wire)?,
+            11 => slim.observed_time_unix_nano = fields.fixed64(wire)?,
+            // An enum is an int32 on the wire; prost keeps the low 32 bits.
+            2 => slim.severity_number = fields.varint(wire)? as i32,
+            3 => severity_text = fields.string(wire)?,
+            5 => any_value(fields.message(wire)?, enter(depth)?)?,
+            6 => key_value(fields.message(wire)?, enter(depth)?)?,
+            7 => {
+                fields.varint(wire)?;
+            }
+            8 => {
+                fields.fixed32(wire)?;
+            }
+            9 | 10 => {
+                fields.message(wire)?;
+            }
+            12 => {
+                fields.string(wire)?;
+            }
+            _ => fields.skip(wire, tag)?,
+        }
+    }
+    if slim.severity_number == 0 {
+        slim.severity_text = severity_text.to_owned();
+    }
+    if is_error_log(&slim) {
+        return Ok(LogRecord::decode(bytes)?);
+    }
+    Ok(slim)
+}
+
+/// `opentelemetry.proto.common.v1.AnyValue`, checked.
+fn any_value(bytes: &[u8], depth: u32) -> Result<()> {
+    let mut fields = Fields(bytes);
+    while let Some((tag, wire)) = fields.next_key()? {
+        match tag {
+            1 => {
+                fields.string(wire)?;
+            }
+            2 | 3 | 8 => {
+                fields.varint(wire)?;
+            }
+            4 => {
+                fields.fixed64(wire)?;
+            }
+            // ArrayValue and KeyValueList: field 1 repeats a value, or a key and value.
+            5 => repeated(fields.message(wire)?, enter(depth)?, any_value)?,
+            6 => repeated(fields.message(wire)?, enter(depth)?, key_value)?,
+            7 => {
+                fields.message(wire)?;
+            }
+            _ => fields.skip(wire, tag)?,
+        }
+    }
+    Ok(())
+}
+
+/// `opentelemetry.proto.common.v1.KeyValue`, checked.
+fn key_value(bytes: &[u8], depth: u32) -> Result<()> {
+    let mut fields = Fields(bytes);
+    while let Some((tag, wire)) = fields.next_key()? {
+        match tag {
+            1 => {
+                fields.string(wire)?;
+            }
+            2 => any_value(fields.message(wire)?, enter(depth)?)?,
+            3 => {
+                fields.varint(wire)?;
+            }
+            _ => fields.skip(wire, tag)?,
+        }
+    }
+    Ok(())
+}
+
+/// A message whose field 1 repeats messages that `check` checks.
+fn repeated(bytes: &[u8], depth: u32, check: fn(&[u8], u32) -> Result<()>) -> Result<()> {
+    let mut fields = Fields(bytes);
+    while let Some((tag, wire)) = fields.next_key()? {
+        match tag {
+            1 => check(fields.message(wire)?, enter(depth)?)?,
+            _ => fields.skip(wire, tag)?,
+        }
+    }
+    Ok(())
+}
+
+/// The depth left inside a nested message, or an error past the limit.
+fn enter(depth: u32) -> Result<u32> {
+    depth
+        .checked_sub(1)
+        .ok_or_else(|| error("recursion limit reached"))
+}
+
+/// The fields of one message, read front to back.
+struct Fields<'a>(&'a [u8]);
+
+impl<'a> Fields<'a> {
+    fn next_key(&mut self) -> Result<Option<(u32, WireType)>> {
+        if self.0.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(decode_key(&mut self.0)?))
+    }
+
+    fn expect(wire: WireType, expected: WireType) -> Result<()> {
+        if wire == expected {
+            Ok(())
+        } else {
+            Err(error(&format!(
+                "invalid wire type: {wire:?} (expected {expected:?})"
+            )))
+        }
+    }
+
+    fn varint(&mut self, wire: WireType) -> Result<u64> {
+        Self::expect(wire, WireType::Varint)?;
+        Ok(decode_varint(&mut self.0)?)
+    }
+
+    fn fixed64(&mut self, wire: WireType) -> Result<u64> {
+        Self::expect(wire, WireType::SixtyFourBit)?;
+        let (bytes, rest) = self
+            .0
+            .split_first_chunk::<8>()
+            .ok_or_else(|| error("buffer underflow"))?;
+        self.0 = rest;
+        Ok(u64::from_le_bytes(*bytes))
+    }
+
+    fn fixed32(&mut self, wire: WireType) -> Result<u32> {
+        Self::expect(wire, WireType::ThirtyTwoBit)?;
+        let (bytes, rest) = self
+            .0
+            .split_first_chunk::<4>()
+            .ok_or_else(|| error("buffer underflow"))?;
+        self.0 = rest;
+        Ok(u32::from_le_bytes(*bytes))
+    }
+
+    /// A length-delimited field: a message, bytes or a string before its UTF-8 check.
+    fn message(&mut self, wire: WireType) -> Result<&'a [u8]> {
+        Self::expect(wire, WireType::LengthDelimited)?;
+        let len = decode_varint(&mut self.0)?;
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|len| *len <= self.0.len())
+            .ok_or_else(|| error("buffer underflow"))?;
+        let (body, rest) = self.0.split_at(len);
+        self.0 = rest;
+        Ok(body)
+    }
+
+    fn string(&mut self, wire: WireType) -> Result<&'a str> {
+        std::str::from_utf8(self.message(wire)?)
+            .map_err(|_| error("invalid string value: data is not UTF-8 encoded"))
+    }
+
+    fn skip(&mut self, wire: WireType, tag: u32) -> Result<()> {
+        Ok(skip_field(
+            wire,
+            tag,
+            &mut self.0,
+            DecodeContext::default(),
+        )?)
+    }
+}
+
+#[cfg(test)]
+#[path = "wire_tests.rs"]
+mod tests;
