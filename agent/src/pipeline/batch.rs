@@ -1,12 +1,13 @@
 //! Batches: grouping by record count and encoded size, splitting oversized inputs at
 //! record granularity.
 
-use bellwether_proto::otlp::logs::{ResourceLogs, ScopeLogs};
 use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
 use bellwether_proto::otlp::resource::Resource;
 use bellwether_proto::otlp::trace::{ResourceSpans, ScopeSpans};
 use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
 use prost::Message;
+
+pub use super::encoded::EncodedLogs;
 
 /// One export unit, ready for the wire.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,21 +54,25 @@ pub struct EncodedBatch {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Payload {
     Logs(ExportLogsServiceRequest),
+    /// Logs as the pipeline batches them: records already encoded.
+    EncodedLogs(Vec<EncodedLogs>),
     Spans(ExportTraceServiceRequest),
 }
 
 impl Payload {
     pub fn kind(&self) -> &'static str {
         match self {
-            Payload::Logs(_) => "logs",
+            Payload::Logs(_) | Payload::EncodedLogs(_) => "logs",
             Payload::Spans(_) => "spans",
         }
     }
 }
 
 /// A resource-level container of records that can be split at record granularity.
-pub trait ResourceBatch: Message + Sized {
+pub trait ResourceBatch: Sized {
     fn count(&self) -> usize;
+    /// Encoded size, as one resource-level message of a request.
+    fn batch_len(&self) -> usize;
     /// Moves the first `n` records (with their resource and scope) into a new value.
     fn split_front(&mut self, n: usize) -> Self;
     /// The resource the records share, which the pipeline tags.
@@ -77,50 +82,11 @@ pub trait ResourceBatch: Message + Sized {
     fn shared_len(&self) -> usize;
 }
 
-impl ResourceBatch for ResourceLogs {
-    fn resource_mut(&mut self) -> &mut Option<Resource> {
-        &mut self.resource
-    }
-
-    fn count(&self) -> usize {
-        self.scope_logs.iter().map(|s| s.log_records.len()).sum()
-    }
-
-    fn shared_len(&self) -> usize {
-        let scope = self.scope_logs.first().map_or(0, |s| {
-            s.scope.as_ref().map_or(0, Message::encoded_len) + s.schema_url.len() + 8
-        });
-        self.resource.as_ref().map_or(0, Message::encoded_len) + self.schema_url.len() + 8 + scope
-    }
-
-    fn split_front(&mut self, n: usize) -> Self {
-        let mut head = ResourceLogs {
-            resource: self.resource.clone(),
-            scope_logs: Vec::new(),
-            schema_url: self.schema_url.clone(),
-        };
-        let mut remaining = n;
-        while remaining > 0 && !self.scope_logs.is_empty() {
-            let first = &mut self.scope_logs[0];
-            if first.log_records.len() <= remaining {
-                remaining -= first.log_records.len();
-                head.scope_logs.push(self.scope_logs.remove(0));
-            } else {
-                let rest = first.log_records.split_off(remaining);
-                let taken = std::mem::replace(&mut first.log_records, rest);
-                head.scope_logs.push(ScopeLogs {
-                    scope: first.scope.clone(),
-                    log_records: taken,
-                    schema_url: first.schema_url.clone(),
-                });
-                remaining = 0;
-            }
-        }
-        head
-    }
-}
-
 impl ResourceBatch for ResourceSpans {
+    fn batch_len(&self) -> usize {
+        Message::encoded_len(self)
+    }
+
     fn resource_mut(&mut self) -> &mut Option<Resource> {
         &mut self.resource
     }
@@ -184,7 +150,7 @@ impl<T> Default for Pending<T> {
 impl<T: ResourceBatch> Pending<T> {
     /// Adds an item; items without records are discarded.
     pub fn push(&mut self, item: T) {
-        let bytes = item.encoded_len();
+        let bytes = item.batch_len();
         self.push_sized(item, bytes);
     }
 
@@ -254,7 +220,7 @@ impl<T: ResourceBatch> Pending<T> {
                 }
             } else {
                 let head = first.split_front(n);
-                let head_bytes = head.encoded_len();
+                let head_bytes = head.batch_len();
                 // The rest keeps the resource (now in both) and the other records; its
                 // size is derived rather than walked again, which for one large item cut
                 // into many batches would walk the same records over and over.
@@ -276,45 +242,31 @@ impl<T: ResourceBatch> Pending<T> {
 
 #[cfg(test)]
 mod tests {
-    use bellwether_proto::otlp::logs::LogRecord;
+    use bellwether_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
     use bellwether_proto::otlp::resource::Resource;
     use bellwether_proto::otlp::trace::Span;
 
     use super::*;
     use crate::otlp::string_kv;
 
-    fn logs(scopes: &[usize]) -> ResourceLogs {
-        ResourceLogs {
+    fn logs(records: usize) -> EncodedLogs {
+        let item = ResourceLogs {
             resource: Some(Resource {
                 attributes: vec![string_kv("service.name", "svc")],
                 ..Resource::default()
             }),
-            scope_logs: scopes
-                .iter()
-                .map(|n| ScopeLogs {
-                    log_records: (0..*n)
-                        .map(|i| LogRecord {
-                            time_unix_nano: i as u64,
-                            ..LogRecord::default()
-                        })
-                        .collect(),
-                    ..ScopeLogs::default()
-                })
-                .collect(),
+            scope_logs: vec![ScopeLogs {
+                log_records: (0..records)
+                    .map(|i| LogRecord {
+                        time_unix_nano: i as u64,
+                        ..LogRecord::default()
+                    })
+                    .collect(),
+                ..ScopeLogs::default()
+            }],
             schema_url: String::new(),
-        }
-    }
-
-    #[test]
-    fn split_front_keeps_resource_and_order() {
-        let mut rl = logs(&[2, 3]);
-        let head = rl.split_front(3);
-        assert_eq!(head.count(), 3);
-        assert_eq!(rl.count(), 2);
-        assert_eq!(head.resource, rl.resource);
-        assert_eq!(head.scope_logs.len(), 2);
-        assert_eq!(head.scope_logs[1].log_records[0].time_unix_nano, 0);
-        assert_eq!(rl.scope_logs[0].log_records[0].time_unix_nano, 1);
+        };
+        EncodedLogs::encode(item, 0).pop().unwrap_or_default()
     }
 
     #[test]
@@ -333,9 +285,9 @@ mod tests {
     #[test]
     fn pending_takes_exact_batches() {
         let mut pending = Pending::default();
-        pending.push(logs(&[700]));
-        pending.push(logs(&[0]));
-        pending.push(logs(&[400]));
+        pending.push(logs(700));
+        pending.push(logs(0));
+        pending.push(logs(400));
         assert_eq!(pending.count(), 1100);
         let sizes: Vec<usize> = std::iter::from_fn(|| pending.take(512, usize::MAX))
             .map(|(items, n)| {
@@ -350,12 +302,12 @@ mod tests {
     #[test]
     fn pending_splits_by_encoded_size() {
         let mut pending = Pending::default();
-        pending.push(logs(&[1000]));
+        pending.push(logs(1000));
         let total = pending.bytes();
         let max_bytes = total / 4;
         let mut batches = Vec::new();
         while let Some((items, n)) = pending.take(usize::MAX, max_bytes) {
-            let bytes: usize = items.iter().map(Message::encoded_len).sum();
+            let bytes: usize = items.iter().map(ResourceBatch::batch_len).sum();
             // Records are of similar size: each batch stays near the bound.
             assert!(bytes <= max_bytes + max_bytes / 10, "{bytes} > {max_bytes}");
             batches.push(n);
@@ -367,7 +319,7 @@ mod tests {
     #[test]
     fn an_oversized_record_goes_alone() {
         let mut pending = Pending::default();
-        pending.push(logs(&[3]));
+        pending.push(logs(3));
         let (items, n) = pending.take(10, 1).expect("non-empty");
         assert_eq!((items.len(), n), (1, 1));
         assert_eq!(pending.count(), 2);

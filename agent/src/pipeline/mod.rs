@@ -9,13 +9,13 @@
 //! lose. Submissions that arrive together are appended (and flushed) together.
 
 pub mod batch;
+pub mod encoded;
 pub mod tagger;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bellwether_proto::otlp::logs::ResourceLogs;
-use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
 use bellwether_proto::otlp::resource::Resource;
 use bellwether_proto::otlp::trace::ResourceSpans;
 use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
@@ -26,6 +26,7 @@ use tracing::error;
 
 use batch::Pending;
 pub use batch::{Batch, EncodedBatch, Kind, Payload};
+pub use encoded::EncodedLogs;
 pub use tagger::Tagger;
 
 use crate::otlp::{log_record_count, span_count};
@@ -228,7 +229,7 @@ struct Waiting {
 
 /// Submissions gathered for one append.
 struct Group {
-    logs: Pending<ResourceLogs>,
+    logs: Pending<EncodedLogs>,
     spans: Pending<ResourceSpans>,
     waiting: Vec<Waiting>,
 }
@@ -245,7 +246,7 @@ impl Group {
     fn add(&mut self, submission: Submission, tagger: &Tagger) {
         let sizes = submission.sizes.into_iter();
         match submission.telemetry {
-            Telemetry::Logs(items) => add_tagged(&mut self.logs, items, sizes, tagger),
+            Telemetry::Logs(items) => add_logs(&mut self.logs, items, sizes, tagger),
             Telemetry::Spans(items) => add_tagged(&mut self.spans, items, sizes, tagger),
         }
         self.waiting.push(Waiting {
@@ -336,7 +337,7 @@ fn add_tagged<T: batch::ResourceBatch>(
 ) {
     let len = |r: &Option<Resource>| r.as_ref().map_or(0, |r| r.encoded_len() + 8);
     for mut item in items {
-        let size = sizes.next().unwrap_or_else(|| item.encoded_len());
+        let size = sizes.next().unwrap_or_else(|| item.batch_len());
         let before = len(item.resource_mut());
         tagger.tag(item.resource_mut());
         let grown = len(item.resource_mut()).saturating_sub(before);
@@ -344,8 +345,24 @@ fn add_tagged<T: batch::ResourceBatch>(
     }
 }
 
-fn logs_payload(resource_logs: Vec<ResourceLogs>) -> Payload {
-    Payload::Logs(ExportLogsServiceRequest { resource_logs })
+/// Tags each item's resource, then encodes its records: from here on they are bytes.
+fn add_logs(
+    pending: &mut Pending<EncodedLogs>,
+    items: Vec<ResourceLogs>,
+    mut sizes: impl Iterator<Item = usize>,
+    tagger: &Tagger,
+) {
+    for mut item in items {
+        let size = sizes.next().unwrap_or(0);
+        tagger.tag(&mut item.resource);
+        for encoded in EncodedLogs::encode(item, size) {
+            pending.push(encoded);
+        }
+    }
+}
+
+fn logs_payload(items: Vec<EncodedLogs>) -> Payload {
+    Payload::EncodedLogs(items)
 }
 
 fn spans_payload(resource_spans: Vec<ResourceSpans>) -> Payload {

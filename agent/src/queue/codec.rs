@@ -72,7 +72,8 @@ pub fn encode(
     compression: Compression,
 ) -> Vec<u8> {
     let (kind, body) = match payload {
-        Payload::Logs(request) => (KIND_LOGS, logs_wire::encode(request)),
+        Payload::Logs(request) => (KIND_LOGS, request.encode_to_vec()),
+        Payload::EncodedLogs(items) => (KIND_LOGS, crate::pipeline::encoded::encode_request(items)),
         Payload::Spans(request) => (KIND_SPANS, request.encode_to_vec()),
     };
     let (encoding, body) = match compression {
@@ -125,102 +126,6 @@ fn gunzip_at_most(bytes: &[u8], limit: u64) -> Result<Vec<u8>, DecodeError> {
         ));
     }
     Ok(out)
-}
-
-/// Encoding log export requests with each record's size computed once.
-///
-/// prost's generated encoder asks every nested message for its size at every level of
-/// nesting (request, resource, scope, record), so a record's attributes are walked about
-/// five times. Here record sizes are computed once and the enclosing sizes are added up
-/// from them; the bytes are the same as prost's (checked in the tests).
-mod logs_wire {
-    use bellwether_proto::otlp::logs::ResourceLogs;
-    use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
-    use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, WireType};
-    use prost::Message;
-
-    /// Size of a length-delimited field holding `len` bytes.
-    fn field_len(tag: u32, len: usize) -> usize {
-        key_len(tag) + encoded_len_varint(len as u64) + len
-    }
-
-    fn header(tag: u32, len: usize, out: &mut Vec<u8>) {
-        encode_key(tag, WireType::LengthDelimited, out);
-        encode_varint(len as u64, out);
-    }
-
-    fn string_field(tag: u32, value: &str, out: &mut Vec<u8>) {
-        if !value.is_empty() {
-            header(tag, value.len(), out);
-            out.extend_from_slice(value.as_bytes());
-        }
-    }
-
-    fn string_len(tag: u32, value: &str) -> usize {
-        if value.is_empty() {
-            0
-        } else {
-            field_len(tag, value.len())
-        }
-    }
-
-    /// (resource logs size, per scope: (scope logs size, its records' sizes)).
-    fn sizes(item: &ResourceLogs, records: &mut Vec<usize>) -> (usize, Vec<usize>) {
-        let mut total = item
-            .resource
-            .as_ref()
-            .map_or(0, |r| field_len(1, r.encoded_len()));
-        let mut scopes = Vec::with_capacity(item.scope_logs.len());
-        for scope_logs in &item.scope_logs {
-            let mut len = scope_logs
-                .scope
-                .as_ref()
-                .map_or(0, |s| field_len(1, s.encoded_len()));
-            for record in &scope_logs.log_records {
-                let record_len = record.encoded_len();
-                records.push(record_len);
-                len += field_len(2, record_len);
-            }
-            len += string_len(3, &scope_logs.schema_url);
-            scopes.push(len);
-            total += field_len(2, len);
-        }
-        total += string_len(3, &item.schema_url);
-        (total, scopes)
-    }
-
-    pub fn encode(request: &ExportLogsServiceRequest) -> Vec<u8> {
-        let mut records = Vec::new();
-        let sized: Vec<(usize, Vec<usize>)> = request
-            .resource_logs
-            .iter()
-            .map(|item| sizes(item, &mut records))
-            .collect();
-        let total: usize = sized.iter().map(|(len, _)| field_len(1, *len)).sum();
-        let mut out = Vec::with_capacity(total);
-        let mut record_lens = records.into_iter();
-        for (item, (len, scopes)) in request.resource_logs.iter().zip(sized) {
-            header(1, len, &mut out);
-            if let Some(resource) = &item.resource {
-                header(1, resource.encoded_len(), &mut out);
-                resource.encode_raw(&mut out);
-            }
-            for (scope_logs, scope_len) in item.scope_logs.iter().zip(scopes) {
-                header(2, scope_len, &mut out);
-                if let Some(scope) = &scope_logs.scope {
-                    header(1, scope.encoded_len(), &mut out);
-                    scope.encode_raw(&mut out);
-                }
-                for record in &scope_logs.log_records {
-                    header(2, record_lens.next().unwrap_or(0), &mut out);
-                    record.encode_raw(&mut out);
-                }
-                string_field(3, &scope_logs.schema_url, &mut out);
-            }
-            string_field(3, &item.schema_url, &mut out);
-        }
-        out
-    }
 }
 
 /// Checks the checksum and reads the header, without decoding the payload.
@@ -431,73 +336,6 @@ mod tests {
             gunzip(&batch.body).expect("gunzips"),
             expected.encode_to_vec()
         );
-    }
-
-    #[test]
-    fn log_requests_encode_exactly_as_prost_does() {
-        use bellwether_proto::otlp::common::{any_value, AnyValue, InstrumentationScope, KeyValue};
-        use bellwether_proto::otlp::resource::Resource;
-        let kv = |k: &str, v: &str| KeyValue {
-            key: k.to_owned(),
-            value: Some(AnyValue {
-                value: Some(any_value::Value::StringValue(v.to_owned())),
-            }),
-            ..KeyValue::default()
-        };
-        let record = |i: u64| LogRecord {
-            time_unix_nano: i,
-            severity_number: 17,
-            body: Some(AnyValue {
-                value: Some(any_value::Value::StringValue("x".repeat(i as usize * 40))),
-            }),
-            attributes: (0..i).map(|a| kv(&format!("k{a}"), "v")).collect(),
-            trace_id: vec![7; 16],
-            ..LogRecord::default()
-        };
-        let requests = [
-            ExportLogsServiceRequest::default(),
-            ExportLogsServiceRequest {
-                resource_logs: vec![ResourceLogs::default()],
-            },
-            ExportLogsServiceRequest {
-                resource_logs: vec![
-                    ResourceLogs {
-                        resource: Some(Resource {
-                            attributes: vec![kv("service.name", "checkout")],
-                            ..Resource::default()
-                        }),
-                        scope_logs: vec![
-                            ScopeLogs {
-                                scope: Some(InstrumentationScope {
-                                    name: "bellwether.file".into(),
-                                    ..InstrumentationScope::default()
-                                }),
-                                log_records: (0..20).map(record).collect(),
-                                schema_url: "https://example.com/s".into(),
-                            },
-                            ScopeLogs::default(),
-                        ],
-                        schema_url: "u".into(),
-                    },
-                    ResourceLogs {
-                        resource: Some(Resource::default()),
-                        scope_logs: vec![ScopeLogs {
-                            scope: None,
-                            log_records: vec![LogRecord::default(), record(3)],
-                            schema_url: String::new(),
-                        }],
-                        schema_url: String::new(),
-                    },
-                ],
-            },
-        ];
-        for request in requests {
-            assert_eq!(
-                logs_wire::encode(&request),
-                request.encode_to_vec(),
-                "{request:?}"
-            );
-        }
     }
 
     #[test]

@@ -30,7 +30,8 @@ fn marker(batch: &Batch) -> u64 {
         Payload::Logs(request) => {
             request.resource_logs[0].scope_logs[0].log_records[0].time_unix_nano
         }
-        Payload::Spans(_) => u64::MAX,
+        // What the queue reads back is a decoded request.
+        Payload::EncodedLogs(_) | Payload::Spans(_) => u64::MAX,
     }
 }
 
@@ -462,7 +463,9 @@ fn run_model(seed: u64, steps: usize) {
                         Payload::Logs(r) => {
                             r.resource_logs[0].scope_logs[0].log_records[0].time_unix_nano
                         }
-                        Payload::Spans(_) => unreachable!("logs only"),
+                        Payload::EncodedLogs(_) | Payload::Spans(_) => {
+                            unreachable!("decoded logs only")
+                        }
                     };
                     model.present.insert(*seq, (marker, *records, id));
                 }

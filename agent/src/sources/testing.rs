@@ -61,6 +61,8 @@ pub(crate) fn pipeline(
             let telemetry = match queued.batch.payload {
                 Payload::Logs(request) => Telemetry::Logs(request.resource_logs),
                 Payload::Spans(request) => Telemetry::Spans(request.resource_spans),
+                // What the queue reads back is a decoded request.
+                Payload::EncodedLogs(_) => continue,
             };
             if out_tx.send(telemetry).await.is_err() {
                 break;
