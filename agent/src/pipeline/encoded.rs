@@ -5,8 +5,8 @@
 //! and from then on batches, splits and sizes plain bytes: a batch's request is its
 //! resources' and scopes' fields around the records' bytes, copied as they are.
 
-use bellwether_proto::otlp::common::InstrumentationScope;
-use bellwether_proto::otlp::logs::ResourceLogs;
+use bellwether_proto::otlp::common::{InstrumentationScope, KeyValue};
+use bellwether_proto::otlp::logs::{LogRecord, ResourceLogs};
 use bellwether_proto::otlp::resource::Resource;
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, WireType};
 use prost::Message;
@@ -15,6 +15,8 @@ use super::batch::ResourceBatch;
 
 /// `ScopeLogs.log_records`.
 const LOG_RECORDS: u32 = 2;
+/// `LogRecord.attributes`.
+const LOG_ATTRIBUTES: u32 = 6;
 
 /// The log records of one resource and one scope, each encoded.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -45,23 +47,53 @@ impl EncodedLogs {
             if scope_logs.log_records.is_empty() {
                 continue;
             }
-            let mut records = Vec::with_capacity(capacity);
-            let mut ends = Vec::with_capacity(scope_logs.log_records.len());
+            let mut encoded = EncodedLogs::new(resource.clone(), scope_logs.scope, capacity);
+            encoded.schema_url.clone_from(&schema_url);
+            encoded.scope_schema_url = scope_logs.schema_url;
+            encoded.ends.reserve_exact(scope_logs.log_records.len());
             for record in scope_logs.log_records {
-                header(LOG_RECORDS, record.encoded_len(), &mut records);
-                record.encode_raw(&mut records);
-                ends.push(records.len());
+                encoded.push(&record, &[]);
             }
-            out.push(EncodedLogs {
-                resource: resource.clone(),
-                schema_url: schema_url.clone(),
-                scope: scope_logs.scope,
-                scope_schema_url: scope_logs.schema_url,
-                records,
-                ends,
-            });
+            out.push(encoded);
         }
         out
+    }
+
+    /// No records yet, of `resource` and `scope`; room for `capacity` encoded bytes.
+    pub fn new(
+        resource: Option<Resource>,
+        scope: Option<InstrumentationScope>,
+        capacity: usize,
+    ) -> Self {
+        EncodedLogs {
+            resource,
+            scope,
+            records: Vec::with_capacity(capacity),
+            ..EncodedLogs::default()
+        }
+    }
+
+    /// Appends `record` followed by `extra`: `LogRecord` fields already encoded (see
+    /// [`attribute_field`]), as if the record held them after its own. The record can be
+    /// dropped at once: only its bytes are kept.
+    pub fn push(&mut self, record: &LogRecord, extra: &[u8]) {
+        header(
+            LOG_RECORDS,
+            record.encoded_len() + extra.len(),
+            &mut self.records,
+        );
+        record.encode_raw(&mut self.records);
+        self.records.extend_from_slice(extra);
+        self.ends.push(self.records.len());
+    }
+
+    /// How many records.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
     }
 
     /// Size of the `ScopeLogs` message.
@@ -93,7 +125,7 @@ impl EncodedLogs {
 
 impl ResourceBatch for EncodedLogs {
     fn count(&self) -> usize {
-        self.ends.len()
+        self.len()
     }
 
     /// Size of the `ResourceLogs` message.
@@ -130,6 +162,15 @@ impl ResourceBatch for EncodedLogs {
     fn shared_len(&self) -> usize {
         self.batch_len() - self.records.len()
     }
+}
+
+/// `attribute` as a `LogRecord.attributes` field, for [`EncodedLogs::push`]: a record
+/// followed by it decodes as the record with `attribute` added last.
+pub fn attribute_field(attribute: &KeyValue) -> Vec<u8> {
+    let mut out = Vec::new();
+    header(LOG_ATTRIBUTES, attribute.encoded_len(), &mut out);
+    attribute.encode_raw(&mut out);
+    out
 }
 
 /// `items` as an encoded `ExportLogsServiceRequest`, each as one `ResourceLogs`.

@@ -148,3 +148,23 @@ fn splitting_past_the_end_takes_everything() {
     assert_eq!(head, all);
     assert_eq!(rest.count(), 0);
 }
+
+#[test]
+fn a_pushed_field_reads_back_as_the_last_attribute() {
+    let path = kv("log.file.path", "/var/log/app.log");
+    let field = attribute_field(&path);
+    let mut logs = EncodedLogs::new(None, None, 0);
+    for i in 0..3 {
+        logs.push(&record(i), &field);
+    }
+    assert_eq!((logs.len(), logs.is_empty()), (3, false));
+    let request =
+        ExportLogsServiceRequest::decode(encode_request(&[logs]).as_slice()).expect("decodes");
+    let records = &request.resource_logs[0].scope_logs[0].log_records;
+    for (i, decoded) in records.iter().enumerate() {
+        let mut expected = record(i as u64);
+        expected.attributes.push(path.clone());
+        assert_eq!(decoded, &expected);
+    }
+    assert_eq!(records.len(), 3);
+}

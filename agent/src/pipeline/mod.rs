@@ -24,8 +24,8 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tracing::error;
 
-use batch::Pending;
 pub use batch::{Batch, EncodedBatch, Kind, Payload};
+use batch::{Pending, ResourceBatch};
 pub use encoded::EncodedLogs;
 pub use tagger::Tagger;
 
@@ -50,6 +50,8 @@ const GROUP_LINGER: Duration = Duration::from_millis(2);
 #[derive(Debug, Clone, PartialEq)]
 pub enum Telemetry {
     Logs(Vec<ResourceLogs>),
+    /// Logs whose records a source encoded as it made them.
+    EncodedLogs(Vec<EncodedLogs>),
     Spans(Vec<ResourceSpans>),
 }
 
@@ -58,6 +60,7 @@ impl Telemetry {
     fn counts(&self) -> (usize, usize) {
         match self {
             Telemetry::Logs(logs) => (log_record_count(logs), 0),
+            Telemetry::EncodedLogs(logs) => (logs.iter().map(ResourceBatch::count).sum(), 0),
             Telemetry::Spans(spans) => (0, span_count(spans)),
         }
     }
@@ -67,6 +70,7 @@ impl Telemetry {
     fn encoded_lens(&self) -> Vec<usize> {
         match self {
             Telemetry::Logs(logs) => logs.iter().map(Message::encoded_len).collect(),
+            Telemetry::EncodedLogs(logs) => logs.iter().map(ResourceBatch::batch_len).collect(),
             Telemetry::Spans(spans) => spans.iter().map(Message::encoded_len).collect(),
         }
     }
@@ -247,6 +251,7 @@ impl Group {
         let sizes = submission.sizes.into_iter();
         match submission.telemetry {
             Telemetry::Logs(items) => add_logs(&mut self.logs, items, sizes, tagger),
+            Telemetry::EncodedLogs(items) => add_tagged(&mut self.logs, items, sizes, tagger),
             Telemetry::Spans(items) => add_tagged(&mut self.spans, items, sizes, tagger),
         }
         self.waiting.push(Waiting {
@@ -329,7 +334,7 @@ pub async fn run_pipeline(
 
 /// Tags each item and adds it with its size: the one measured at submit (`sizes`, in
 /// order) plus what tagging added to its resource.
-fn add_tagged<T: batch::ResourceBatch>(
+fn add_tagged<T: ResourceBatch>(
     pending: &mut Pending<T>,
     items: Vec<T>,
     mut sizes: impl Iterator<Item = usize>,

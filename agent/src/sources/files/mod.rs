@@ -38,16 +38,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bellwether_proto::otlp::common::InstrumentationScope;
-use bellwether_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
+use bellwether_proto::otlp::logs::LogRecord;
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
-use crate::otlp::{now_unix_nanos, string_kv};
+use crate::otlp::now_unix_nanos;
 use crate::parse::MultilineConfig;
-use crate::pipeline::{PipelineSender, SubmitError, Telemetry};
+use crate::pipeline::{EncodedLogs, PipelineSender, SubmitError, Telemetry};
 use crate::stats::{Source, Stats};
 use checkpoint::{Checkpoint, Checkpoints};
 use metrics::FileMetrics;
@@ -229,25 +229,30 @@ struct Position {
     offset: u64,
 }
 
-async fn submit(pipeline: &PipelineSender, records: Vec<LogRecord>) -> Result<(), SubmitError> {
-    if records.is_empty() {
+async fn submit(pipeline: &PipelineSender, round: EncodedLogs) -> Result<(), SubmitError> {
+    if round.is_empty() {
         return Ok(());
     }
-    let resource_logs = vec![ResourceLogs {
-        resource: None,
-        scope_logs: vec![ScopeLogs {
-            scope: Some(InstrumentationScope {
-                name: SCOPE_NAME.to_owned(),
-                ..InstrumentationScope::default()
-            }),
-            log_records: records,
-            schema_url: String::new(),
-        }],
-        schema_url: String::new(),
-    }];
     pipeline
-        .submit(Source::File, Telemetry::Logs(resource_logs), None)
+        .submit(Source::File, Telemetry::EncodedLogs(vec![round]), None)
         .await
+}
+
+/// An empty round: records of the file source's scope, no resource (the pipeline adds
+/// the agent's).
+fn new_round() -> EncodedLogs {
+    let scope = InstrumentationScope {
+        name: SCOPE_NAME.to_owned(),
+        ..InstrumentationScope::default()
+    };
+    EncodedLogs::new(None, Some(scope), 64 * 1024)
+}
+
+/// Encodes `records` into `round`, each with the file's path attribute, and drops them.
+fn encode_into(round: &mut EncodedLogs, records: &mut Vec<LogRecord>, path_field: &[u8]) {
+    for record in records.drain(..) {
+        round.push(&record, path_field);
+    }
 }
 
 /// Every tailed file and the saved positions.
@@ -328,13 +333,15 @@ impl Tailer {
         }
     }
 
-    /// Reads every file once; returns the records and the bytes read.
-    fn read_round(&mut self, buf: &mut [u8]) -> (Vec<LogRecord>, usize) {
+    /// Reads every file once, up to [`READ_BUDGET`] each; returns the records and the
+    /// bytes read. Records are encoded as each `buf` full is read, so few are held
+    /// decoded at once.
+    fn read_round(&mut self, buf: &mut [u8]) -> (EncodedLogs, usize) {
         let now = now_unix_nanos();
+        let mut round = new_round();
         let mut records = Vec::new();
         let mut total = 0;
         for tailed in self.files.values_mut() {
-            let before = records.len();
             match tailed.was_truncated() {
                 Ok(true) => {
                     info!(path = %tailed.path.display(), "file truncated, reading it from the start");
@@ -349,10 +356,25 @@ impl Tailer {
                     warn!(path = %tailed.path.display(), error = %e, "cannot check file size")
                 }
             }
-            match tailed.read(buf, READ_BUDGET, now, &mut records) {
-                Ok(n) => total += n,
-                Err(e) => warn!(path = %tailed.path.display(), error = %e, "cannot read file"),
+            encode_into(&mut round, &mut records, &tailed.path_field);
+            let mut read = 0;
+            while read < READ_BUDGET {
+                let want = buf.len().min(READ_BUDGET - read);
+                match tailed.read(buf, want, now, &mut records) {
+                    Ok(n) => {
+                        read += n;
+                        encode_into(&mut round, &mut records, &tailed.path_field);
+                        if n < want {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        warn!(path = %tailed.path.display(), error = %e, "cannot read file");
+                        break;
+                    }
+                }
             }
+            total += read;
             let idle = tailed.last_line.elapsed() >= self.config.multiline.timeout;
             if idle && tailed.assembler.has_pending() {
                 tailed.flush_open_record(now, &mut records);
@@ -361,14 +383,10 @@ impl Tailer {
             if tailed.life == Life::Rotated && drained {
                 tailed.finish(now, &mut records);
             }
-            for record in &mut records[before..] {
-                record
-                    .attributes
-                    .push(string_kv(PATH_ATTR, tailed.path_text.clone()));
-            }
+            encode_into(&mut round, &mut records, &tailed.path_field);
             self.metrics.counted(tailed);
         }
-        (records, total)
+        (round, total)
     }
 
     /// Each file's safe position now, to commit once the records read so far are queued.
@@ -425,19 +443,15 @@ impl Tailer {
     }
 
     /// Ends every open record (shutdown); partial lines stay for the next run.
-    fn flush_all(&mut self) -> Vec<LogRecord> {
+    fn flush_all(&mut self) -> EncodedLogs {
         let now = now_unix_nanos();
+        let mut round = new_round();
         let mut records = Vec::new();
         for tailed in self.files.values_mut() {
-            let before = records.len();
             tailed.flush_open_record(now, &mut records);
-            for record in &mut records[before..] {
-                record
-                    .attributes
-                    .push(string_kv(PATH_ATTR, tailed.path_text.clone()));
-            }
+            encode_into(&mut round, &mut records, &tailed.path_field);
         }
-        records
+        round
     }
 
     fn save_checkpoints(&mut self, force: bool) -> Result<(), checkpoint::CheckpointError> {

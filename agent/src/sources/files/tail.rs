@@ -11,7 +11,10 @@ use std::time::Instant;
 use bellwether_proto::otlp::logs::LogRecord;
 use bellwether_proto::stacktrace::JoinerConfig;
 
+use super::PATH_ATTR;
+use crate::otlp::string_kv;
 use crate::parse::{LineAssembler, LineCounts, MAX_LINE_BYTES};
+use crate::pipeline::encoded::attribute_field;
 use crate::sources::lines::LineSplitter;
 
 /// Bytes of a file's start that tell it apart from another file on the same inode.
@@ -85,8 +88,10 @@ pub enum Life {
 pub struct Tailed {
     pub id: FileId,
     pub path: PathBuf,
-    /// `path` as a label value and `log.file.path` attribute.
+    /// `path` as a label value.
     pub path_text: String,
+    /// `path` as the `log.file.path` attribute of a record, encoded.
+    pub path_field: Vec<u8>,
     file: File,
     pub fingerprint: Fingerprint,
     /// Next byte to read.
@@ -123,10 +128,12 @@ impl Tailed {
         let fingerprint = Fingerprint::of(&file)?;
         let now = Instant::now();
         let path_text = path.to_string_lossy().into_owned();
+        let path_field = attribute_field(&string_kv(PATH_ATTR, path_text.clone()));
         Ok(Self {
             id: (meta.dev(), meta.ino()),
             path: path.to_owned(),
             path_text,
+            path_field,
             file,
             fingerprint,
             read_offset: offset,
