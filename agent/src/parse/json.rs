@@ -80,8 +80,8 @@ pub(super) fn parse(line: &str, record: &mut LogRecord) -> bool {
         record.span_id = id;
     }
 
-    // One more than the members: sources add an attribute of their own (a file's path),
-    // which would otherwise double the allocation.
+    // One more than the members: a source may add an attribute of its own (the exec
+    // wrapper's stream), which would otherwise double the allocation.
     record.attributes.reserve_exact(object.0.len() + 1);
     for (key, value) in object.0 {
         flatten(key, value, &mut record.attributes);
