@@ -1,20 +1,11 @@
-use bellwether_proto::otlp::common::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use bellwether_proto::otlp::common::{any_value, AnyValue, InstrumentationScope};
 use bellwether_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
 use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
 use bellwether_proto::otlp::resource::Resource;
 use prost::Message;
 
 use super::*;
-
-fn kv(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.to_owned())),
-        }),
-        ..KeyValue::default()
-    }
-}
+use crate::otlp::string_kv as kv;
 
 fn record(i: u64) -> LogRecord {
     LogRecord {
@@ -23,7 +14,7 @@ fn record(i: u64) -> LogRecord {
         body: Some(AnyValue {
             value: Some(any_value::Value::StringValue("x".repeat(i as usize * 40))),
         }),
-        attributes: (0..i).map(|a| kv(&format!("k{a}"), "v")).collect(),
+        attributes: (0..i).map(|a| kv(format!("k{a}"), "v")).collect(),
         trace_id: vec![7; 16],
         ..LogRecord::default()
     }

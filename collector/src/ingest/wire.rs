@@ -83,49 +83,49 @@ pub fn decode_logs(bytes: &[u8]) -> Result<ExportLogsServiceRequest> {
 }
 
 fn resource_logs(bytes: &[u8], depth: u32) -> Result<ResourceLogs> {
-    let mut out = ResourceLogs::default();
-    let mut fields = Fields(bytes);
-    while let Some((tag, wire)) = fields.next_key()? {
-        match tag {
-            1 => {
-                let body = fields.message(wire)?;
-                enter(depth)?;
-                out.resource
-                    .get_or_insert_with(Resource::default)
-                    .merge(body)?;
-            }
-            2 => {
-                let body = fields.message(wire)?;
-                out.scope_logs.push(scope_logs(body, enter(depth)?)?);
-            }
-            3 => out.schema_url = fields.string(wire)?.to_owned(),
-            _ => fields.skip(wire, tag)?,
-        }
-    }
-    Ok(out)
+    let (resource, scope_logs, schema_url) = container::<Resource, _>(bytes, depth, scope_logs)?;
+    Ok(ResourceLogs {
+        resource,
+        scope_logs,
+        schema_url,
+    })
 }
 
 fn scope_logs(bytes: &[u8], depth: u32) -> Result<ScopeLogs> {
-    let mut out = ScopeLogs::default();
+    let (scope, log_records, schema_url) =
+        container::<InstrumentationScope, _>(bytes, depth, log_record)?;
+    Ok(ScopeLogs {
+        scope,
+        log_records,
+        schema_url,
+    })
+}
+
+/// `ResourceLogs` and `ScopeLogs` alike: field 1 a message prost decodes (the resource,
+/// the scope), field 2 the repeated children `child` decodes, field 3 a schema url.
+fn container<M: Message + Default, C>(
+    bytes: &[u8],
+    depth: u32,
+    child: fn(&[u8], u32) -> Result<C>,
+) -> Result<(Option<M>, Vec<C>, String)> {
+    let (mut head, mut children, mut schema_url) = (None, Vec::new(), String::new());
     let mut fields = Fields(bytes);
     while let Some((tag, wire)) = fields.next_key()? {
         match tag {
             1 => {
                 let body = fields.message(wire)?;
                 enter(depth)?;
-                out.scope
-                    .get_or_insert_with(InstrumentationScope::default)
-                    .merge(body)?;
+                head.get_or_insert_with(M::default).merge(body)?;
             }
             2 => {
                 let body = fields.message(wire)?;
-                out.log_records.push(log_record(body, enter(depth)?)?);
+                children.push(child(body, enter(depth)?)?);
             }
-            3 => out.schema_url = fields.string(wire)?.to_owned(),
+            3 => fields.string(wire)?.clone_into(&mut schema_url),
             _ => fields.skip(wire, tag)?,
         }
     }
-    Ok(out)
+    Ok((head, children, schema_url))
 }
 
 /// Checks the whole record; an error record is then decoded in full, any other keeps
@@ -257,23 +257,26 @@ impl<'a> Fields<'a> {
     }
 
     fn fixed64(&mut self, wire: WireType) -> Result<u64> {
-        Self::expect(wire, WireType::SixtyFourBit)?;
-        let (bytes, rest) = self
-            .0
-            .split_first_chunk::<8>()
-            .ok_or_else(|| error("buffer underflow"))?;
-        self.0 = rest;
-        Ok(u64::from_le_bytes(*bytes))
+        Ok(u64::from_le_bytes(
+            self.fixed(wire, WireType::SixtyFourBit)?,
+        ))
     }
 
     fn fixed32(&mut self, wire: WireType) -> Result<u32> {
-        Self::expect(wire, WireType::ThirtyTwoBit)?;
+        Ok(u32::from_le_bytes(
+            self.fixed(wire, WireType::ThirtyTwoBit)?,
+        ))
+    }
+
+    /// The `N` bytes of a fixed-width field.
+    fn fixed<const N: usize>(&mut self, wire: WireType, expected: WireType) -> Result<[u8; N]> {
+        Self::expect(wire, expected)?;
         let (bytes, rest) = self
             .0
-            .split_first_chunk::<4>()
+            .split_first_chunk::<N>()
             .ok_or_else(|| error("buffer underflow"))?;
         self.0 = rest;
-        Ok(u32::from_le_bytes(*bytes))
+        Ok(*bytes)
     }
 
     /// A length-delimited field: a message, bytes or a string before its UTF-8 check.
