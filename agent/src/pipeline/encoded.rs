@@ -35,13 +35,15 @@ pub struct EncodedLogs {
 
 impl EncodedLogs {
     /// One value for each scope of `item` that has records, which are encoded and
-    /// dropped. `capacity` is a guess at the records' encoded size.
+    /// dropped. `capacity` is a guess at the encoded size of all of them, shared out
+    /// among the scopes.
     pub fn encode(item: ResourceLogs, capacity: usize) -> Vec<EncodedLogs> {
         let ResourceLogs {
             resource,
             scope_logs,
             schema_url,
         } = item;
+        let capacity = capacity / scope_logs.len().max(1);
         let mut out: Vec<EncodedLogs> = Vec::with_capacity(scope_logs.len());
         for scope_logs in scope_logs {
             if scope_logs.log_records.is_empty() {

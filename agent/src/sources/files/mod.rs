@@ -245,7 +245,7 @@ fn new_round() -> EncodedLogs {
         name: SCOPE_NAME.to_owned(),
         ..InstrumentationScope::default()
     };
-    EncodedLogs::new(None, Some(scope), 64 * 1024)
+    EncodedLogs::new(None, Some(scope), 0)
 }
 
 /// Encodes `records` into `round`, each with the file's path attribute, and drops them.

@@ -127,13 +127,11 @@ impl Tailed {
         file.seek(SeekFrom::Start(offset))?;
         let fingerprint = Fingerprint::of(&file)?;
         let now = Instant::now();
-        let path_text = path.to_string_lossy().into_owned();
-        let path_field = attribute_field(&string_kv(PATH_ATTR, path_text.clone()));
-        Ok(Self {
+        let mut tailed = Self {
             id: (meta.dev(), meta.ino()),
-            path: path.to_owned(),
-            path_text,
-            path_field,
+            path: PathBuf::new(),
+            path_text: String::new(),
+            path_field: Vec::new(),
             file,
             fingerprint,
             read_offset: offset,
@@ -146,13 +144,16 @@ impl Tailed {
             last_growth: now,
             life: Life::Active,
             published: LineCounts::default(),
-        })
+        };
+        tailed.rename(path);
+        Ok(tailed)
     }
 
-    /// The file now lives at `path`.
+    /// The file now lives at `path`; records read from now on carry it.
     pub fn rename(&mut self, path: &Path) {
         self.path = path.to_owned();
         self.path_text = path.to_string_lossy().into_owned();
+        self.path_field = attribute_field(&string_kv(PATH_ATTR, self.path_text.clone()));
     }
 
     /// Current size of the open file.

@@ -356,3 +356,40 @@ fn positions_commit_only_for_the_contents_they_were_taken_of() {
         Err(FilesError::Submit(SubmitError::Closed))
     ));
 }
+
+/// The `log.file.path` values of a round's records, in order.
+fn paths_of(round: &EncodedLogs) -> Vec<String> {
+    use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
+    use prost::Message;
+    let bytes = crate::pipeline::encoded::encode_request(std::slice::from_ref(round));
+    let request = ExportLogsServiceRequest::decode(bytes.as_slice()).expect("decodes");
+    request
+        .resource_logs
+        .iter()
+        .flat_map(|r| &r.scope_logs)
+        .flat_map(|s| &s.log_records)
+        .filter_map(|r| r.attributes.iter().find(|a| a.key == PATH_ATTR))
+        .map(|a| as_str(a.value.as_ref()).unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn records_read_after_a_rename_carry_the_new_path() {
+    let h = Harness::new();
+    let log = h.path("app.log");
+    append(&log, &numbered("n", 0..3));
+    let mut tailer = Tailer::new(fast_config(vec![h.glob("app.log*")]), &h.data, h.stats.clone());
+    tailer.scan(true);
+    let mut buf = vec![0u8; 4096];
+    let (round, _) = tailer.read_round(&mut buf);
+    let at_first = log.to_string_lossy().into_owned();
+    assert_eq!(paths_of(&round), [at_first.clone(), at_first]);
+
+    let renamed = h.path("app.log.1");
+    std::fs::rename(&log, &renamed).expect("rename");
+    append(&renamed, &numbered("n", 3..5));
+    tailer.scan(false);
+    let (round, _) = tailer.read_round(&mut buf);
+    let after = renamed.to_string_lossy().into_owned();
+    assert_eq!(paths_of(&round), [after.clone(), after]);
+}
