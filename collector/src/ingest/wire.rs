@@ -14,7 +14,7 @@ use bellwether_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
 use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
 use bellwether_proto::otlp::resource::Resource;
 use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
-use prost::encoding::{decode_key, decode_varint, skip_field, DecodeContext, WireType};
+use prost::encoding::{decode_key, decode_varint, WireType};
 use prost::Message;
 
 use super::summarize::is_error_log;
@@ -65,7 +65,7 @@ impl DecodeRequest for ExportTraceServiceRequest {
 
 /// Decodes a logs export request; records that are not errors keep only their times,
 /// severity number and (when the number is unset) severity text. Fails exactly where
-/// prost would, but for a nesting depth of 100 inside resources and scopes.
+/// prost would.
 pub fn decode_logs(bytes: &[u8]) -> Result<ExportLogsServiceRequest> {
     let mut request = ExportLogsServiceRequest::default();
     let mut fields = Fields(bytes);
@@ -76,14 +76,15 @@ pub fn decode_logs(bytes: &[u8]) -> Result<ExportLogsServiceRequest> {
                 let depth = enter(RECURSION_LIMIT)?;
                 request.resource_logs.push(resource_logs(body, depth)?);
             }
-            _ => fields.skip(wire, tag)?,
+            _ => fields.skip(wire, tag, RECURSION_LIMIT)?,
         }
     }
     Ok(request)
 }
 
 fn resource_logs(bytes: &[u8], depth: u32) -> Result<ResourceLogs> {
-    let (resource, scope_logs, schema_url) = container::<Resource, _>(bytes, depth, scope_logs)?;
+    let (resource, scope_logs, schema_url) =
+        container::<Resource, _>(bytes, depth, resource, scope_logs)?;
     Ok(ResourceLogs {
         resource,
         scope_logs,
@@ -93,7 +94,7 @@ fn resource_logs(bytes: &[u8], depth: u32) -> Result<ResourceLogs> {
 
 fn scope_logs(bytes: &[u8], depth: u32) -> Result<ScopeLogs> {
     let (scope, log_records, schema_url) =
-        container::<InstrumentationScope, _>(bytes, depth, log_record)?;
+        container::<InstrumentationScope, _>(bytes, depth, scope, log_record)?;
     Ok(ScopeLogs {
         scope,
         log_records,
@@ -101,11 +102,13 @@ fn scope_logs(bytes: &[u8], depth: u32) -> Result<ScopeLogs> {
     })
 }
 
-/// `ResourceLogs` and `ScopeLogs` alike: field 1 a message prost decodes (the resource,
-/// the scope), field 2 the repeated children `child` decodes, field 3 a schema url.
+/// `ResourceLogs` and `ScopeLogs` alike: field 1 a message (the resource, the scope) that
+/// `check` checks at its depth and prost then decodes, field 2 the repeated children
+/// `child` decodes, field 3 a schema url.
 fn container<M: Message + Default, C>(
     bytes: &[u8],
     depth: u32,
+    check: fn(&[u8], u32) -> Result<()>,
     child: fn(&[u8], u32) -> Result<C>,
 ) -> Result<(Option<M>, Vec<C>, String)> {
     let (mut head, mut children, mut schema_url) = (None, Vec::new(), String::new());
@@ -114,7 +117,9 @@ fn container<M: Message + Default, C>(
         match tag {
             1 => {
                 let body = fields.message(wire)?;
-                enter(depth)?;
+                // prost starts counting depth afresh in `merge`: the check counts it
+                // from here, as a decoding of the whole request would.
+                check(body, enter(depth)?)?;
                 head.get_or_insert_with(M::default).merge(body)?;
             }
             2 => {
@@ -122,7 +127,7 @@ fn container<M: Message + Default, C>(
                 children.push(child(body, enter(depth)?)?);
             }
             3 => fields.string(wire)?.clone_into(&mut schema_url),
-            _ => fields.skip(wire, tag)?,
+            _ => fields.skip(wire, tag, depth)?,
         }
     }
     Ok((head, children, schema_url))
@@ -155,7 +160,7 @@ fn log_record(bytes: &[u8], depth: u32) -> Result<LogRecord> {
             12 => {
                 fields.string(wire)?;
             }
-            _ => fields.skip(wire, tag)?,
+            _ => fields.skip(wire, tag, depth)?,
         }
     }
     if slim.severity_number == 0 {
@@ -165,6 +170,54 @@ fn log_record(bytes: &[u8], depth: u32) -> Result<LogRecord> {
         return Ok(LogRecord::decode(bytes)?);
     }
     Ok(slim)
+}
+
+/// `opentelemetry.proto.resource.v1.Resource`, checked.
+fn resource(bytes: &[u8], depth: u32) -> Result<()> {
+    let mut fields = Fields(bytes);
+    while let Some((tag, wire)) = fields.next_key()? {
+        match tag {
+            1 => key_value(fields.message(wire)?, enter(depth)?)?,
+            2 => {
+                fields.varint(wire)?;
+            }
+            3 => strings(fields.message(wire)?, enter(depth)?)?,
+            _ => fields.skip(wire, tag, depth)?,
+        }
+    }
+    Ok(())
+}
+
+/// `opentelemetry.proto.common.v1.EntityRef`: four string fields, some repeated.
+fn strings(bytes: &[u8], depth: u32) -> Result<()> {
+    let mut fields = Fields(bytes);
+    while let Some((tag, wire)) = fields.next_key()? {
+        match tag {
+            1..=4 => {
+                fields.string(wire)?;
+            }
+            _ => fields.skip(wire, tag, depth)?,
+        }
+    }
+    Ok(())
+}
+
+/// `opentelemetry.proto.common.v1.InstrumentationScope`, checked.
+fn scope(bytes: &[u8], depth: u32) -> Result<()> {
+    let mut fields = Fields(bytes);
+    while let Some((tag, wire)) = fields.next_key()? {
+        match tag {
+            1 | 2 => {
+                fields.string(wire)?;
+            }
+            3 => key_value(fields.message(wire)?, enter(depth)?)?,
+            4 => {
+                fields.varint(wire)?;
+            }
+            _ => fields.skip(wire, tag, depth)?,
+        }
+    }
+    Ok(())
 }
 
 /// `opentelemetry.proto.common.v1.AnyValue`, checked.
@@ -187,7 +240,7 @@ fn any_value(bytes: &[u8], depth: u32) -> Result<()> {
             7 => {
                 fields.message(wire)?;
             }
-            _ => fields.skip(wire, tag)?,
+            _ => fields.skip(wire, tag, depth)?,
         }
     }
     Ok(())
@@ -205,7 +258,7 @@ fn key_value(bytes: &[u8], depth: u32) -> Result<()> {
             3 => {
                 fields.varint(wire)?;
             }
-            _ => fields.skip(wire, tag)?,
+            _ => fields.skip(wire, tag, depth)?,
         }
     }
     Ok(())
@@ -217,7 +270,7 @@ fn repeated(bytes: &[u8], depth: u32, check: fn(&[u8], u32) -> Result<()>) -> Re
     while let Some((tag, wire)) = fields.next_key()? {
         match tag {
             1 => check(fields.message(wire)?, enter(depth)?)?,
-            _ => fields.skip(wire, tag)?,
+            _ => fields.skip(wire, tag, depth)?,
         }
     }
     Ok(())
@@ -271,6 +324,10 @@ impl<'a> Fields<'a> {
     /// The `N` bytes of a fixed-width field.
     fn fixed<const N: usize>(&mut self, wire: WireType, expected: WireType) -> Result<[u8; N]> {
         Self::expect(wire, expected)?;
+        self.take()
+    }
+
+    fn take<const N: usize>(&mut self) -> Result<[u8; N]> {
         let (bytes, rest) = self
             .0
             .split_first_chunk::<N>()
@@ -297,13 +354,39 @@ impl<'a> Fields<'a> {
             .map_err(|_| error("invalid string value: data is not UTF-8 encoded"))
     }
 
-    fn skip(&mut self, wire: WireType, tag: u32) -> Result<()> {
-        Ok(skip_field(
-            wire,
-            tag,
-            &mut self.0,
-            DecodeContext::default(),
-        )?)
+    /// Skips an unknown field of a message whose fields are at `depth`, as prost does:
+    /// not at all at depth 0, and groups one level deeper.
+    fn skip(&mut self, wire: WireType, tag: u32, depth: u32) -> Result<()> {
+        if depth == 0 {
+            return Err(error("recursion limit reached"));
+        }
+        match wire {
+            WireType::Varint => {
+                decode_varint(&mut self.0)?;
+            }
+            WireType::SixtyFourBit => {
+                self.take::<8>()?;
+            }
+            WireType::ThirtyTwoBit => {
+                self.take::<4>()?;
+            }
+            WireType::LengthDelimited => {
+                self.message(wire)?;
+            }
+            WireType::StartGroup => loop {
+                let (inner, inner_wire) =
+                    self.next_key()?.ok_or_else(|| error("buffer underflow"))?;
+                if inner_wire == WireType::EndGroup {
+                    if inner != tag {
+                        return Err(error("unexpected end group tag"));
+                    }
+                    break;
+                }
+                self.skip(inner_wire, inner, depth - 1)?;
+            },
+            WireType::EndGroup => return Err(error("unexpected end group tag")),
+        }
+        Ok(())
     }
 }
 

@@ -250,3 +250,51 @@ fn nesting_deeper_than_prost_allows_is_refused() {
     let e = decode_logs(&bytes).expect_err("refused");
     assert!(e.to_string().contains("recursion"), "{e}");
 }
+
+/// `bytes` as a length-delimited field `tag`.
+fn field(tag: u32, bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    prost::encoding::encode_key(tag, prost::encoding::WireType::LengthDelimited, &mut out);
+    prost::encoding::encode_varint(bytes.len() as u64, &mut out);
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// An `AnyValue` `levels` arrays deep whose innermost value is the fields `leaf`.
+fn nested_value(levels: usize, leaf: &[u8]) -> Vec<u8> {
+    (0..levels).fold(leaf.to_vec(), |inner, _| field(5, &field(1, &inner)))
+}
+
+#[test]
+fn depth_is_counted_as_prost_counts_it_in_records_resources_and_scopes() {
+    // Unknown fields in the innermost value: a varint, and a group holding one.
+    let leaves: [&[u8]; 2] = [&[0x78, 0x01], &[0x73, 0x78, 0x01, 0x74]];
+    let (mut accepted, mut refused) = (0, 0);
+    for leaf in leaves {
+        for levels in 44..=52 {
+            let value = nested_value(levels, leaf);
+            let in_body = field(2, &field(2, &field(5, &value)));
+            let in_resource = field(1, &field(1, &field(2, &value)));
+            let in_scope = field(2, &field(1, &field(3, &field(2, &value))));
+            for resource_logs in [in_body, in_resource, in_scope] {
+                let request = field(1, &resource_logs);
+                let ours = decode_logs(&request);
+                let prost = ExportLogsServiceRequest::decode(request.as_slice());
+                assert_eq!(
+                    ours.is_ok(),
+                    prost.is_ok(),
+                    "{levels} levels: ours {ours:?}, prost {prost:?}"
+                );
+                if ours.is_ok() {
+                    accepted += 1;
+                } else {
+                    refused += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        accepted > 0 && refused > 0,
+        "{accepted} accepted, {refused} refused"
+    );
+}

@@ -378,7 +378,11 @@ fn records_read_after_a_rename_carry_the_new_path() {
     let h = Harness::new();
     let log = h.path("app.log");
     append(&log, &numbered("n", 0..3));
-    let mut tailer = Tailer::new(fast_config(vec![h.glob("app.log*")]), &h.data, h.stats.clone());
+    let mut tailer = Tailer::new(
+        fast_config(vec![h.glob("app.log*")]),
+        &h.data,
+        h.stats.clone(),
+    );
     tailer.scan(true);
     let mut buf = vec![0u8; 4096];
     let (round, _) = tailer.read_round(&mut buf);
