@@ -9,6 +9,9 @@
 
 use std::path::Path;
 
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+
 use super::{Alert, Silence};
 use crate::notify::outbox::{Counter, NewEntry, OutboxCounters, OutboxEntry, OutboxStore};
 use crate::store::StoreError;
@@ -39,7 +42,7 @@ impl SledAlertStore {
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Sled(e.into()))?;
-        Self::new(sled::Config::new().path(dir).open()?)
+        Self::new(crate::store::open_sled(dir)?)
     }
 
     pub fn new(db: sled::Db) -> Result<Self, StoreError> {
@@ -55,6 +58,35 @@ impl SledAlertStore {
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
+    }
+
+    /// Stores (`Some`) or removes (`None`) outbox entry `id` and counts `counter`, both at
+    /// once: whoever sees the entry's new state sees the count too.
+    fn write_counted(
+        &self,
+        id: u64,
+        value: Option<&[u8]>,
+        counter: Option<Counter>,
+    ) -> Result<(), StoreError> {
+        (&self.outbox, &self.counters)
+            .transaction(|(outbox, counters)| {
+                match value {
+                    Some(value) => outbox.insert(&id.to_be_bytes(), value)?,
+                    None => outbox.remove(&id.to_be_bytes())?,
+                };
+                if let Some(counter) = counter {
+                    let old = counters
+                        .get(counter.as_str())?
+                        .and_then(|raw| <[u8; 8]>::try_from(raw.as_ref()).ok())
+                        .map_or(0, u64::from_be_bytes);
+                    counters.insert(counter.as_str(), &old.saturating_add(1).to_be_bytes()[..])?;
+                }
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => StoreError::Sled(e),
+            })
     }
 
     fn bump(&self, counter: Counter, by: u64) -> Result<(), StoreError> {
@@ -161,18 +193,14 @@ impl OutboxStore for SledAlertStore {
     }
 
     fn save(&self, entry: &OutboxEntry, counter: Option<Counter>) -> Result<(), StoreError> {
-        self.outbox
-            .insert(entry.id.to_be_bytes(), encode("outbox entry", entry)?)?;
-        if let Some(counter) = counter {
-            self.bump(counter, 1)?;
-        }
+        let value = encode("outbox entry", entry)?;
+        self.write_counted(entry.id, Some(&value), counter)?;
         self.db.flush()?;
         Ok(())
     }
 
     fn delivered(&self, id: u64) -> Result<(), StoreError> {
-        self.outbox.remove(id.to_be_bytes())?;
-        self.bump(Counter::Delivered, 1)?;
+        self.write_counted(id, None, Some(Counter::Delivered))?;
         self.db.flush()?;
         Ok(())
     }

@@ -204,11 +204,14 @@ impl Outbox {
 
     /// Pending and failed entries with the counters (blocking).
     pub fn view(&self) -> Result<OutboxView, StoreError> {
+        // Entries first: an entry and its count change together, so counters read after
+        // the entries include every change the entries show (and perhaps a later one).
+        let entries = self.store.entries()?;
         let mut view = OutboxView {
             counters: self.store.counters()?,
             ..OutboxView::default()
         };
-        for entry in self.store.entries()? {
+        for entry in entries {
             match entry.state {
                 EntryState::Pending => view.pending.push(EntryView::from(&entry)),
                 EntryState::Failed => view.failed.push(EntryView::from(&entry)),
@@ -242,6 +245,7 @@ impl Outbox {
                 settings,
                 transport,
                 in_flight: Mutex::new(HashSet::new()),
+                writes: Arc::new(Semaphore::new(WRITE_PERMITS as usize)),
             }),
         }
     }
@@ -255,7 +259,13 @@ struct Shared {
     settings: DeliverySettings,
     transport: HttpTransport,
     in_flight: Mutex<HashSet<u64>>,
+    /// One permit for each store write a delivery started: the write goes on even if the
+    /// delivery is aborted, and the deliverer waits for it before it returns.
+    writes: Arc<Semaphore>,
 }
+
+/// More store writes than can ever run at once.
+const WRITE_PERMITS: u32 = 1 << 16;
 
 /// Delivers outbox entries until stopped.
 pub struct Deliverer {
@@ -296,8 +306,10 @@ impl Deliverer {
             }
         }
         tasks.abort_all();
-        // Wait until aborted deliveries are dropped, so the store is released.
+        // Wait until aborted deliveries are dropped and the store writes they began are
+        // done, so the store is released.
         while tasks.join_next().await.is_some() {}
+        let _ = self.shared.writes.acquire_many(WRITE_PERMITS).await;
         Ok(())
     }
 
@@ -422,6 +434,7 @@ async fn deliver(
     crate::metrics::notification_attempt(&receiver.name, &delivery);
     let now = now_unix_ms();
     let store = Arc::clone(&shared.store);
+    let writing = Arc::clone(&shared.writes).try_acquire_owned().ok();
     let result = match delivery {
         Delivery::Delivered => {
             tracing::info!(
@@ -432,7 +445,11 @@ async fn deliver(
                 attempts = entry.attempts,
                 "notification delivered"
             );
-            tokio::task::spawn_blocking(move || store.delivered(id)).await
+            tokio::task::spawn_blocking(move || {
+                let _writing = writing;
+                store.delivered(id)
+            })
+            .await
         }
         Delivery::Retry { error, retry_after } => {
             let wait = backoff(entry.attempts, &shared.settings, &mut rand::rng())
@@ -447,7 +464,11 @@ async fn deliver(
             );
             entry.next_attempt_at_unix_ms = now.saturating_add(ms(wait));
             entry.last_error = Some(error);
-            tokio::task::spawn_blocking(move || store.save(&entry, Some(Counter::Retries))).await
+            tokio::task::spawn_blocking(move || {
+                let _writing = writing;
+                store.save(&entry, Some(Counter::Retries))
+            })
+            .await
         }
         Delivery::Reject { error } => {
             tracing::error!(
@@ -460,7 +481,11 @@ async fn deliver(
             entry.state = EntryState::Failed;
             entry.failed_at_unix_ms = Some(now);
             entry.last_error = Some(error);
-            tokio::task::spawn_blocking(move || store.save(&entry, Some(Counter::Rejected))).await
+            tokio::task::spawn_blocking(move || {
+                let _writing = writing;
+                store.save(&entry, Some(Counter::Rejected))
+            })
+            .await
         }
     };
     match result {

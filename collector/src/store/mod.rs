@@ -236,6 +236,26 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// How long opening waits for a database's lock: a handle this process dropped a moment
+/// ago lets go of it only when sled's background flusher does.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Opens the sled database in `dir`, waiting up to [`LOCK_WAIT`] while its lock is held.
+pub fn open_sled(dir: &std::path::Path) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match sled::Config::new().path(dir).open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
 /// Durable state of releases. Methods block on IO; call them off the async executor.
 pub trait ReleaseStore: Send + Sync + 'static {
     /// Applies a summarized batch atomically and durably: counts, auto-detected

@@ -40,7 +40,7 @@ impl SledStore {
     /// sled's periodic background flush instead (faster, but an acknowledged batch can
     /// be lost in a crash). Only benchmarks use that.
     pub fn open_with(dir: &Path, flush_each_write: bool) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(dir).open()?;
+        let db = super::open_sled(dir)?;
         Ok(Self {
             deployments: db.open_tree("deployments")?,
             buckets: db.open_tree("buckets")?,
