@@ -701,15 +701,33 @@ async fn a_healthy_next_release_resolves_the_alert_on_every_receiver() -> Result
     bad_release(&collector).await?;
 
     // The spike and the new issue both fire. On a loaded machine the issue can be found
-    // after the 1 s group window of the spike closed; it then goes out on its own.
+    // after the 1 s group window of the spike closed; it then goes out on its own. Wait
+    // until every alert the collector lists has gone out to the webhook.
     let firing = eventually(ALERT_TIMEOUT, || async {
+        let listed: BTreeSet<String> = alerts(&collector, "?service=checkout")
+            .await?
+            .iter()
+            .filter_map(|a| a["dedup_key"].as_str().map(str::to_owned))
+            .collect();
         let hooks = receivers.payments_hook.accepted();
-        let keys: BTreeSet<String> = hooks.iter().flat_map(|r| dedup_keys(&r.json())).collect();
-        Ok((keys.len() == 2).then_some(hooks.len()))
+        let sent: BTreeSet<String> = hooks.iter().flat_map(|r| dedup_keys(&r.json())).collect();
+        Ok((listed.len() >= 2 && sent == listed).then_some(hooks.len()))
     })
-    .await?;
+    .await
+    .with_context(|| {
+        let hooks = receivers.payments_hook.requests();
+        format!(
+            "the alerts did not all reach the webhook; it got:\n{}",
+            hooks.iter().map(outline).collect::<Vec<_>>().join("\n")
+        )
+    })?;
     let hook = receivers.payments_hook.accepted();
     let triggered: BTreeSet<String> = hook.iter().flat_map(|r| dedup_keys(&r.json())).collect();
+    let kinds_fired: BTreeSet<String> = hook.iter().flat_map(|r| kinds(&r.json())).collect();
+    assert!(
+        kinds_fired.contains("error_spike") && kinds_fired.contains("new_issue"),
+        "{kinds_fired:?}"
+    );
     receivers
         .payments_slack
         .wait_accepted(firing, ALERT_TIMEOUT)
@@ -724,12 +742,29 @@ async fn a_healthy_next_release_resolves_the_alert_on_every_receiver() -> Result
     record_deployment(&collector, SERVICE, ENV, "3", now_ms()).await?;
     release_traffic(&collector, "3", 2, 0, &declined).await?;
 
+    let last_seen = std::sync::Mutex::new(Vec::new());
     let resolved = eventually(ALERT_TIMEOUT, || async {
         let listed = alerts(&collector, "?service=checkout").await?;
         let done = !listed.is_empty() && listed.iter().all(|a| a["state"] == "resolved");
+        if let Ok(mut seen) = last_seen.lock() {
+            seen.clone_from(&listed);
+        }
         Ok(done.then_some(listed))
     })
-    .await?;
+    .await
+    .with_context(|| {
+        let seen = last_seen.lock().map(|s| s.clone()).unwrap_or_default();
+        let lines: Vec<String> = seen
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} {} {} {}",
+                    a["release"]["version"], a["kind"], a["state"], a["resolution"]
+                )
+            })
+            .collect();
+        format!("not every alert was resolved:\n{}", lines.join("\n"))
+    })?;
     for alert in &resolved {
         assert_eq!(alert["resolution"], "superseded by 3", "{alert:#}");
         assert_eq!(alert["release"]["version"], "2", "{alert:#}");
