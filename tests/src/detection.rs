@@ -61,6 +61,18 @@ pub fn start_collector_with_config_env(
     })
 }
 
+/// The collector's count buckets (its `store::BUCKET_MS`).
+const BUCKET_MS: i64 = 10_000;
+
+/// Now, rounded down to the start of the collector's 10 s bucket. A baseline laid out
+/// back from it fills each of its buckets whole, so its dispersion, and with it the
+/// exposure a verdict needs, no longer depend on where in a bucket the test started
+/// (from some starting points a baseline's first bucket held a sliver of traffic and
+/// one error, which tripled the exposure needed).
+pub fn bucket_aligned_now_ms() -> i64 {
+    now_ms() / BUCKET_MS * BUCKET_MS
+}
+
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use bellwether_e2e::detection::{
-    export_logs, kv, log_record, now_ms, record_deployment, release_resource,
-    start_collector_with_config_env, SEVERITY_ERROR, SEVERITY_INFO,
+    bucket_aligned_now_ms, export_logs, kv, log_record, now_ms, record_deployment,
+    release_resource, start_collector_with_config_env, SEVERITY_ERROR, SEVERITY_INFO,
 };
 use bellwether_e2e::receiver::{Receiver, Recorded};
 use bellwether_e2e::{eventually, Collector};
@@ -240,7 +240,7 @@ fn billing_key_error(now: i64) -> LogRecord {
 
 /// A bad release 2: 1 % `TimeoutError` (10× the baseline) and 0.5 % of a new exception.
 async fn bad_release(collector: &Collector) -> Result<()> {
-    baseline_then_deploy(collector, now_ms(), "2").await?;
+    baseline_then_deploy(collector, bucket_aligned_now_ms(), "2").await?;
     release_traffic(collector, "2", 20, 10, &declined).await
 }
 
@@ -478,7 +478,7 @@ async fn a_new_error_in_billing_code_goes_to_billing_by_the_code_rule() -> Resul
     let receivers = Receivers::start().await?;
     let dir = tempfile::tempdir()?;
     let collector = start_collector(&dir.path().join("data"), &receivers.config("1s"))?;
-    baseline_then_deploy(&collector, now_ms(), "2").await?;
+    baseline_then_deploy(&collector, bucket_aligned_now_ms(), "2").await?;
     release_traffic(&collector, "2", 2, 20, &billing_key_error).await?;
 
     let hook = receivers

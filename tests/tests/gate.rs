@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use bellwether_e2e::detection::{
-    export_logs, log_record, now_ms, record_deployment, release_resource,
+    bucket_aligned_now_ms, export_logs, log_record, now_ms, record_deployment, release_resource,
     start_collector_with_config, SEVERITY_ERROR, SEVERITY_INFO,
 };
 use bellwether_e2e::{eventually, run_cli, Collector};
@@ -110,7 +110,7 @@ async fn verdict(collector: &Collector) -> Result<serde_json::Value> {
 async fn a_good_release_becomes_healthy_and_passes_the_gate() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let collector = start_collector_with_config(&dir.path().join("data"), CONFIG)?;
-    baseline_then_deploy(&collector, now_ms()).await?;
+    baseline_then_deploy(&collector, bucket_aligned_now_ms()).await?;
     new_release_traffic(&collector, 2_000, 2, 0).await?;
 
     let (code, stdout, stderr) = gate(&collector, &["--min-duration", "1s", "--timeout", "15s"])?;
@@ -142,7 +142,7 @@ async fn a_good_release_becomes_healthy_and_passes_the_gate() -> Result<()> {
 async fn an_error_spike_with_a_new_exception_fails_the_gate() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let collector = start_collector_with_config(&dir.path().join("data"), CONFIG)?;
-    baseline_then_deploy(&collector, now_ms()).await?;
+    baseline_then_deploy(&collector, bucket_aligned_now_ms()).await?;
     // 1 % TimeoutError (10× the baseline) and 0.5 % of a never-seen exception.
     new_release_traffic(&collector, 2_000, 20, 10).await?;
 
@@ -184,7 +184,7 @@ async fn an_error_spike_with_a_new_exception_fails_the_gate() -> Result<()> {
 async fn too_little_traffic_is_still_pending_at_the_timeout() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let collector = start_collector_with_config(&dir.path().join("data"), CONFIG)?;
-    baseline_then_deploy(&collector, now_ms()).await?;
+    baseline_then_deploy(&collector, bucket_aligned_now_ms()).await?;
     new_release_traffic(&collector, 10, 0, 0).await?;
 
     let started = std::time::Instant::now();

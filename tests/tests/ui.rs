@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use bellwether_e2e::browser::{artifacts_dir, Browser, Page};
 use bellwether_e2e::detection::{
-    export_logs, log_record, now_ms, record_deployment, release_resource,
+    bucket_aligned_now_ms, export_logs, log_record, now_ms, record_deployment, release_resource,
     start_collector_with_config, SEVERITY_ERROR, SEVERITY_INFO,
 };
 use bellwether_e2e::{eventually, http_get_json, prometheus, Collector};
@@ -42,7 +42,7 @@ url = "http://127.0.0.1:9/hooks/payments"
 /// Baseline 1 (20 000 records, 0.1 % timeouts), then 2 with 10× the timeouts and a new
 /// `PaymentDeclinedError` on two instances; waits until 2 is unhealthy with a firing alert.
 async fn scenario(collector: &Collector) -> Result<()> {
-    let deploy_ms = now_ms();
+    let deploy_ms = bucket_aligned_now_ms();
     record_deployment(collector, "checkout", "prod", "1", deploy_ms - 30 * 60_000).await?;
     let records = (0..20_000i64)
         .map(|i| {
