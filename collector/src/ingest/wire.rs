@@ -84,7 +84,7 @@ pub fn decode_logs(bytes: &[u8]) -> Result<ExportLogsServiceRequest> {
 
 fn resource_logs(bytes: &[u8], depth: u32) -> Result<ResourceLogs> {
     let (resource, scope_logs, schema_url) =
-        container::<Resource, _>(bytes, depth, resource, scope_logs)?;
+        container::<Resource, _>(bytes, depth, &RESOURCE, scope_logs)?;
     Ok(ResourceLogs {
         resource,
         scope_logs,
@@ -94,7 +94,7 @@ fn resource_logs(bytes: &[u8], depth: u32) -> Result<ResourceLogs> {
 
 fn scope_logs(bytes: &[u8], depth: u32) -> Result<ScopeLogs> {
     let (scope, log_records, schema_url) =
-        container::<InstrumentationScope, _>(bytes, depth, scope, log_record)?;
+        container::<InstrumentationScope, _>(bytes, depth, &SCOPE, log_record)?;
     Ok(ScopeLogs {
         scope,
         log_records,
@@ -102,13 +102,13 @@ fn scope_logs(bytes: &[u8], depth: u32) -> Result<ScopeLogs> {
     })
 }
 
-/// `ResourceLogs` and `ScopeLogs` alike: field 1 a message (the resource, the scope) that
-/// `check` checks at its depth and prost then decodes, field 2 the repeated children
-/// `child` decodes, field 3 a schema url.
+/// `ResourceLogs` and `ScopeLogs` alike: field 1 a message (the resource, the scope) of
+/// `schema`, checked at its depth, then decoded by prost; field 2 the repeated children
+/// `child` decodes; field 3 a schema url.
 fn container<M: Message + Default, C>(
     bytes: &[u8],
     depth: u32,
-    check: fn(&[u8], u32) -> Result<()>,
+    schema: &Schema,
     child: fn(&[u8], u32) -> Result<C>,
 ) -> Result<(Option<M>, Vec<C>, String)> {
     let (mut head, mut children, mut schema_url) = (None, Vec::new(), String::new());
@@ -119,7 +119,7 @@ fn container<M: Message + Default, C>(
                 let body = fields.message(wire)?;
                 // prost starts counting depth afresh in `merge`: the check counts it
                 // from here, as a decoding of the whole request would.
-                check(body, enter(depth)?)?;
+                check(body, enter(depth)?, schema)?;
                 head.get_or_insert_with(M::default).merge(body)?;
             }
             2 => {
@@ -146,8 +146,8 @@ fn log_record(bytes: &[u8], depth: u32) -> Result<LogRecord> {
             // An enum is an int32 on the wire; prost keeps the low 32 bits.
             2 => slim.severity_number = fields.varint(wire)? as i32,
             3 => severity_text = fields.string(wire)?,
-            5 => any_value(fields.message(wire)?, enter(depth)?)?,
-            6 => key_value(fields.message(wire)?, enter(depth)?)?,
+            5 => check(fields.message(wire)?, enter(depth)?, &ANY_VALUE)?,
+            6 => check(fields.message(wire)?, enter(depth)?, &KEY_VALUE)?,
             7 => {
                 fields.varint(wire)?;
             }
@@ -172,105 +172,82 @@ fn log_record(bytes: &[u8], depth: u32) -> Result<LogRecord> {
     Ok(slim)
 }
 
-/// `opentelemetry.proto.resource.v1.Resource`, checked.
-fn resource(bytes: &[u8], depth: u32) -> Result<()> {
-    let mut fields = Fields(bytes);
-    while let Some((tag, wire)) = fields.next_key()? {
-        match tag {
-            1 => key_value(fields.message(wire)?, enter(depth)?)?,
-            2 => {
-                fields.varint(wire)?;
-            }
-            3 => strings(fields.message(wire)?, enter(depth)?)?,
-            _ => fields.skip(wire, tag, depth)?,
-        }
-    }
-    Ok(())
+/// What a field of a message holds, as far as checking it goes.
+#[derive(Clone, Copy)]
+enum Field {
+    String,
+    Varint,
+    Fixed64,
+    Bytes,
+    /// A message, one level deeper.
+    Message(&'static Schema),
 }
 
-/// `opentelemetry.proto.common.v1.EntityRef`: four string fields, some repeated.
-fn strings(bytes: &[u8], depth: u32) -> Result<()> {
-    let mut fields = Fields(bytes);
-    while let Some((tag, wire)) = fields.next_key()? {
-        match tag {
-            1..=4 => {
-                fields.string(wire)?;
-            }
-            _ => fields.skip(wire, tag, depth)?,
-        }
-    }
-    Ok(())
-}
+/// The fields of a message that are checked; any other is skipped as unknown.
+struct Schema(&'static [(u32, Field)]);
 
-/// `opentelemetry.proto.common.v1.InstrumentationScope`, checked.
-fn scope(bytes: &[u8], depth: u32) -> Result<()> {
+/// `opentelemetry.proto.resource.v1.Resource`.
+static RESOURCE: Schema = Schema(&[
+    (1, Field::Message(&KEY_VALUE)),
+    (2, Field::Varint),
+    (3, Field::Message(&ENTITY_REF)),
+]);
+/// `opentelemetry.proto.common.v1.EntityRef`.
+static ENTITY_REF: Schema = Schema(&[
+    (1, Field::String),
+    (2, Field::String),
+    (3, Field::String),
+    (4, Field::String),
+]);
+/// `opentelemetry.proto.common.v1.InstrumentationScope`.
+static SCOPE: Schema = Schema(&[
+    (1, Field::String),
+    (2, Field::String),
+    (3, Field::Message(&KEY_VALUE)),
+    (4, Field::Varint),
+]);
+/// `opentelemetry.proto.common.v1.AnyValue`.
+static ANY_VALUE: Schema = Schema(&[
+    (1, Field::String),
+    (2, Field::Varint),
+    (3, Field::Varint),
+    (4, Field::Fixed64),
+    (5, Field::Message(&ARRAY_VALUE)),
+    (6, Field::Message(&KEY_VALUE_LIST)),
+    (7, Field::Bytes),
+    (8, Field::Varint),
+]);
+/// `opentelemetry.proto.common.v1.ArrayValue`.
+static ARRAY_VALUE: Schema = Schema(&[(1, Field::Message(&ANY_VALUE))]);
+/// `opentelemetry.proto.common.v1.KeyValueList`.
+static KEY_VALUE_LIST: Schema = Schema(&[(1, Field::Message(&KEY_VALUE))]);
+/// `opentelemetry.proto.common.v1.KeyValue`.
+static KEY_VALUE: Schema = Schema(&[
+    (1, Field::String),
+    (2, Field::Message(&ANY_VALUE)),
+    (3, Field::Varint),
+]);
+
+/// Checks a message of `schema` whose fields are at `depth`, keeping nothing.
+fn check(bytes: &[u8], depth: u32, schema: &Schema) -> Result<()> {
     let mut fields = Fields(bytes);
     while let Some((tag, wire)) = fields.next_key()? {
-        match tag {
-            1 | 2 => {
+        let field = schema.0.iter().find(|(t, _)| *t == tag).map(|(_, f)| *f);
+        match field {
+            Some(Field::String) => {
                 fields.string(wire)?;
             }
-            3 => key_value(fields.message(wire)?, enter(depth)?)?,
-            4 => {
+            Some(Field::Varint) => {
                 fields.varint(wire)?;
             }
-            _ => fields.skip(wire, tag, depth)?,
-        }
-    }
-    Ok(())
-}
-
-/// `opentelemetry.proto.common.v1.AnyValue`, checked.
-fn any_value(bytes: &[u8], depth: u32) -> Result<()> {
-    let mut fields = Fields(bytes);
-    while let Some((tag, wire)) = fields.next_key()? {
-        match tag {
-            1 => {
-                fields.string(wire)?;
-            }
-            2 | 3 | 8 => {
-                fields.varint(wire)?;
-            }
-            4 => {
+            Some(Field::Fixed64) => {
                 fields.fixed64(wire)?;
             }
-            // ArrayValue and KeyValueList: field 1 repeats a value, or a key and value.
-            5 => repeated(fields.message(wire)?, enter(depth)?, any_value)?,
-            6 => repeated(fields.message(wire)?, enter(depth)?, key_value)?,
-            7 => {
+            Some(Field::Bytes) => {
                 fields.message(wire)?;
             }
-            _ => fields.skip(wire, tag, depth)?,
-        }
-    }
-    Ok(())
-}
-
-/// `opentelemetry.proto.common.v1.KeyValue`, checked.
-fn key_value(bytes: &[u8], depth: u32) -> Result<()> {
-    let mut fields = Fields(bytes);
-    while let Some((tag, wire)) = fields.next_key()? {
-        match tag {
-            1 => {
-                fields.string(wire)?;
-            }
-            2 => any_value(fields.message(wire)?, enter(depth)?)?,
-            3 => {
-                fields.varint(wire)?;
-            }
-            _ => fields.skip(wire, tag, depth)?,
-        }
-    }
-    Ok(())
-}
-
-/// A message whose field 1 repeats messages that `check` checks.
-fn repeated(bytes: &[u8], depth: u32, check: fn(&[u8], u32) -> Result<()>) -> Result<()> {
-    let mut fields = Fields(bytes);
-    while let Some((tag, wire)) = fields.next_key()? {
-        match tag {
-            1 => check(fields.message(wire)?, enter(depth)?)?,
-            _ => fields.skip(wire, tag, depth)?,
+            Some(Field::Message(inner)) => check(fields.message(wire)?, enter(depth)?, inner)?,
+            None => fields.skip(wire, tag, depth)?,
         }
     }
     Ok(())
