@@ -9,12 +9,12 @@
 
 use std::path::Path;
 
-use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
 
 use super::{Alert, Silence};
 use crate::notify::outbox::{Counter, NewEntry, OutboxCounters, OutboxEntry, OutboxStore};
-use crate::store::StoreError;
+use crate::store::{from_tx, StoreError};
 
 /// Durable alerts and silences. Methods block on IO.
 pub trait AlertStore: Send + Sync + 'static {
@@ -75,29 +75,26 @@ impl SledAlertStore {
                     None => outbox.remove(&id.to_be_bytes())?,
                 };
                 if let Some(counter) = counter {
-                    let old = counters
-                        .get(counter.as_str())?
-                        .and_then(|raw| <[u8; 8]>::try_from(raw.as_ref()).ok())
-                        .map_or(0, u64::from_be_bytes);
+                    let old = counter_value(counters.get(counter.as_str())?.as_deref());
                     counters.insert(counter.as_str(), &old.saturating_add(1).to_be_bytes()[..])?;
                 }
                 Ok::<_, ConflictableTransactionError<StoreError>>(())
             })
-            .map_err(|e| match e {
-                TransactionError::Abort(e) => e,
-                TransactionError::Storage(e) => StoreError::Sled(e),
-            })
+            .map_err(from_tx)
     }
 
     fn bump(&self, counter: Counter, by: u64) -> Result<(), StoreError> {
         self.counters.update_and_fetch(counter.as_str(), |old| {
-            let old = old
-                .and_then(|raw| <[u8; 8]>::try_from(raw).ok())
-                .map_or(0, u64::from_be_bytes);
-            Some(old.saturating_add(by).to_be_bytes().to_vec())
+            Some(counter_value(old).saturating_add(by).to_be_bytes().to_vec())
         })?;
         Ok(())
     }
+}
+
+/// A stored counter's value; 0 when unset (or not 8 bytes).
+fn counter_value(raw: Option<&[u8]>) -> u64 {
+    raw.and_then(|raw| <[u8; 8]>::try_from(raw).ok())
+        .map_or(0, u64::from_be_bytes)
 }
 
 fn alert_key(alert: &Alert) -> Vec<u8> {
@@ -207,11 +204,9 @@ impl OutboxStore for SledAlertStore {
 
     fn counters(&self) -> Result<OutboxCounters, StoreError> {
         let get = |counter: Counter| -> Result<u64, StoreError> {
-            Ok(self
-                .counters
-                .get(counter.as_str())?
-                .and_then(|raw| <[u8; 8]>::try_from(raw.as_ref()).ok())
-                .map_or(0, u64::from_be_bytes))
+            Ok(counter_value(
+                self.counters.get(counter.as_str())?.as_deref(),
+            ))
         };
         Ok(OutboxCounters {
             enqueued: get(Counter::Enqueued)?,

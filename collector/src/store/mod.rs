@@ -236,6 +236,14 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// A failed sled transaction as a store error.
+pub(crate) fn from_tx(e: sled::transaction::TransactionError<StoreError>) -> StoreError {
+    match e {
+        sled::transaction::TransactionError::Abort(e) => e,
+        sled::transaction::TransactionError::Storage(e) => StoreError::Sled(e),
+    }
+}
+
 /// How long opening waits for a database's lock: a handle this process dropped a moment
 /// ago lets go of it only when sled's background flusher does.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);

@@ -3,11 +3,11 @@
 use std::ops::Range;
 use std::path::Path;
 
-use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 
-use super::keys;
 use super::sled_issues::{self, DetectionTrees};
+use super::{from_tx, keys};
 use super::{
     ApplyOutcome, Counts, Deployment, DeploymentFilter, DeploymentRecord, IngestBatch, IssueCount,
     IssueRecord, IssueSample, LatencyBucket, ReleaseIssue, ReleaseKey, ReleaseStore, StoreError,
@@ -73,13 +73,6 @@ fn encode_deployment(deployment: &Deployment) -> Result<Vec<u8>, StoreError> {
 
 fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
     ConflictableTransactionError::Abort(e)
-}
-
-fn from_tx(e: TransactionError<StoreError>) -> StoreError {
-    match e {
-        TransactionError::Abort(e) => e,
-        TransactionError::Storage(e) => StoreError::Sled(e),
-    }
 }
 
 /// Adds `delta` to the counts stored under `key`.
