@@ -115,9 +115,14 @@ pub struct Figures {
     pub rate_ratio_lower: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_ratio_upper: Option<f64>,
-    /// ln of the e-value M and of the threshold it must reach.
+    /// ln of the regression e-value M and of the threshold it must reach (1/α).
     pub log_e_value: f64,
     pub log_threshold: f64,
+    /// ln of the healthy e-value and of its threshold (1/β); 0 when nothing was compared.
+    #[serde(default)]
+    pub log_healthy_e_value: f64,
+    #[serde(default)]
+    pub log_healthy_threshold: f64,
     pub dispersion: f64,
     /// Pending: further exposure, and time at the current traffic rate, until the next
     /// decision point.
@@ -125,7 +130,8 @@ pub struct Figures {
     pub exposure_needed: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_needed_ms: Option<u64>,
-    /// Exposure from which a clean release is called healthy.
+    /// Pending: the total exposure at which the release would be shown healthy if its
+    /// error rate stays as observed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decidable_exposure: Option<u64>,
     /// Fingerprints flagged as new or regressed issues.

@@ -1,5 +1,8 @@
-//! Case A: full cut-over. The baseline ran before the deploy; the new release takes all
-//! traffic, so its error count is compared with a pessimistic baseline rate.
+//! The one-sample test of a count against a fixed null rate, as case C uses it for a
+//! new error signature (its baseline rate is zero, taken pessimistically as the exact
+//! upper bound after zero errors), and the absolute floors every detection needs.
+//! (A full cut-over no longer uses it: [`super::two_sample`] tests both releases'
+//! counts together instead of bounding the baseline rate first.)
 //!
 //! For a Poisson count X over exposure E with rate μ ≤ μ0 and any θ ≥ 1,
 //! E[θ^X · e^(−(θ−1)·μ0·E)] = e^((θ−1)(μ−μ0)E) ≤ 1, and the product over disjoint

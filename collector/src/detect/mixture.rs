@@ -1,9 +1,56 @@
-//! The mixture over alternatives shared by cases A and B: a fixed grid of rate ratios
-//! θ_k ≥ 1 with uniform weights, combined in log space.
+//! The mixtures over alternatives shared by cases A, B and C, combined in log space.
+//!
+//! - [`THETA_GRID`] (uniform weights): the new-signature test of case C.
+//! - [`REGRESSION_GRID`]: rate ratios above the tolerance, as multiples θ ≥ 1 of ρ. Most
+//!   of the weight sits on moderate rises (1.1–2 × ρ), where evidence is scarcest and
+//!   a test needs it most; large rises gather evidence so fast that a small weight
+//!   costs them only a bucket or two.
+//! - [`HEALTHY_GRID`]: ratios below the tolerance (θ < 1 of ρ) for the mirror-image
+//!   test that calls a release healthy; θ = ⅔ is an unchanged release at ρ = 1.5.
+//! - [`FLOOR_GRID`]: multiples c < 1 of the absolute floor, for the test that the new
+//!   rate stays under the floor altogether (a baseline with almost no errors).
+//!
+//! Weights sum to 1, so each mixture is an average of e-processes and one itself.
 
 /// Alternatives (multiples of the null rate). All are ≥ 1, which is what keeps each
 /// component a supermartingale for every null ratio up to ρ, not only at ρ.
 pub const THETA_GRID: [f64; 7] = [1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0];
+
+/// (θ, weight) pairs of the regression mixture, θ a multiple of ρ.
+pub const REGRESSION_GRID: [(f64, f64); 8] = [
+    (1.1, 0.12),
+    (1.25, 0.2),
+    (1.5, 0.2),
+    (2.0, 0.16),
+    (3.0, 0.12),
+    (5.0, 0.08),
+    (10.0, 0.07),
+    (30.0, 0.05),
+];
+
+/// (θ, weight) pairs of the healthy mixture, θ a multiple of ρ below 1.
+pub const HEALTHY_GRID: [(f64, f64); 5] = [
+    (0.85, 0.25),
+    (0.667, 0.3),
+    (0.5, 0.2),
+    (0.3, 0.15),
+    (0.1, 0.1),
+];
+
+/// (c, weight) pairs: alternatives c × the absolute floor for the under-the-floor test.
+pub const FLOOR_GRID: [(f64, f64); 4] = [(0.7, 0.3), (0.5, 0.3), (0.25, 0.2), (0.1, 0.2)];
+
+/// ln Σ_k w_k · exp(l_k / φ) for a weighted grid and its per-alternative log
+/// likelihood ratios (in grid order).
+pub fn log_weighted_mixture(grid: &[(f64, f64)], log_l: &[f64], dispersion: f64) -> f64 {
+    let phi = sanitize_dispersion(dispersion);
+    let terms: Vec<f64> = grid
+        .iter()
+        .zip(log_l)
+        .map(|(&(_, w), l)| w.ln() + l / phi)
+        .collect();
+    log_sum_exp(&terms)
+}
 
 /// Per-alternative log likelihood ratios, in the order of [`THETA_GRID`].
 pub type LogLikelihoods = [f64; THETA_GRID.len()];
@@ -81,6 +128,18 @@ mod tests {
     fn mixture_of_zero_evidence_is_one() {
         assert!(log_mixture(&[0.0; 7], 1.0).abs() < 1e-15);
         assert!(log_mixture(&[0.0; 7], 4.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn weights_sum_to_one() {
+        for grid in [&REGRESSION_GRID[..], &HEALTHY_GRID[..], &FLOOR_GRID[..]] {
+            let sum: f64 = grid.iter().map(|(_, w)| w).sum();
+            assert!((sum - 1.0).abs() < 1e-12, "{grid:?}");
+        }
+        assert!(REGRESSION_GRID.iter().all(|(t, _)| *t >= 1.0));
+        assert!(HEALTHY_GRID.iter().all(|(t, _)| *t < 1.0));
+        assert!(FLOOR_GRID.iter().all(|(c, _)| *c < 1.0));
+        assert!(log_weighted_mixture(&HEALTHY_GRID, &[0.0; 5], 2.0).abs() < 1e-12);
     }
 
     #[test]

@@ -1,16 +1,20 @@
 //! Deterministic Monte-Carlo checks of the promises: on a good release (true ratio 1 or
-//! exactly ρ) the chance of *ever* alarming while checked every bucket stays ≤ α; a 5×
+//! exactly ρ) the chance of *ever* alarming while checked every bucket stays ≤ α; on a
+//! release at or above ρ the chance of *ever* being called healthy stays ≤ β; a 5×
 //! spike is caught with high power, and not much later than an oracle (DETECTION.md F:
 //! the first bucket at which a fixed-sample exact Poisson test at level α, knowing the
 //! true baseline rate, rejects). Run with `--nocapture` to see the figures.
 
 use super::concurrent::ConcurrentTest;
-use super::cutover::{floors_met, CutoverTest};
+use super::cutover::floors_met;
 use super::dispersion::dispersion;
-use super::mixture::log_mixture;
+use super::mixture::{HEALTHY_GRID, REGRESSION_GRID};
 use super::special::gamma_p;
+use super::two_sample::{split_baseline, Direction, Prior, TwoSampleTest};
+use super::verdict::Sample;
 
 const ALPHA: f64 = 0.01;
+const BETA: f64 = 0.05;
 const RHO: f64 = 1.5;
 const BUCKETS: usize = 360; // one hour of 10 s buckets
 
@@ -68,6 +72,8 @@ fn oracle_rejects(errors: u64, null_mean: f64) -> bool {
 struct Tally {
     runs: usize,
     alarms: usize,
+    /// Runs ever called healthy (the mirror-image test crossing 1/β) before an alarm.
+    healthy: usize,
     delays: Vec<usize>,
     oracle: Vec<usize>,
 }
@@ -75,6 +81,10 @@ struct Tally {
 impl Tally {
     fn rate(&self) -> f64 {
         self.alarms as f64 / self.runs as f64
+    }
+
+    fn healthy_rate(&self) -> f64 {
+        self.healthy as f64 / self.runs as f64
     }
 
     fn mean(v: &[usize]) -> f64 {
@@ -89,15 +99,20 @@ impl Tally {
 
     fn report(&self, name: &str) {
         if self.delays.is_empty() {
-            eprintln!("{name}: alarm rate 0 (0/{})", self.runs);
+            eprintln!(
+                "{name}: alarm rate 0 (0/{}), healthy rate {:.4}",
+                self.runs,
+                self.healthy_rate()
+            );
             return;
         }
         eprintln!(
-            "{name}: alarm rate {:.4} ({}/{}), delay mean {:.1} median {} buckets, oracle mean \
-             {:.1} median {}, ratio of means {:.2}",
+            "{name}: alarm rate {:.4} ({}/{}), healthy rate {:.4}, delay mean {:.1} median {} \
+             buckets, oracle mean {:.1} median {}, ratio of means {:.2}",
             self.rate(),
             self.alarms,
             self.runs,
+            self.healthy_rate(),
             Self::mean(&self.delays),
             Self::median(&self.delays),
             Self::mean(&self.oracle),
@@ -107,8 +122,9 @@ impl Tally {
     }
 }
 
-/// Case A: baseline of `baseline_exposure` at 1%, then a new release at `ratio` × 1%
-/// with `per_bucket` exposure per bucket, checked every bucket.
+/// Case A: baseline of `baseline_exposure` at 1% over an hour of buckets, then a new
+/// release at `ratio` × 1% with `per_bucket` exposure per bucket, checked every bucket
+/// by both tests.
 fn cutover_sim(
     ratio: f64,
     per_bucket: u64,
@@ -122,25 +138,37 @@ fn cutover_sim(
         runs,
         ..Tally::default()
     };
+    let per_base = baseline_exposure / BUCKETS as u64;
     for _ in 0..runs {
-        let x_b = rng.poisson(rate * baseline_exposure as f64);
-        let test = CutoverTest::new(x_b, baseline_exposure, RHO, ALPHA, 1.0).unwrap();
-        let baseline_rate = x_b as f64 / baseline_exposure as f64;
+        let buckets: Vec<Sample> = (0..BUCKETS)
+            .map(|_| Sample {
+                exposure: per_base,
+                errors: rng.poisson(rate * per_base as f64),
+            })
+            .collect();
+        let (prior, tested) = split_baseline(&buckets);
+        let x_b = prior.errors + tested.errors;
+        let prior = Prior::from_counts(prior.errors, prior.exposure, 1.0);
+        let test = TwoSampleTest::new(prior, tested, RHO, 1.0).unwrap();
+        let baseline_rate = x_b as f64 / (per_base * BUCKETS as u64) as f64;
         let (mut x, mut e) = (0u64, 0u64);
-        let (mut alarm, mut oracle) = (None, None);
+        let (mut alarm, mut oracle, mut healthy) = (None, None, false);
         for bucket in 1..=BUCKETS {
             x += rng.poisson(ratio * rate * per_bucket as f64);
             e += per_bucket;
-            if oracle.is_none() && oracle_rejects(x, RHO * rate * e as f64) {
+            let (xf, ef) = (x as f64, e as f64);
+            if oracle.is_none() && oracle_rejects(x, RHO * rate * ef) {
                 oracle = Some(bucket);
             }
-            if test.crossed(x as f64, e as f64)
-                && floors_met(x as f64, e as f64, baseline_rate, 5, 0.001)
+            healthy |= test.log_e(Direction::Down, &HEALTHY_GRID, xf, ef) >= (1.0 / BETA).ln();
+            if test.log_e(Direction::Up, &REGRESSION_GRID, xf, ef) >= (1.0 / ALPHA).ln()
+                && floors_met(xf, ef, baseline_rate, 5, 0.001)
             {
                 alarm = Some(bucket);
                 break;
             }
         }
+        tally.healthy += usize::from(healthy);
         if let Some(b) = alarm {
             tally.alarms += 1;
             tally.delays.push(b);
@@ -161,6 +189,26 @@ fn cutover_good_release_rarely_alarms() {
             t.rate()
         );
     }
+}
+
+#[test]
+fn cutover_release_at_or_above_the_tolerance_is_rarely_healthy() {
+    for (ratio, baseline, seed) in [(RHO, 180_000, 14), (RHO, 15_000, 15), (2.0, 15_000, 16)] {
+        let t = cutover_sim(ratio, 50, baseline, 600, seed);
+        t.report(&format!(
+            "A cut-over, true ratio {ratio}, baseline {baseline}"
+        ));
+        assert!(
+            t.healthy_rate() <= BETA,
+            "healthy rate {} at ratio {ratio}",
+            t.healthy_rate()
+        );
+    }
+    let good = cutover_sim(1.0, 50, 180_000, 200, 17);
+    assert!(
+        good.healthy_rate() >= 0.95,
+        "an unchanged release is shown healthy"
+    );
 }
 
 #[test]
@@ -185,6 +233,7 @@ fn canary_sim(ratio: f64, runs: usize, seed: u64) -> Tally {
     for _ in 0..runs {
         let mut test = ConcurrentTest::new(RHO);
         let (mut oracle, mut alarm, mut null_mean) = (None, None, 0.0);
+        let mut healthy = false;
         for bucket in 1..=BUCKETS {
             let phase = bucket as f64 / BUCKETS as f64;
             let traffic = 1_000.0 * (1.0 + 0.6 * (tau * phase).sin());
@@ -197,11 +246,13 @@ fn canary_sim(ratio: f64, runs: usize, seed: u64) -> Tally {
             if oracle.is_none() && oracle_rejects(test.new_errors, null_mean) {
                 oracle = Some(bucket);
             }
+            healthy |= test.log_e(Direction::Down, 1.0) >= (1.0 / BETA).ln();
             if test.is_regression(ALPHA, 5, 0.001, 1.0) {
                 alarm = Some(bucket);
                 break;
             }
         }
+        tally.healthy += usize::from(healthy);
         if let Some(b) = alarm {
             tally.alarms += 1;
             tally.delays.push(b);
@@ -221,6 +272,19 @@ fn canary_good_release_rarely_alarms() {
             "false-alarm rate {} at ratio {ratio}",
             t.rate()
         );
+        if ratio == RHO {
+            assert!(
+                t.healthy_rate() <= BETA,
+                "healthy rate {}",
+                t.healthy_rate()
+            );
+        } else {
+            assert!(
+                t.healthy_rate() >= 0.95,
+                "healthy rate {}",
+                t.healthy_rate()
+            );
+        }
     }
 }
 
@@ -235,27 +299,34 @@ fn canary_spike_is_caught_fast() {
 }
 
 /// Case D: errors arrive in bursts of 1..=`burst` errors in the baseline and the new
-/// release alike; the new release is at exactly ρ × the baseline rate. Returns the
-/// alarm rates without correction, with it, and with the recipe's literal ln M / φ on
-/// the whole mixture (baseline bound widened in both corrected forms).
-fn bursty_sim(burst: u64, per_bucket: u64, runs: usize, seed: u64) -> (f64, f64, f64, f64) {
+/// release alike; the new release is at exactly ρ × the baseline rate. Returns the mean
+/// φ̂ and the alarm rates without and with the correction.
+fn bursty_sim(burst: u64, per_bucket: u64, runs: usize, seed: u64) -> (f64, f64, f64) {
     let (baseline_per_bucket, rate) = (500u64, 0.01);
     let mut rng = Rng(seed);
-    let (mut raw, mut corrected, mut recipe_form) = (0, 0, 0);
+    let (mut raw, mut corrected) = (0, 0);
     let mut phis = 0.0;
     for _ in 0..runs {
-        let counts: Vec<u64> = (0..BUCKETS)
-            .map(|_| rng.bursty(rate * baseline_per_bucket as f64, burst))
+        let buckets: Vec<Sample> = (0..BUCKETS)
+            .map(|_| Sample {
+                exposure: baseline_per_bucket,
+                errors: rng.bursty(rate * baseline_per_bucket as f64, burst),
+            })
             .collect();
+        let counts: Vec<u64> = buckets.iter().map(|b| b.errors).collect();
         let phi = dispersion(&counts);
         phis += phi;
         let x_b: u64 = counts.iter().sum();
         let e_b = baseline_per_bucket * BUCKETS as u64;
         let baseline_rate = x_b as f64 / e_b as f64;
-        let plain = CutoverTest::new(x_b, e_b, RHO, ALPHA, 1.0).unwrap();
-        let damped = CutoverTest::new(x_b, e_b, RHO, ALPHA, phi).unwrap();
+        let (prior, tested) = split_baseline(&buckets);
+        let test_with = |phi: f64| {
+            let p = Prior::from_counts(prior.errors, prior.exposure, phi);
+            TwoSampleTest::new(p, tested, RHO, phi).unwrap()
+        };
+        let (plain, damped) = (test_with(1.0), test_with(phi));
         let (mut x, mut e) = (0u64, 0u64);
-        let (mut seen_raw, mut seen_corr, mut seen_recipe) = (false, false, false);
+        let (mut seen_raw, mut seen_corr) = (false, false);
         for _ in 0..BUCKETS {
             x += rng.bursty(RHO * rate * per_bucket as f64, burst);
             e += per_bucket;
@@ -263,37 +334,31 @@ fn bursty_sim(burst: u64, per_bucket: u64, runs: usize, seed: u64) -> (f64, f64,
             if !floors_met(xf, ef, baseline_rate, 5, 0.001) {
                 continue;
             }
-            seen_raw |= plain.crossed(xf, ef);
-            seen_corr |= damped.crossed(xf, ef);
-            seen_recipe |=
-                log_mixture(&damped.log_likelihoods(xf, ef), 1.0) / phi >= damped.log_threshold;
+            let crossed = |t: &TwoSampleTest| {
+                t.log_e(Direction::Up, &REGRESSION_GRID, xf, ef) >= (1.0 / ALPHA).ln()
+            };
+            seen_raw |= crossed(&plain);
+            seen_corr |= crossed(&damped);
         }
         raw += usize::from(seen_raw);
         corrected += usize::from(seen_corr);
-        recipe_form += usize::from(seen_recipe);
     }
     let rate_of = |n: usize| n as f64 / runs as f64;
-    (
-        phis / runs as f64,
-        rate_of(raw),
-        rate_of(corrected),
-        rate_of(recipe_form),
-    )
+    (phis / runs as f64, rate_of(raw), rate_of(corrected))
 }
 
 #[test]
 fn bursty_errors_need_the_dispersion_correction() {
     for (burst, per_bucket, seed) in [(8, 50, 31), (30, 500, 32)] {
-        let (phi, raw, corrected, recipe) = bursty_sim(burst, per_bucket, 400, seed);
+        let (phi, raw, corrected) = bursty_sim(burst, per_bucket, 400, seed);
         eprintln!(
             "D bursts 1..={burst}, {per_bucket}/bucket (mean φ̂ {phi:.2}), true ratio ρ: alarm \
-             rate uncorrected {raw:.4}, corrected {corrected:.4} (ln M/φ on the sum: {recipe:.4})"
+             rate uncorrected {raw:.4}, corrected {corrected:.4}"
         );
         assert!(
             raw > 2.0 * ALPHA,
             "the scenario must break the Poisson bound"
         );
         assert!(corrected <= ALPHA);
-        assert!(recipe <= ALPHA);
     }
 }

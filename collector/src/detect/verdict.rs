@@ -2,13 +2,16 @@
 
 use std::time::Duration;
 
-use super::cutover::{floors_met, CutoverTest};
+use super::cutover::floors_met;
 use super::evidence::{
     ceil_u64, describe_e_value, describe_rate, duration_from_secs, human_duration, item, percent,
     rate,
 };
-use super::exposure::{decidable_exposure, exposure_to_cross, severe_rate, Floors};
-use super::mixture::{finite_or_clamped, sanitize_dispersion};
+use super::exposure::exposure_until;
+use super::mixture::{finite_or_clamped, sanitize_dispersion, HEALTHY_GRID, REGRESSION_GRID};
+use super::two_sample::{
+    log_average, log_e_under_floor, split_baseline, Direction, Prior, TwoSampleTest,
+};
 
 /// Counts over a window: exposure (requests, root spans or log records) and errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -34,9 +37,9 @@ pub struct Thresholds {
     pub severe_ratio: f64,
     /// ... or from this absolute rise of the error rate.
     pub severe_abs_rise: f64,
-    /// "Healthy" waits until a severe regression would have been caught with this
-    /// probability.
-    pub power: f64,
+    /// Probability at most of calling healthy a release whose error rate rose above
+    /// ρ × the baseline's (and by the absolute floor), however often it is checked.
+    pub beta: f64,
     /// Without a baseline, a first release is healthy after `min_duration` and this
     /// much exposure.
     pub min_exposure_without_baseline: u64,
@@ -52,7 +55,7 @@ impl Default for Thresholds {
             min_duration: Duration::from_secs(5 * 60),
             severe_ratio: 3.0,
             severe_abs_rise: 0.01,
-            power: 0.8,
+            beta: 0.05,
             min_exposure_without_baseline: 100,
         }
     }
@@ -60,7 +63,7 @@ impl Default for Thresholds {
 
 impl Thresholds {
     /// A copy where every value that would break the math (NaN, ∞, α ∉ (0, 1), ρ ≤ 0,
-    /// negative rises, power ∉ (0, 1)) is replaced by its default.
+    /// negative rises, β ∉ (0, 1)) is replaced by its default.
     pub fn sanitized(&self) -> Self {
         let d = Self::default();
         let pick = |v: f64, ok: bool, default: f64| if ok { v } else { default };
@@ -84,7 +87,7 @@ impl Thresholds {
                 self.severe_abs_rise.is_finite() && self.severe_abs_rise >= 0.0,
                 d.severe_abs_rise,
             ),
-            power: pick(self.power, self.power > 0.0 && self.power < 1.0, d.power),
+            beta: pick(self.beta, self.beta > 0.0 && self.beta < 1.0, d.beta),
             min_exposure_without_baseline: self.min_exposure_without_baseline,
         }
     }
@@ -95,7 +98,7 @@ impl Thresholds {
 pub enum VerdictKind {
     /// Not enough evidence either way yet.
     Pending,
-    /// Enough exposure, nothing significant.
+    /// The evidence bounds the rise below the tolerance.
     Healthy,
     /// A significant but not severe rise.
     Degraded,
@@ -129,13 +132,18 @@ pub struct Assessment {
     pub evidence: Vec<EvidenceItem>,
     /// ln M (0 when nothing was compared).
     pub log_m: f64,
-    /// ln of the threshold M is compared with (ln(2/α)).
+    /// ln of the threshold M is compared with (ln(1/α)).
     pub log_threshold: f64,
-    /// Pending only: further exposure until the next decision point.
+    /// ln of the healthy e-value (0 when nothing was compared).
+    pub log_healthy: f64,
+    /// ln(1/β), the threshold of the healthy e-value (0 when nothing was compared).
+    pub log_healthy_threshold: f64,
+    /// Pending only: further exposure until the nearer decision, if the rate stays.
     pub more_exposure_needed: Option<u64>,
     /// Pending only: further time, at the current traffic rate and given `min_duration`.
     pub more_time_needed: Option<Duration>,
-    /// Exposure from which a clean release is called healthy (with a baseline).
+    /// Pending only: total exposure at which the release would be shown healthy if
+    /// its error rate stays as observed (with a baseline).
     pub decidable_exposure: Option<u64>,
     pub baseline_rate: Option<f64>,
     pub new_rate: Option<f64>,
@@ -144,9 +152,9 @@ pub struct Assessment {
     pub rate_ratio: Option<f64>,
 }
 
-/// Verdict for a full cut-over ([`assess_cutover_with_dispersion`] with φ = 1).
+/// Verdict for a full cut-over with φ = 1 ([`assess_cutover_with_dispersion`]).
 pub fn assess_cutover(
-    baseline: Option<Sample>,
+    baseline: &[Sample],
     new: Sample,
     elapsed: Duration,
     t: &Thresholds,
@@ -155,15 +163,16 @@ pub fn assess_cutover(
 }
 
 /// Verdict for a full cut-over with counts `new` since the deploy, `elapsed` since the
-/// deploy, and `baseline` over its window before the deploy; `dispersion` is φ from
-/// [`super::dispersion`] (values below 1 or not finite count as 1).
+/// deploy, and `baseline` the buckets of its window before the deploy, oldest first;
+/// `dispersion` is φ from [`super::dispersion`] (values below 1 or not finite count as
+/// 1).
 ///
 /// Without a baseline (or one with no exposure) nothing can be compared: the release
 /// is pending until `min_duration` and `min_exposure_without_baseline`, then healthy,
 /// with evidence saying so. Without new exposure it is pending: errors with no
 /// exposure give no rate to judge.
 pub fn assess_cutover_with_dispersion(
-    baseline: Option<Sample>,
+    baseline: &[Sample],
     new: Sample,
     elapsed: Duration,
     t: &Thresholds,
@@ -171,11 +180,14 @@ pub fn assess_cutover_with_dispersion(
 ) -> Assessment {
     let t = t.sanitized();
     let phi = sanitize_dispersion(dispersion);
-    let test = baseline.filter(|b| b.exposure > 0).and_then(|b| {
-        CutoverTest::new(b.errors, b.exposure, t.rho, t.alpha, phi).map(|test| (b, test))
-    });
-    match test {
-        Some((b, test)) => compare(b, &test, new, elapsed, &t),
+    let (prior, tested) = split_baseline(baseline);
+    let whole = Sample {
+        exposure: prior.exposure.saturating_add(tested.exposure),
+        errors: prior.errors.saturating_add(tested.errors),
+    };
+    let prior = Prior::from_counts(prior.errors, prior.exposure, phi);
+    match TwoSampleTest::new(prior, tested, t.rho, phi) {
+        Some(test) => compare(whole, &test, new, elapsed, &t),
         None => without_baseline(new, elapsed, &t),
     }
 }
@@ -192,7 +204,7 @@ fn without_baseline(new: Sample, elapsed: Duration, t: &Thresholds) -> Assessmen
     ];
     let missing = t.min_exposure_without_baseline.saturating_sub(new.exposure);
     let ready = missing == 0 && elapsed >= t.min_duration;
-    let mut a = base(new, None, (2.0 / t.alpha).ln());
+    let mut a = base(new, None, (1.0 / t.alpha).ln());
     if ready {
         evidence.push(item(
             "healthy",
@@ -214,29 +226,47 @@ fn without_baseline(new: Sample, elapsed: Duration, t: &Thresholds) -> Assessmen
     a
 }
 
+/// ln of the healthy e-value after `errors` over `exposure`: the average of the
+/// mirror-image ratio test and the under-the-floor test (either one rules out a
+/// regression as the floors define it).
+pub fn log_healthy_e(test: &TwoSampleTest, errors: f64, exposure: f64, t: &Thresholds) -> f64 {
+    log_average(
+        test.log_e(Direction::Down, &HEALTHY_GRID, errors, exposure),
+        log_e_under_floor(errors, exposure, t.min_abs_rise, test.dispersion),
+    )
+}
+
 fn compare(
     b: Sample,
-    test: &CutoverTest,
+    test: &TwoSampleTest,
     new: Sample,
     elapsed: Duration,
     t: &Thresholds,
 ) -> Assessment {
     let baseline_rate = b.errors as f64 / b.exposure as f64;
     let (x, e) = (new.errors as f64, new.exposure as f64);
-    let log_m = if new.exposure > 0 {
-        finite_or_clamped(test.log_m(x, e))
+    let log_threshold = (1.0 / t.alpha).ln();
+    let log_healthy_threshold = (1.0 / t.beta).ln();
+    let log_up = |x: f64, e: f64| test.log_e(Direction::Up, &REGRESSION_GRID, x, e);
+    let (log_m, log_h) = if new.exposure > 0 {
+        (
+            finite_or_clamped(log_up(x, e)),
+            finite_or_clamped(log_healthy_e(test, x, e, t)),
+        )
     } else {
-        0.0
+        (0.0, 0.0)
     };
-    let mut a = base(new, Some(b), test.log_threshold);
+    let mut a = base(new, Some(b), log_threshold);
     a.log_m = log_m;
-    let floors = Floors {
-        baseline_rate,
-        min_errors: t.min_errors,
-        min_abs_rise: t.min_abs_rise,
-    };
-    let crossed = new.exposure > 0 && log_m >= test.log_threshold;
+    a.log_healthy = log_h;
+    a.log_healthy_threshold = log_healthy_threshold;
+    let crossed = new.exposure > 0 && log_m >= log_threshold;
     let floors_ok = floors_met(x, e, baseline_rate, t.min_errors, t.min_abs_rise);
+    let damped = if test.dispersion > 1.0 {
+        format!(", evidence damped by dispersion φ = {:.2}", test.dispersion)
+    } else {
+        String::new()
+    };
     let mut evidence = vec![
         item(
             "baseline",
@@ -250,18 +280,24 @@ fn compare(
         item(
             "e_value",
             format!(
-                "e-value M = {} vs threshold {} (2/α, α = {}; null: rate ≤ {} = ρ {} × \
-                 baseline upper bound{})",
+                "regression e-value M = {} vs threshold {} (1/α, α = {}; null: rate ratio ≤ \
+                 ρ = {}, both releases' counts in one test{damped})",
                 describe_e_value(log_m),
-                describe_e_value(test.log_threshold),
+                describe_e_value(log_threshold),
                 t.alpha,
-                percent(test.null_rate),
                 t.rho,
-                if test.dispersion > 1.0 {
-                    format!(", evidence damped by dispersion φ = {:.2}", test.dispersion)
-                } else {
-                    String::new()
-                }
+            ),
+        ),
+        item(
+            "healthy_e_value",
+            format!(
+                "healthy e-value {} vs threshold {} (1/β, β = {}; null: rate ratio ≥ ρ = {} \
+                 and a rise of ≥ {} points)",
+                describe_e_value(log_h),
+                describe_e_value(log_healthy_threshold),
+                t.beta,
+                t.rho,
+                percent(t.min_abs_rise).trim_end_matches('%'),
             ),
         ),
     ];
@@ -297,70 +333,88 @@ fn compare(
             ),
         ));
     }
-    let severe = severe_rate(test, &floors, t.severe_ratio, t.severe_abs_rise);
-    let decidable = decidable_exposure(test, severe, &floors, t.power);
-    a.decidable_exposure = decidable.map(ceil_u64);
-    let healthy_exposure = decidable.is_some_and(|d| e >= d);
-    if healthy_exposure && elapsed >= t.min_duration {
+    let proven = new.exposure > 0 && log_h >= log_healthy_threshold;
+    if proven && elapsed >= t.min_duration {
         a.verdict = VerdictKind::Healthy;
         evidence.push(item(
             "healthy",
             format!(
-                "no significant rise after {} exposure and {}: a severe regression (to {}) \
-                 would have been caught with probability ≥ {:.0}% by {} exposure",
+                "healthy after {} exposure and {}: the evidence bounds the error rate below \
+                 ρ = {} × the baseline's (or under a rise of {} points), with at most a {}% \
+                 chance of passing a release whose rate rose more",
                 new.exposure,
                 human_duration(elapsed),
-                percent(severe),
-                t.power * 100.0,
-                ceil_u64(decidable.unwrap_or(0.0))
+                t.rho,
+                percent(t.min_abs_rise).trim_end_matches('%'),
+                t.beta * 100.0
             ),
         ));
         a.evidence = evidence;
         return a;
     }
-    // Pending: the next decision point is whichever comes first, the exposure at which
-    // the current rate would confirm a regression, or the one at which "healthy" is
-    // decidable.
-    let crossing = a
-        .new_rate
-        .and_then(|r| exposure_to_cross(test, r, &floors))
-        .filter(|&c| c > e);
-    if let (Some(c), Some(r)) = (crossing, a.new_rate) {
-        if decidable.is_none_or(|d| c < d) {
-            let more = ceil_u64(c - e);
-            let time = remaining_time(c - e, new, elapsed, t);
-            evidence.push(item(
-                "trend",
-                format!(
-                    "if the error rate stays at {}, a regression is confirmed after {} more \
-                     exposure{}",
-                    percent(r),
-                    more,
-                    time.map(|d| format!(" (about {})", human_duration(d)))
-                        .unwrap_or_default()
-                ),
-            ));
-        }
-    }
-    let target = match (crossing, decidable) {
-        (Some(c), Some(d)) => Some(c.min(d)),
-        (c, d) => c.or(d),
+    // Pending: how far each decision is if the error rate stays as observed.
+    let rate_now = a.new_rate.unwrap_or(0.0);
+    let scale = e.max(b.exposure as f64 * 0.1);
+    let to_regression = (rate_now - baseline_rate >= t.min_abs_rise)
+        .then(|| {
+            exposure_until(
+                |more| {
+                    let e2 = e + more;
+                    log_up(rate_now * e2, e2) >= log_threshold
+                        && rate_now * e2 >= t.min_errors as f64
+                },
+                scale,
+            )
+        })
+        .flatten();
+    let to_healthy = if proven {
+        Some(0.0)
+    } else {
+        exposure_until(
+            |more| log_healthy_e(test, rate_now * (e + more), e + more, t) >= log_healthy_threshold,
+            scale,
+        )
     };
-    let missing = target.map(|d| (d - e).max(0.0));
+    a.decidable_exposure = to_healthy.map(|m| ceil_u64(e + m));
+    if let Some(more) = to_regression {
+        let time = remaining_time(more, new, elapsed, t);
+        evidence.push(item(
+            "trend",
+            format!(
+                "if the error rate stays at {}, a regression is confirmed after {} more \
+                 exposure{}",
+                percent(rate_now),
+                ceil_u64(more),
+                time.map(|d| format!(" (about {})", human_duration(d)))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    let missing = match (to_regression, to_healthy) {
+        (Some(r), Some(h)) => Some(r.min(h)),
+        (r, h) => r.or(h),
+    };
     let time = missing.and_then(|m| remaining_time(m, new, elapsed, t));
     a.more_exposure_needed = missing.map(ceil_u64);
     a.more_time_needed = time;
-    let summary = match (missing, decidable) {
-        (Some(m), Some(d)) => format!(
-            "{}; healthy becomes decidable at {} exposure, when a severe regression (to {}) \
-             would be caught with probability ≥ {:.0}%",
+    let summary = match (missing, to_healthy) {
+        (Some(m), Some(h)) => format!(
+            "{}; if the error rate stays at {}, healthy is decided after {} more exposure",
             needed_summary(ceil_u64(m), time),
-            ceil_u64(d),
-            percent(severe),
-            t.power * 100.0
+            percent(rate_now),
+            ceil_u64(h)
         ),
-        (Some(m), None) => needed_summary(ceil_u64(m), time),
-        (None, _) => "no exposure at which a verdict becomes decidable".to_owned(),
+        (Some(m), None) => format!(
+            "{}; at the current error rate ({}) the release cannot be shown healthy: it \
+             sits at or above the tolerance",
+            needed_summary(ceil_u64(m), time),
+            percent(rate_now)
+        ),
+        (None, _) => format!(
+            "neither healthy nor a regression can be decided at the current error rate \
+             ({}): it sits at the tolerance; the verdict stays pending",
+            percent(rate_now)
+        ),
     };
     evidence.push(item("needed", summary));
     a.evidence = evidence;
@@ -380,6 +434,8 @@ fn base(new: Sample, baseline: Option<Sample>, log_threshold: f64) -> Assessment
         evidence: Vec::new(),
         log_m: 0.0,
         log_threshold: finite_or_clamped(log_threshold),
+        log_healthy: 0.0,
+        log_healthy_threshold: 0.0,
         more_exposure_needed: None,
         more_time_needed: None,
         decidable_exposure: None,

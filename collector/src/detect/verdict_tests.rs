@@ -14,6 +14,20 @@ fn kinds(a: &Assessment) -> Vec<&str> {
 
 const TEN_MIN: Duration = Duration::from_secs(600);
 
+/// A baseline window of 360 buckets holding `exposure` and `errors` between them, as
+/// evenly as integers allow.
+fn hour(exposure: u64, errors: u64) -> Vec<Sample> {
+    let n = 360;
+    (0..n)
+        .map(|i| {
+            s(
+                exposure * (i + 1) / n - exposure * i / n,
+                errors * (i + 1) / n - errors * i / n,
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn defaults_are_the_documented_ones() {
     let t = Thresholds::default();
@@ -29,14 +43,14 @@ fn defaults_are_the_documented_ones() {
 #[test]
 fn severe_spike_is_unhealthy_with_full_evidence() {
     let a = assess_cutover(
-        Some(s(100_000, 1_000)),
+        &hour(100_000, 1_000),
         s(5_000, 250),
         TEN_MIN,
         &Thresholds::default(),
     );
     assert_eq!(a.verdict, VerdictKind::Unhealthy);
     assert!(a.log_m >= a.log_threshold);
-    assert!((a.log_threshold - 200f64.ln()).abs() < 1e-12);
+    assert!((a.log_threshold - 100f64.ln()).abs() < 1e-12);
     for k in ["baseline", "new", "ratio", "e_value", "regression"] {
         assert!(kinds(&a).contains(&k), "missing {k}: {:?}", a.evidence);
     }
@@ -50,7 +64,7 @@ fn severe_spike_is_unhealthy_with_full_evidence() {
 fn significant_small_rise_is_degraded() {
     // 0.2% → 0.5%: 2.5×, +0.3 points: significant, below both severity bars.
     let a = assess_cutover(
-        Some(s(1_000_000, 2_000)),
+        &hour(1_000_000, 2_000),
         s(100_000, 500),
         TEN_MIN,
         &Thresholds::default(),
@@ -58,7 +72,7 @@ fn significant_small_rise_is_degraded() {
     assert_eq!(a.verdict, VerdictKind::Degraded, "{:?}", a.evidence);
     // The same counts with +1 point are unhealthy.
     let b = assess_cutover(
-        Some(s(1_000_000, 2_000)),
+        &hour(1_000_000, 2_000),
         s(100_000, 1_300),
         TEN_MIN,
         &Thresholds::default(),
@@ -70,7 +84,7 @@ fn significant_small_rise_is_degraded() {
 fn floors_block_tiny_absolute_rises() {
     // 0.001% → 0.05% is 50×, hugely significant, but +0.049 points < 0.1.
     let a = assess_cutover(
-        Some(s(10_000_000, 100)),
+        &hour(10_000_000, 100),
         s(1_000_000, 500),
         TEN_MIN,
         &Thresholds::default(),
@@ -84,7 +98,7 @@ fn floors_block_tiny_absolute_rises() {
 #[test]
 fn clean_release_goes_from_pending_to_healthy() {
     let t = Thresholds::default();
-    let baseline = Some(s(100_000, 1_000));
+    let baseline = &hour(100_000, 1_000);
     let early = assess_cutover(baseline, s(200, 2), Duration::from_secs(20), &t);
     assert_eq!(early.verdict, VerdictKind::Pending);
     let needed = early.more_exposure_needed.unwrap();
@@ -93,6 +107,7 @@ fn clean_release_goes_from_pending_to_healthy() {
         needed > 0 && needed + 200 >= decidable,
         "{needed} {decidable}"
     );
+    assert!(early.log_healthy < early.log_healthy_threshold);
     assert!(early.more_time_needed.unwrap() >= Duration::from_secs(280));
     assert!(kinds(&early).contains(&"needed"));
 
@@ -111,26 +126,54 @@ fn clean_release_goes_from_pending_to_healthy() {
     assert_eq!(later.verdict, VerdictKind::Healthy, "{:?}", later.evidence);
     assert!(kinds(&later).contains(&"healthy"));
     assert!(later.log_m < later.log_threshold);
+    assert!(later.log_healthy >= later.log_healthy_threshold);
+}
+
+#[test]
+fn a_release_at_twice_the_rate_is_never_healthy() {
+    // 1 % → 2 %, however long it is watched: a regression, never healthy.
+    let t = Thresholds::default();
+    let baseline = &hour(30_000, 300);
+    for e in [1_000u64, 5_000, 30_000, 300_000] {
+        let a = assess_cutover(baseline, s(e, e / 50), TEN_MIN, &t);
+        assert_ne!(a.verdict, VerdictKind::Healthy, "{e}: {:?}", a.evidence);
+    }
+    let a = assess_cutover(baseline, s(300_000, 6_000), TEN_MIN, &t);
+    assert_eq!(a.verdict, VerdictKind::Unhealthy, "+1 point is severe");
+}
+
+#[test]
+fn a_release_at_the_tolerance_stays_pending_and_says_so() {
+    let t = Thresholds::default();
+    let a = assess_cutover(&hour(1_000_000, 10_000), s(100_000, 1_500), TEN_MIN, &t);
+    assert_eq!(a.verdict, VerdictKind::Pending, "{:?}", a.evidence);
+    let needed = a.evidence.iter().find(|e| e.kind == "needed").unwrap();
+    assert!(
+        needed.summary.contains("cannot be shown healthy") || needed.summary.contains("tolerance"),
+        "{needed:?}"
+    );
 }
 
 #[test]
 fn rising_rate_reports_the_trend() {
     // 4% against a 1% baseline, not yet enough to confirm.
     let a = assess_cutover(
-        Some(s(100_000, 1_000)),
+        &hour(100_000, 1_000),
         s(150, 6),
         Duration::from_secs(15),
         &Thresholds::default(),
     );
     assert_eq!(a.verdict, VerdictKind::Pending);
     assert!(kinds(&a).contains(&"trend"), "{:?}", a.evidence);
-    assert!(a.more_exposure_needed.unwrap() < a.decidable_exposure.unwrap());
+    assert!(a.more_exposure_needed.is_some_and(|n| n > 0));
+    assert_eq!(a.decidable_exposure, None, "4 % cannot be shown healthy");
 }
 
 #[test]
 fn no_baseline_is_pending_then_healthy_by_default() {
     let t = Thresholds::default();
-    for baseline in [None, Some(s(0, 0)), Some(s(0, 17))] {
+    for baseline in [vec![], vec![s(0, 0)], vec![s(0, 17)]] {
+        let baseline = &baseline[..];
         let early = assess_cutover(baseline, s(50, 40), Duration::from_secs(30), &t);
         assert_eq!(early.verdict, VerdictKind::Pending);
         assert_eq!(early.more_exposure_needed, Some(50));
@@ -142,12 +185,7 @@ fn no_baseline_is_pending_then_healthy_by_default() {
 
 #[test]
 fn no_new_exposure_is_pending() {
-    let a = assess_cutover(
-        Some(s(1_000, 10)),
-        s(0, 50),
-        TEN_MIN,
-        &Thresholds::default(),
-    );
+    let a = assess_cutover(&hour(1_000, 10), s(0, 50), TEN_MIN, &Thresholds::default());
     assert_eq!(a.verdict, VerdictKind::Pending);
     assert_eq!(a.log_m, 0.0);
     assert!(a.new_rate.is_none() && a.rate_ratio.is_none());
@@ -156,7 +194,7 @@ fn no_new_exposure_is_pending() {
 #[test]
 fn dispersion_damps_a_borderline_alarm() {
     // 1% → 2.6%: clear with Poisson noise, not with φ = 4.
-    let (b, n) = (Some(s(100_000, 1_000)), s(10_000, 260));
+    let (b, n) = (&hour(100_000, 1_000), s(10_000, 260));
     let t = Thresholds::default();
     let plain = assess_cutover(b, n, TEN_MIN, &t);
     assert_eq!(plain.verdict, VerdictKind::Unhealthy);
@@ -181,7 +219,7 @@ fn any_inputs_are_safe() {
         min_abs_rise: f64::INFINITY,
         severe_ratio: -1.0,
         severe_abs_rise: f64::NAN,
-        power: 1.0,
+        beta: 1.0,
         min_duration: Duration::MAX,
         ..Thresholds::default()
     };
@@ -196,8 +234,8 @@ fn any_inputs_are_safe() {
             for &bx in &values {
                 for &ne in &values {
                     for &nx in &values {
-                        let base = (be > 0 || bx > 0).then(|| s(be, bx));
-                        let a = assess_cutover_with_dispersion(base, s(ne, nx), *elapsed, t, *phi);
+                        let base = [s(be / 2, bx / 2), s(be - be / 2, bx - bx / 2)];
+                        let a = assess_cutover_with_dispersion(&base, s(ne, nx), *elapsed, t, *phi);
                         check_finite(&a);
                     }
                 }
@@ -208,6 +246,10 @@ fn any_inputs_are_safe() {
 
 fn check_finite(a: &Assessment) {
     assert!(a.log_m.is_finite() && a.log_threshold.is_finite(), "{a:?}");
+    assert!(
+        a.log_healthy.is_finite() && a.log_healthy_threshold.is_finite(),
+        "{a:?}"
+    );
     for v in [a.baseline_rate, a.new_rate, a.rate_ratio]
         .into_iter()
         .flatten()

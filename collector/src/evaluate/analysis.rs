@@ -7,22 +7,24 @@
 //!    against the baseline's window before the deploy; φ from the baseline's buckets
 //!    (case D).
 //! 2. New and regressed issues: case C per fingerprint ([`super::signatures`]).
-//! 3. Latency: a rank test on sampled span durations ([`super::rank`]).
+//! 3. Latency: the share of new requests slower than the baseline's p95 bound × λ + δ
+//!    (DETECTION.md G, [`crate::detect::latency`]).
 //!
 //! The verdict is the worst of the three findings.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::detect::cutover::CutoverTest;
-use crate::detect::exposure::{decidable_exposure, severe_rate, Floors};
+use crate::detect::exposure::exposure_until;
+use crate::detect::latency::{latency_test, LatencyRule};
 use crate::detect::special::{gamma_quantile, poisson_upper_mean};
+use crate::detect::two_sample::{log_average, log_e_under_floor};
 use crate::detect::{
-    assess_cutover_with_dispersion, dispersion_with_exposure, ConcurrentTest, Sample, VerdictKind,
+    assess_cutover_with_dispersion, dispersion_with_exposure, ConcurrentTest, Direction, Sample,
+    VerdictKind,
 };
 use crate::health::{Evidence, Figures, SideFigures, Verdict};
 
-use super::rank::{mann_whitney_greater, quantile};
 use super::settings::ServiceDetection;
 use super::signatures::{judge_issues, IssueObservation};
 
@@ -55,7 +57,8 @@ pub struct BaselineInput {
     pub before: Buckets,
     /// Buckets since the deploy (concurrent traffic).
     pub since: Buckets,
-    /// Sampled span durations (ms) over the part used for comparison.
+    /// Sampled span durations (ms) of its window before the deploy (the latency test's
+    /// cut-off is fixed by them).
     pub latency_ms: Vec<f64>,
     /// Said in the evidence, e.g. why an older release is the baseline.
     pub note: Option<String>,
@@ -225,7 +228,10 @@ fn cutover(
         dispersion_with_exposure(&b.before.iter().map(|(_, s)| *s).collect::<Vec<_>>())
     });
     let usable = base.filter(|b| b.exposure > 0);
-    let a = assess_cutover_with_dispersion(usable, new, input.elapsed, t, phi);
+    let buckets: Vec<Sample> = baseline.map_or_else(Vec::new, |b| {
+        b.before.iter().map(|(_, s)| *s).collect::<Vec<_>>()
+    });
+    let a = assess_cutover_with_dispersion(&buckets, new, input.elapsed, t, phi);
     figures.method = if usable.is_some() {
         "cutover"
     } else {
@@ -241,6 +247,8 @@ fn cutover(
     }
     figures.log_e_value = a.log_m;
     figures.log_threshold = a.log_threshold;
+    figures.log_healthy_e_value = a.log_healthy;
+    figures.log_healthy_threshold = a.log_healthy_threshold;
     figures.exposure_needed = a.more_exposure_needed;
     figures.time_needed_ms = a.more_time_needed.map(millis);
     figures.decidable_exposure = a.decidable_exposure;
@@ -265,6 +273,9 @@ fn cutover(
                 .with("log_e_value", finite(a.log_m))
                 .with("log_threshold", finite(a.log_threshold))
                 .with("dispersion", phi),
+            "healthy_e_value" => e
+                .with("log_e_value", finite(a.log_healthy))
+                .with("log_threshold", finite(a.log_healthy_threshold)),
             "needed" => e
                 .with("exposure_needed", a.more_exposure_needed)
                 .with("time_needed_ms", a.more_time_needed.map(millis)),
@@ -328,8 +339,23 @@ fn concurrent(
     let new_rate = side(new).rate;
     let base_rate = side(base).rate.unwrap_or(0.0);
     let ratio = new_rate.and_then(|n| (base_rate > 0.0).then(|| n / base_rate));
-    let log_m = test.log_m_dispersed(phi);
+    let log_m = test.log_e(Direction::Up, phi);
     let log_threshold = ConcurrentTest::log_threshold(t.alpha);
+    let log_healthy = |more: f64| {
+        let ratio = if more == 0.0 {
+            Some(test.log_e(Direction::Down, phi))
+        } else {
+            test.log_e_after(Direction::Down, more, phi)
+        };
+        let e = new.exposure as f64 + more;
+        let x = new_rate.unwrap_or(0.0) * e;
+        log_average(
+            ratio.unwrap_or(f64::NEG_INFINITY),
+            log_e_under_floor(x, e, t.min_abs_rise, phi),
+        )
+    };
+    let log_h = log_healthy(0.0);
+    let log_healthy_threshold = (1.0 / t.beta).ln();
     let regression = test.is_regression(t.alpha, t.min_errors, t.min_abs_rise, phi);
     figures.method = "concurrent".to_owned();
     figures.baseline_version = Some(baseline.version.clone());
@@ -339,6 +365,8 @@ fn concurrent(
     (figures.rate_ratio_lower, figures.rate_ratio_upper) = ratio_interval(new, base, t.alpha);
     figures.log_e_value = finite(log_m).unwrap_or(0.0);
     figures.log_threshold = log_threshold;
+    figures.log_healthy_e_value = finite(log_h).unwrap_or(0.0);
+    figures.log_healthy_threshold = log_healthy_threshold;
 
     let pct = |r: Option<f64>| r.map_or("n/a".to_owned(), |r| format!("{:.3}%", r * 100.0));
     evidence.push(
@@ -424,53 +452,87 @@ fn concurrent(
             Verdict::Degraded
         };
     }
-    // Healthy once a severe regression would have been caught with the configured
-    // power, planned with case A's arithmetic on the concurrent baseline.
-    let decidable =
-        CutoverTest::new(base.errors, base.exposure, t.rho, t.alpha, phi).and_then(|test| {
-            let floors = Floors {
-                baseline_rate: base_rate,
-                min_errors: t.min_errors,
-                min_abs_rise: t.min_abs_rise,
-            };
-            let severe = severe_rate(&test, &floors, t.severe_ratio, t.severe_abs_rise);
-            decidable_exposure(&test, severe, &floors, t.power)
-        });
-    figures.decidable_exposure = decidable.map(|d| d.ceil() as u64);
-    let enough = decidable.is_some_and(|d| new.exposure as f64 >= d);
-    if enough && input.elapsed >= t.min_duration {
+    evidence.push(
+        Evidence::new(
+            "healthy_e_value",
+            format!(
+                "healthy e-value {} vs threshold {:.0} (1/β, β = {}; null: rate ratio ≥ ρ {} \
+                 and a rise of ≥ {:.3} points)",
+                describe_log(log_h),
+                log_healthy_threshold.exp(),
+                t.beta,
+                t.rho,
+                t.min_abs_rise * 100.0
+            ),
+        )
+        .with("log_e_value", finite(log_h))
+        .with("log_threshold", log_healthy_threshold),
+    );
+    let proven = new.exposure > 0 && log_h >= log_healthy_threshold;
+    if proven && input.elapsed >= t.min_duration {
         evidence.push(Evidence::new(
             "healthy",
             format!(
-                "no significant rise after {} exposure alongside the baseline",
-                new.exposure
+                "healthy after {} exposure alongside the baseline: the evidence bounds the \
+                 error rate below ρ = {} × the baseline's, with at most a {}% chance of \
+                 passing a release whose rate rose more",
+                new.exposure,
+                t.rho,
+                t.beta * 100.0
             ),
         ));
         return Verdict::Healthy;
     }
-    let more = decidable.map_or(0, |d| (d - new.exposure as f64).max(0.0).ceil() as u64);
+    // Pending: how far each decision is if the rates and the traffic split stay.
+    let scale = (new.exposure as f64).max(1.0);
+    let to_regression = new_rate
+        .filter(|n| n - base_rate >= t.min_abs_rise)
+        .and_then(|n| {
+            exposure_until(
+                |more| {
+                    test.log_e_after(Direction::Up, more, phi)
+                        .is_some_and(|l| l >= log_threshold)
+                        && n * (new.exposure as f64 + more) >= t.min_errors as f64
+                },
+                scale,
+            )
+        });
+    let to_healthy = if proven {
+        Some(0.0)
+    } else {
+        exposure_until(|more| log_healthy(more) >= log_healthy_threshold, scale)
+    };
+    figures.decidable_exposure = to_healthy.map(|h| (new.exposure as f64 + h).ceil() as u64);
+    let more = match (to_regression, to_healthy) {
+        (Some(r), Some(h)) => Some(r.min(h)),
+        (r, h) => r.or(h),
+    };
     let secs = input.elapsed.as_secs_f64();
-    let time_for_exposure = (new.exposure > 0 && secs > 0.0)
-        .then(|| Duration::try_from_secs_f64(more as f64 * secs / new.exposure as f64).ok())
-        .flatten();
     let floor = t.min_duration.saturating_sub(input.elapsed);
-    let time = time_for_exposure.map(|d| d.max(floor));
-    figures.exposure_needed = Some(more);
+    let time = more.and_then(|m| {
+        (new.exposure > 0 && secs > 0.0)
+            .then(|| Duration::try_from_secs_f64(m * secs / new.exposure as f64).ok())
+            .flatten()
+            .map(|d| d.max(floor))
+    });
+    let more = more.map(|m| m.ceil() as u64);
+    figures.exposure_needed = more;
     figures.time_needed_ms = time.map(millis);
+    let summary = match (more, time) {
+        (Some(m), Some(d)) => format!(
+            "{m} more exposure needed, about {}s at the current traffic rate and minimum \
+             duration",
+            d.as_secs()
+        ),
+        (Some(m), None) => format!("{m} more exposure needed (traffic rate not known yet)"),
+        (None, _) => "neither healthy nor a regression can be decided at the current error \
+                      rates: the new release sits at the tolerance; the verdict stays pending"
+            .to_owned(),
+    };
     evidence.push(
-        Evidence::new(
-            "needed",
-            match time {
-                Some(d) => format!(
-                    "{more} more exposure needed, about {}s at the current traffic rate and \
-                     minimum duration",
-                    d.as_secs()
-                ),
-                None => format!("{more} more exposure needed (traffic rate not known yet)"),
-            },
-        )
-        .with("exposure_needed", more)
-        .with("time_needed_ms", time.map(millis)),
+        Evidence::new("needed", summary)
+            .with("exposure_needed", more)
+            .with("time_needed_ms", time.map(millis)),
     );
     Verdict::Pending
 }
@@ -487,43 +549,56 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Latency finding: the worse verdict it implies and its evidence, when the rank test
-/// says the new release is slower and its p95 moved by at least the configured ratio.
-/// Also reports an insignificant comparison as plain evidence.
+/// Latency finding: the worse verdict it implies and its evidence (DETECTION.md G):
+/// regression when the share of new requests above λ × the baseline's p95 bound + δ is
+/// significantly over 5 %, always valid. An insignificant comparison is plain evidence.
 fn judge_latency(
     input: &AnalysisInput,
     settings: &ServiceDetection,
 ) -> Option<(Verdict, Evidence)> {
     let baseline = input.baseline.as_ref()?;
-    let test = mann_whitney_greater(&input.latency_ms, &baseline.latency_ms)?;
-    let p95_new = quantile(&input.latency_ms, 0.95)?;
-    let p95_base = quantile(&baseline.latency_ms, 0.95)?;
-    let shift = (p95_base > 0.0).then(|| p95_new / p95_base);
-    let significant = test.p_value < settings.latency_alpha
-        && shift.is_some_and(|s| s >= settings.latency_min_ratio);
+    let rule = LatencyRule {
+        ratio: settings.latency_min_ratio,
+        floor_ms: settings.latency_min_rise.as_secs_f64() * 1_000.0,
+        alpha: settings.latency_alpha,
+    };
+    let test = latency_test(&input.latency_ms, &baseline.latency_ms, &rule)?;
+    let shift = (test.baseline_p95_ms > 0.0).then(|| test.p95_ms / test.baseline_p95_ms);
     let summary = format!(
-        "p95 latency {p95_new:.1} ms vs {p95_base:.1} ms on the baseline ({}); rank test \
-         p = {:.2e} (α = {})",
+        "p95 latency {:.1} ms vs {:.1} ms on the baseline ({}); {} of {} new requests slower \
+         than {:.1} ms (= {} × the baseline p95's upper bound {:.1} ms + {} ms), e-value {} \
+         vs threshold {:.0} (2/α, α = {})",
+        test.p95_ms,
+        test.baseline_p95_ms,
         shift.map_or("n/a".to_owned(), |s| format!("{s:.2}×")),
-        test.p_value,
-        settings.latency_alpha
+        test.slow,
+        test.samples,
+        test.cutoff_ms,
+        rule.ratio,
+        test.baseline_p95_upper_ms,
+        rule.floor_ms,
+        describe_log(test.log_e),
+        test.log_threshold.exp(),
+        rule.alpha,
     );
     let item = Evidence::new(
-        if significant {
+        if test.regression {
             "latency_regression"
         } else {
             "latency"
         },
         summary,
     )
-    .with("p95_ms", p95_new)
-    .with("baseline_p95_ms", p95_base)
+    .with("p95_ms", test.p95_ms)
+    .with("baseline_p95_ms", test.baseline_p95_ms)
+    .with("cutoff_ms", test.cutoff_ms)
     .with("shift", shift)
-    .with("z", finite(test.z))
-    .with("p_value", finite(test.p_value))
-    .with("samples", input.latency_ms.len())
+    .with("slow", test.slow)
+    .with("log_e_value", finite(test.log_e))
+    .with("log_threshold", test.log_threshold)
+    .with("samples", test.samples)
     .with("baseline_samples", baseline.latency_ms.len());
-    let verdict = if significant {
+    let verdict = if test.regression {
         settings.latency_verdict
     } else {
         Verdict::Healthy

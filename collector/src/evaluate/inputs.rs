@@ -108,15 +108,17 @@ pub fn gather(
             let before = measured(store.buckets(key, before_range.clone())?, measure);
             let since = measured(store.buckets(key, deploy_bucket..i64::MAX)?, measure);
             method = choose_method(&since, start, now_unix_ms);
-            let latency_range = match method {
-                super::analysis::Method::Concurrent => deploy_bucket..i64::MAX,
-                super::analysis::Method::Cutover => before_range.clone(),
-            };
-            let latency_ms = if measure.spans {
-                store.latency_samples(key, latency_range)?
-            } else {
-                Vec::new()
-            };
+            // The latency test's cut-off is fixed by the baseline's samples from before
+            // the deploy (DETECTION.md G), also while it serves concurrently; only a
+            // baseline that had no spans before the deploy falls back to its samples
+            // since.
+            let mut latency_ms = Vec::new();
+            if measure.spans {
+                latency_ms = store.latency_samples(key, before_range.clone())?;
+                if latency_ms.is_empty() {
+                    latency_ms = store.latency_samples(key, deploy_bucket..i64::MAX)?;
+                }
+            }
             Some(BaselineInput {
                 version: key.version.clone(),
                 before,

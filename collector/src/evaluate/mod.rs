@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! store ──> inputs (baseline choice, method, exposure kind) ──> analysis::judge ──> publish
-//!                      baseline.rs                     signatures.rs, rank.rs      │
+//!                      baseline.rs                     signatures.rs, detect::latency│
 //!                                                                                  ├─> watch channel per release
 //!                                                                                  │   (long-poll, gRPC watch)
 //!                                                                                  └─> verdicts (sled tree)
@@ -22,7 +22,6 @@
 pub mod analysis;
 pub mod baseline;
 pub mod inputs;
-pub mod rank;
 pub mod settings;
 pub mod signatures;
 pub mod verdicts;

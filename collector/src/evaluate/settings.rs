@@ -23,10 +23,12 @@ pub struct ServiceDetection {
     pub thresholds: Thresholds,
     /// Baseline window before the deploy (case A).
     pub baseline_window: Duration,
-    /// Level of the one-sided rank test on latencies.
+    /// False-alarm probability of the latency test, however often it is checked.
     pub latency_alpha: f64,
-    /// A latency regression also needs the new p95 at least this multiple of the baseline's.
+    /// λ: a latency regression is a new p95 above this multiple of the baseline's...
     pub latency_min_ratio: f64,
+    /// ... plus this much (δ, the absolute floor).
+    pub latency_min_rise: Duration,
     /// Verdict a latency regression gives (degraded by default).
     pub latency_verdict: Verdict,
     /// Absolute floor of a new issue's rate (fraction of exposure).
@@ -38,8 +40,9 @@ impl Default for ServiceDetection {
         Self {
             thresholds: Thresholds::default(),
             baseline_window: DEFAULT_BASELINE_WINDOW,
-            latency_alpha: 0.001,
+            latency_alpha: 0.01,
             latency_min_ratio: 1.2,
+            latency_min_rise: Duration::from_millis(5),
             latency_verdict: Verdict::Degraded,
             new_issue_min_rate: 0.0001,
         }
@@ -130,11 +133,14 @@ pub struct DetectionFile {
     pub min_duration: Option<String>,
     pub severe_ratio: Option<f64>,
     pub severe_abs_rise: Option<f64>,
+    pub beta: Option<f64>,
+    /// Removed (healthy no longer rests on a power calculation); kept to say so.
     pub power: Option<f64>,
     pub min_exposure_without_baseline: Option<u64>,
     pub baseline_window: Option<String>,
     pub latency_alpha: Option<f64>,
     pub latency_min_ratio: Option<f64>,
+    pub latency_min_rise: Option<String>,
     pub latency_verdict: Option<String>,
     pub new_issue_min_rate: Option<f64>,
 }
@@ -176,6 +182,14 @@ fn apply(
 ) -> Result<ServiceDetection, ConfigError> {
     let key = |name: &str| format!("{prefix}.{name}");
     let t = &base.thresholds;
+    if let Some(power) = file.power {
+        return Err(invalid(
+            &key("power"),
+            power,
+            "is no longer used: healthy now means the evidence bounds the rise below rho, \
+             wrong at most with probability beta; set beta (default 0.05) instead",
+        ));
+    }
     let thresholds = Thresholds {
         rho: ranged(
             &key("rho"),
@@ -214,12 +228,12 @@ fn apply(
             |v| (0.0..1.0).contains(&v),
             "must be in [0, 1)",
         )?,
-        power: ranged(
-            &key("power"),
-            file.power,
-            t.power,
-            |v| v > 0.0 && v < 1.0,
-            "must be in (0, 1)",
+        beta: ranged(
+            &key("beta"),
+            file.beta,
+            t.beta,
+            |v| v > 0.0 && v < 0.5,
+            "must be in (0, 0.5)",
         )?,
         min_exposure_without_baseline: file
             .min_exposure_without_baseline
@@ -265,6 +279,11 @@ fn apply(
             base.latency_min_ratio,
             |v| v >= 1.0,
             "must be at least 1",
+        )?,
+        latency_min_rise: duration(
+            &key("latency_min_rise"),
+            &file.latency_min_rise,
+            base.latency_min_rise,
         )?,
         latency_verdict,
         new_issue_min_rate: ranged(

@@ -134,9 +134,9 @@ async fn canary_is_judged_concurrently_and_history_survives_a_restart() -> TestR
     let now = now_unix_ms();
     let deploy2 = now - 5 * 60_000;
     f.deploy("1", now - 7_200_000)?;
-    f.traffic("1", deploy2 - 3_600_000, now, 900, 9)?; // still serving
+    f.traffic("1", deploy2 - 3_600_000, now, 9_000, 90)?; // still serving
     f.deploy("2", deploy2)?;
-    f.traffic("2", deploy2, now, 100, 1)?;
+    f.traffic("2", deploy2, now, 1_000, 10)?;
     let evaluator = f.evaluator();
     let two = evaluator.health(release("2")).await?;
     assert_eq!(two.figures.method, "concurrent");
