@@ -346,7 +346,13 @@ fn arg(args: &[String], name: &str, default: u64) -> u64 {
 }
 
 /// Runs `runs` deploys of one cell and effect; seeds depend on the cell and effect only.
-fn run_cell(cell: Cell, effect: Effect, runs: u64, seed: u64, s: &ServiceDetection) -> Vec<Outcome> {
+fn run_cell(
+    cell: Cell,
+    effect: Effect,
+    runs: u64,
+    seed: u64,
+    s: &ServiceDetection,
+) -> Vec<Outcome> {
     let salt = (cell.rps as u64) * 1_000_003
         + cell.baseline_minutes as u64 * 7_919
         + cell.mode as u64 * 104_729

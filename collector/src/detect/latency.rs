@@ -90,38 +90,55 @@ fn point_quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)]
 }
 
-/// The latency test of `new` durations (ms) against `baseline` durations (ms) from
-/// before the deploy. None when the baseline has too few samples to bound its p95 or
-/// the new release has none.
-pub fn latency_test(new: &[f64], baseline: &[f64], rule: &LatencyRule) -> Option<LatencyTest> {
+/// The fixed side of the test, from the baseline's samples before the deploy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cutoff {
+    /// Point estimate of the baseline's p95 (ms).
+    pub baseline_p95_ms: f64,
+    /// q⁺, its upper (1 − α/2) confidence bound (ms).
+    pub baseline_p95_upper_ms: f64,
+    /// c = λ·q⁺ + δ (ms).
+    pub cutoff_ms: f64,
+    /// λ and δ as used.
+    pub ratio: f64,
+    pub floor_ms: f64,
+    pub alpha: f64,
+}
+
+/// The cut-off from the baseline's durations (ms). None when they are too few to bound
+/// the p95 at α/2 (fewer than 104 at α = 0.01).
+pub fn cutoff(baseline: &[f64], rule: &LatencyRule) -> Option<Cutoff> {
     let base = sorted(baseline);
-    let fresh = sorted(new);
     let alpha = if rule.alpha > 0.0 && rule.alpha < 1.0 {
         rule.alpha
     } else {
         0.01
     };
     let upper = upper_quantile_index(base.len(), QUANTILE, alpha / 2.0)?;
-    if fresh.is_empty() {
-        return None;
-    }
     let ratio = if rule.ratio.is_finite() && rule.ratio > 0.0 {
         rule.ratio
     } else {
         1.2
     };
-    let floor = if rule.floor_ms.is_finite() && rule.floor_ms >= 0.0 {
+    let floor_ms = if rule.floor_ms.is_finite() && rule.floor_ms >= 0.0 {
         rule.floor_ms
     } else {
         0.0
     };
-    let baseline_p95 = point_quantile(&base, QUANTILE);
-    let upper_ms = base[upper];
-    let cutoff = ratio * upper_ms + floor;
-    let slow = fresh.iter().filter(|&&v| v > cutoff).count() as u64;
-    let n = fresh.len() as u64;
+    Some(Cutoff {
+        baseline_p95_ms: point_quantile(&base, QUANTILE),
+        baseline_p95_upper_ms: base[upper],
+        cutoff_ms: ratio * base[upper] + floor_ms,
+        ratio,
+        floor_ms,
+        alpha,
+    })
+}
+
+/// ln M after `slow` of `samples` new durations were above the cut-off.
+pub fn log_e(slow: u64, samples: u64) -> f64 {
     let q0 = 1.0 - QUANTILE;
-    let (s, rest) = (slow as f64, (n - slow) as f64);
+    let (s, rest) = (slow as f64, samples.saturating_sub(slow) as f64);
     let terms: Vec<f64> = SHARE_GRID
         .iter()
         .map(|&(m, w)| {
@@ -129,22 +146,52 @@ pub fn latency_test(new: &[f64], baseline: &[f64], rule: &LatencyRule) -> Option
             w.ln() + s * (q / q0).ln() + rest * ((1.0 - q) / (1.0 - q0)).ln()
         })
         .collect();
-    let log_e = log_sum_exp(&terms);
-    let log_threshold = (2.0 / alpha).ln();
+    log_sum_exp(&terms)
+}
+
+impl Cutoff {
+    /// ln(2/α).
+    pub fn log_threshold(&self) -> f64 {
+        (2.0 / self.alpha).ln()
+    }
+
+    /// Whether the evidence and the point estimate together make a regression.
+    pub fn is_regression(&self, slow: u64, samples: u64, p95_ms: f64) -> bool {
+        log_e(slow, samples) >= self.log_threshold()
+            && slow >= MIN_SLOW
+            && p95_ms > self.ratio * self.baseline_p95_ms + self.floor_ms
+    }
+}
+
+/// The latency test of `new` durations (ms) against `baseline` durations (ms) from
+/// before the deploy. None when the baseline has too few samples to bound its p95 or
+/// the new release has none.
+pub fn latency_test(new: &[f64], baseline: &[f64], rule: &LatencyRule) -> Option<LatencyTest> {
+    let c = cutoff(baseline, rule)?;
+    let fresh = sorted(new);
+    if fresh.is_empty() {
+        return None;
+    }
+    let slow = fresh.iter().filter(|&&v| v > c.cutoff_ms).count() as u64;
+    let n = fresh.len() as u64;
     let p95 = point_quantile(&fresh, QUANTILE);
-    let regression =
-        log_e >= log_threshold && slow >= MIN_SLOW && p95 > ratio * baseline_p95 + floor;
     Some(LatencyTest {
         p95_ms: p95,
-        baseline_p95_ms: baseline_p95,
-        baseline_p95_upper_ms: upper_ms,
-        cutoff_ms: cutoff,
+        baseline_p95_ms: c.baseline_p95_ms,
+        baseline_p95_upper_ms: c.baseline_p95_upper_ms,
+        cutoff_ms: c.cutoff_ms,
         slow,
         samples: n,
-        log_e,
-        log_threshold,
-        regression,
+        log_e: log_e(slow, n),
+        log_threshold: c.log_threshold(),
+        regression: c.is_regression(slow, n, p95),
     })
+}
+
+/// The p95 point estimate of unsorted durations (ms); None without finite values.
+pub fn p95(values: &[f64]) -> Option<f64> {
+    let v = sorted(values);
+    (!v.is_empty()).then(|| point_quantile(&v, QUANTILE))
 }
 
 #[cfg(test)]

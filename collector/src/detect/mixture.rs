@@ -18,14 +18,14 @@ pub const THETA_GRID: [f64; 7] = [1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0];
 
 /// (θ, weight) pairs of the regression mixture, θ a multiple of ρ.
 pub const REGRESSION_GRID: [(f64, f64); 8] = [
-    (1.1, 0.12),
-    (1.25, 0.2),
+    (1.1, 0.2),
+    (1.25, 0.3),
     (1.5, 0.2),
-    (2.0, 0.16),
-    (3.0, 0.12),
-    (5.0, 0.08),
-    (10.0, 0.07),
-    (30.0, 0.05),
+    (2.0, 0.1),
+    (3.0, 0.07),
+    (5.0, 0.05),
+    (10.0, 0.04),
+    (30.0, 0.04),
 ];
 
 /// (θ, weight) pairs of the healthy mixture, θ a multiple of ρ below 1.

@@ -63,6 +63,13 @@ impl Rng {
     }
 }
 
+/// The promises are exact bounds on probabilities; a Monte-Carlo estimate over `runs`
+/// deploys is allowed three standard errors above the bound, so that a test near its
+/// bound (as a mixture with weight near the null is) does not fail by chance.
+fn within(rate: f64, bound: f64, runs: usize) -> bool {
+    rate <= bound + 3.0 * (bound * (1.0 - bound) / runs as f64).sqrt()
+}
+
 /// Oracle: P(Poisson(μ0·E) ≥ X) ≤ α with μ0 = ρ × the true baseline rate.
 fn oracle_rejects(errors: u64, null_mean: f64) -> bool {
     errors > 0 && gamma_p(errors as f64, null_mean) <= ALPHA
@@ -184,7 +191,7 @@ fn cutover_good_release_rarely_alarms() {
         let t = cutover_sim(ratio, 50, 180_000, 600, seed);
         t.report(&format!("A cut-over, true ratio {ratio}"));
         assert!(
-            t.rate() <= ALPHA,
+            within(t.rate(), ALPHA, t.runs),
             "false-alarm rate {} at ratio {ratio}",
             t.rate()
         );
@@ -199,7 +206,7 @@ fn cutover_release_at_or_above_the_tolerance_is_rarely_healthy() {
             "A cut-over, true ratio {ratio}, baseline {baseline}"
         ));
         assert!(
-            t.healthy_rate() <= BETA,
+            within(t.healthy_rate(), BETA, t.runs),
             "healthy rate {} at ratio {ratio}",
             t.healthy_rate()
         );
@@ -268,13 +275,13 @@ fn canary_good_release_rarely_alarms() {
         let t = canary_sim(ratio, 500, seed);
         t.report(&format!("B canary, true ratio {ratio}"));
         assert!(
-            t.rate() <= ALPHA,
+            within(t.rate(), ALPHA, t.runs),
             "false-alarm rate {} at ratio {ratio}",
             t.rate()
         );
         if ratio == RHO {
             assert!(
-                t.healthy_rate() <= BETA,
+                within(t.healthy_rate(), BETA, t.runs),
                 "healthy rate {}",
                 t.healthy_rate()
             );
@@ -359,6 +366,6 @@ fn bursty_errors_need_the_dispersion_correction() {
             raw > 2.0 * ALPHA,
             "the scenario must break the Poisson bound"
         );
-        assert!(corrected <= ALPHA);
+        assert!(within(corrected, ALPHA, 400));
     }
 }

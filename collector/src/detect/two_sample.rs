@@ -26,7 +26,8 @@
 //! Any fixed prior keeps the promise; it only decides how fast the test is. A vague
 //! prior costs about ½·ln(x_b + X) nats (the gap between averaging and maximising over
 //! λ_b), which for an hour of baseline is as much as the threshold itself. So the
-//! earliest [`PRIOR_SHARE`] of the baseline window's exposure makes the prior (its
+//! earliest [`PRIOR_SHARE`] (a tenth, the best of the shares tried in the simulation) of
+//! the baseline window's exposure makes the prior (its
 //! gamma posterior) and only the rest enters the test: the prior is then independent of
 //! the tested data and centred close to the truth, and the cost falls to well under a
 //! nat. A baseline of a single bucket has no earlier part; it gets a weak prior.
@@ -42,7 +43,7 @@ use super::special::ln_gamma;
 use super::verdict::Sample;
 
 /// Share of the baseline window's exposure, from its start, that forms the prior.
-pub const PRIOR_SHARE: f64 = 0.25;
+pub const PRIOR_SHARE: f64 = 0.1;
 
 /// Prior error rate assumed when the baseline has no earlier part to learn from (shape
 /// ½: as weak as a single observation).
