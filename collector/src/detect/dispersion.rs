@@ -6,6 +6,7 @@
 //! counts make r_b⁺ too tight as well, and the simulation shows that damping alone
 //! leaves the false-alarm rate above α when φ is large.
 
+use super::special::gamma_quantile;
 use super::verdict::Sample;
 
 /// φ = sample variance / mean of per-bucket error counts, at least 1. Fewer than two
@@ -52,6 +53,27 @@ pub fn dispersion_with_exposure(buckets: &[Sample]) -> f64 {
     finite_floor_one(chi2 / (used.len() as f64 - 1.0))
 }
 
+/// One-sided tail of the upper confidence bound [`dispersion_upper`] puts on φ.
+pub const DISPERSION_TAIL: f64 = 0.1;
+
+/// An upper (1 − [`DISPERSION_TAIL`]) confidence bound of φ from the same buckets:
+/// φ̂·(n − 1)/χ²_tail(n − 1), at least 1. A short baseline may not have seen the bursts
+/// the process makes (30 buckets of a 5-minute window often hold none), and a φ̂ of 1
+/// from it then promises too much; the bound widens with fewer buckets (×1.3 for 30,
+/// ×1.1 for 360) and is what the tests use.
+pub fn dispersion_upper(buckets: &[Sample]) -> f64 {
+    let n = buckets.iter().filter(|b| b.exposure > 0).count();
+    if n < 2 {
+        return 1.0;
+    }
+    let df = (n - 1) as f64;
+    let chi2 = 2.0 * gamma_quantile(DISPERSION_TAIL, df / 2.0);
+    if !(chi2 > 0.0 && chi2.is_finite()) {
+        return 1.0;
+    }
+    finite_floor_one(dispersion_with_exposure(buckets) * df / chi2)
+}
+
 fn finite_floor_one(phi: f64) -> f64 {
     if phi.is_finite() && phi > 1.0 {
         phi
@@ -78,6 +100,22 @@ mod tests {
         let phi = dispersion(&[0, 10, 0, 10]);
         assert!((phi - 20.0 / 3.0).abs() < 1e-12);
         assert!(dispersion(&[u64::MAX, 0]).is_finite());
+    }
+
+    #[test]
+    fn the_upper_bound_widens_with_fewer_buckets() {
+        let calm = |n: usize| -> Vec<Sample> {
+            (0..n)
+                .map(|i| Sample {
+                    exposure: 1_000,
+                    errors: 10 + (i % 3) as u64,
+                })
+                .collect()
+        };
+        let (short, long) = (dispersion_upper(&calm(30)), dispersion_upper(&calm(360)));
+        assert!(short > long && long >= 1.0, "{short} {long}");
+        assert!(short > 1.0);
+        assert_eq!(dispersion_upper(&calm(1)), 1.0);
     }
 
     #[test]

@@ -56,7 +56,7 @@ mod verdict_tests;
 
 pub use concurrent::ConcurrentTest;
 pub use cutover::CutoverTest;
-pub use dispersion::{dispersion, dispersion_with_exposure};
+pub use dispersion::{dispersion, dispersion_upper, dispersion_with_exposure};
 pub use signature::{assess_new_signature, new_signature_alpha, NewSignature};
 pub use two_sample::{Direction, TwoSampleTest};
 pub use verdict::{

@@ -5,7 +5,7 @@
 //! 1. Error rate against the baseline: DETECTION.md case B ([`ConcurrentTest`]) over
 //!    paired buckets while both versions serve, else case A ([`assess_cutover_with_dispersion`])
 //!    against the baseline's window before the deploy; φ from the baseline's buckets
-//!    (case D).
+//!    (case D), taken at its upper confidence bound.
 //! 2. New and regressed issues: case C per fingerprint ([`super::signatures`]).
 //! 3. Latency: the share of new requests slower than the baseline's p95 bound × λ + δ
 //!    (DETECTION.md G, [`crate::detect::latency`]).
@@ -20,7 +20,7 @@ use crate::detect::latency::{latency_test, LatencyRule};
 use crate::detect::special::{gamma_quantile, poisson_upper_mean};
 use crate::detect::two_sample::{log_average, log_e_under_floor};
 use crate::detect::{
-    assess_cutover_with_dispersion, dispersion_with_exposure, ConcurrentTest, Direction, Sample,
+    assess_cutover_with_dispersion, dispersion_upper, ConcurrentTest, Direction, Sample,
     VerdictKind,
 };
 use crate::health::{Evidence, Figures, SideFigures, Verdict};
@@ -225,7 +225,7 @@ fn cutover(
     let new = total(&input.new);
     let base = baseline.map(|b| total(&b.before));
     let phi = baseline.map_or(1.0, |b| {
-        dispersion_with_exposure(&b.before.iter().map(|(_, s)| *s).collect::<Vec<_>>())
+        dispersion_upper(&b.before.iter().map(|(_, s)| *s).collect::<Vec<_>>())
     });
     let usable = base.filter(|b| b.exposure > 0);
     let buckets: Vec<Sample> = baseline.map_or_else(Vec::new, |b| {
@@ -327,7 +327,7 @@ fn concurrent(
         .chain(baseline.since.iter())
         .map(|(_, s)| *s)
         .collect();
-    let phi = dispersion_with_exposure(&samples);
+    let phi = dispersion_upper(&samples);
     let new = Sample {
         exposure: test.new_exposure,
         errors: test.new_errors,
