@@ -1,29 +1,61 @@
-//! "Count an error at most once per trace per fingerprint": retries of one request (one
-//! trace) that fail the same way count once, in one batch or across batches.
+//! "A failing request counts once": the error rate counts at most one error per trace,
+//! and an issue at most one per (trace, fingerprint), in one batch or across batches.
 //!
-//! Each service keeps the hashes of the last [`RECENT_ERRORS_PER_SERVICE`] (trace,
-//! fingerprint) pairs it counted, in memory (a ring: the oldest is forgotten first).
-//! Errors without a trace id always count. A summarizer only *reads* this set; the pairs
-//! of a batch are added once the batch is stored, so a batch that failed to store and is
-//! sent again still counts.
+//! A request that is both traced and logged reports its failure several times — a span
+//! with status ERROR, its `exception` event, an exception log record in the same trace —
+//! and those records usually get different fingerprints (the log carries a stack trace,
+//! the event often does not). Each error therefore has two keys ([`error_keys`]): its
+//! *failure* (the trace alone), which decides whether it counts in the rate, and its
+//! *issue* (trace and fingerprint), which decides whether it counts in its fingerprint.
+//! Whichever record of a trace arrives first counts in the rate; retries of one request
+//! that fail the same way count once in their issue. Logs and traces come in separate
+//! export requests, in either order: the keys outlive a batch.
+//!
+//! Each service keeps the last [`RECENT_ERRORS_PER_SERVICE`] keys it counted, both kinds
+//! in one set, in memory (a ring: the oldest is forgotten first). Errors without a trace
+//! id always count, in the rate and in their issue. A summarizer only *reads* this set;
+//! the keys of a batch are added once the batch is stored, so a batch that failed to
+//! store and is sent again still counts.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 
-/// (trace, fingerprint) pairs remembered per service (about 2.5 MB when full).
+/// Keys remembered per service (about 2.5 MB when full): a failing request takes one
+/// failure key and one issue key per fingerprint it reported, so this covers the last
+/// 50 000 or so failing requests.
 pub const RECENT_ERRORS_PER_SERVICE: usize = 100_000;
 
-/// The key of an error within a trace; `None` without a (non-zero) trace id.
-pub fn error_key(trace_id: &[u8], fingerprint: &str) -> Option<u64> {
+/// The two keys of an error within a trace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ErrorKeys {
+    /// The trace alone: the failing request, counted once in the rate.
+    pub failure: u64,
+    /// The trace and the fingerprint: counted once in the issue.
+    pub issue: u64,
+}
+
+/// Hash domains, so that a failure key never equals an issue key by construction.
+const FAILURE_DOMAIN: u8 = 1;
+const ISSUE_DOMAIN: u8 = 2;
+
+/// The keys of an error within a trace; `None` without a (non-zero) trace id.
+pub fn error_keys(trace_id: &[u8], fingerprint: &str) -> Option<ErrorKeys> {
     if trace_id.iter().all(|&b| b == 0) {
         return None;
     }
-    let mut hasher = DefaultHasher::new();
-    trace_id.hash(&mut hasher);
-    fingerprint.hash(&mut hasher);
-    Some(hasher.finish())
+    let keyed = |domain: u8, fingerprint: Option<&str>| {
+        let mut hasher = DefaultHasher::new();
+        domain.hash(&mut hasher);
+        trace_id.hash(&mut hasher);
+        fingerprint.hash(&mut hasher);
+        hasher.finish()
+    };
+    Some(ErrorKeys {
+        failure: keyed(FAILURE_DOMAIN, None),
+        issue: keyed(ISSUE_DOMAIN, Some(fingerprint)),
+    })
 }
 
 #[derive(Debug, Default)]
@@ -32,7 +64,7 @@ struct Ring {
     order: VecDeque<u64>,
 }
 
-/// Recently counted (trace, fingerprint) pairs of every service.
+/// Recently counted error keys of every service.
 #[derive(Debug)]
 pub struct RecentErrors {
     capacity: usize,
@@ -66,7 +98,7 @@ impl RecentErrors {
             .is_some_and(|ring| ring.set.contains(&key))
     }
 
-    /// Remembers the pairs of a stored batch.
+    /// Remembers the keys of a stored batch.
     pub fn insert_all(&self, counted: &HashMap<String, HashSet<u64>>) {
         if counted.is_empty() {
             return;
@@ -97,13 +129,27 @@ mod tests {
 
     #[test]
     fn keys_need_a_trace_and_tell_fingerprints_apart() {
-        assert_eq!(error_key(&[], "a"), None);
-        assert_eq!(error_key(&[0; 16], "a"), None);
-        let a = error_key(&[1; 16], "a");
-        assert!(a.is_some());
-        assert_eq!(a, error_key(&[1; 16], "a"));
-        assert_ne!(a, error_key(&[1; 16], "b"));
-        assert_ne!(a, error_key(&[2; 16], "a"));
+        assert_eq!(error_keys(&[], "a"), None);
+        assert_eq!(error_keys(&[0; 16], "a"), None);
+        let a = error_keys(&[1; 16], "a").expect("a trace id");
+        assert_eq!(Some(a), error_keys(&[1; 16], "a"));
+        let other_fingerprint = error_keys(&[1; 16], "b").expect("a trace id");
+        assert_ne!(a.issue, other_fingerprint.issue);
+        let other_trace = error_keys(&[2; 16], "a").expect("a trace id");
+        assert_ne!(a.issue, other_trace.issue);
+        assert_ne!(a.failure, other_trace.failure);
+    }
+
+    #[test]
+    fn one_trace_is_one_failure_whatever_the_fingerprint() {
+        let keys = |fingerprint: &str| error_keys(&[1; 16], fingerprint).expect("a trace id");
+        let (a, b) = (keys("a"), keys("b"));
+        assert_eq!(a.failure, b.failure);
+        // Failure and issue keys live in distinct domains, even for an empty fingerprint.
+        for k in [a, b, keys("")] {
+            assert_ne!(k.failure, k.issue);
+            assert_ne!(a.failure, k.issue);
+        }
     }
 
     #[test]

@@ -7,10 +7,12 @@
 //! an hour past the receive time falls back to the receive time. Missing identity
 //! attributes count under "unknown".
 //!
-//! On top of the raw counts: every error (see [`super::errors`]) gets a fingerprint and
-//! counts in `errors` and in its issue at most once per (trace, fingerprint)
-//! ([`super::dedup`]); root spans and spans of kind SERVER count as `server_spans`, and
-//! their durations go to the bucket's latency reservoir.
+//! On top of the raw counts: every error (see [`super::errors`]) gets a fingerprint; it
+//! counts in `errors` (the rate) at most once per trace, whichever record of the trace
+//! comes first — span, `exception` event or log — and in its issue at most once per
+//! (trace, fingerprint) ([`super::dedup`]). Errors without a trace id count every time.
+//! Root spans and spans of kind SERVER count as `server_spans`, and their durations go to
+//! the bucket's latency reservoir.
 
 use std::collections::{HashMap, HashSet};
 
@@ -23,7 +25,7 @@ use bellwether_proto::otlp::trace::span::SpanKind;
 use bellwether_proto::otlp::trace::{status::StatusCode, Span};
 use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
 
-use super::dedup::{error_key, RecentErrors};
+use super::dedup::{error_keys, RecentErrors};
 use super::errors::{log_error, span_errors, ErrorInfo};
 use crate::store::detection::{MAX_FINGERPRINTS_PER_RELEASE, OTHER_FINGERPRINT, OTHER_TITLE};
 use crate::store::{
@@ -39,8 +41,8 @@ const ERROR_SEVERITY_TEXTS: &[&str] = &[
 ];
 const FUTURE_TOLERANCE_NS: u64 = 3_600 * 1_000_000_000;
 
-/// A summarized request, and the (trace, fingerprint) pairs it counted per service, to be
-/// remembered in [`RecentErrors`] once the batch is stored.
+/// A summarized request, and the error keys (failures and issues) it counted per service,
+/// to be remembered in [`RecentErrors`] once the batch is stored.
 #[derive(Debug, Default)]
 pub struct Summary {
     pub batch: IngestBatch,
@@ -235,19 +237,39 @@ impl Target<'_> {
     }
 
     /// Counts `error` in its issue unless its (trace, fingerprint) was counted already;
-    /// true when counted.
+    /// true when it also counts in the rate, i.e. when it is the first error of its trace
+    /// (or has no trace).
     fn error(
         &mut self,
         at: &Occurrence<'_>,
         (trace_id, span_id): (&[u8], &[u8]),
         error: ErrorInfo,
     ) -> bool {
-        if let Some(key) = error_key(trace_id, &error.fingerprint.id) {
-            if self.counted.contains(&key) || self.recent.contains(&self.service, key) {
-                return false;
-            }
-            self.counted.insert(key);
+        let (failure, issue) = match error_keys(trace_id, &error.fingerprint.id) {
+            Some(keys) => (self.first(keys.failure), self.first(keys.issue)),
+            None => (true, true),
+        };
+        if issue {
+            self.issue(at, (trace_id, span_id), error);
         }
+        failure
+    }
+
+    /// True, and `key` remembered for the batch, unless it was counted before.
+    fn first(&mut self, key: u64) -> bool {
+        if self.counted.contains(&key) || self.recent.contains(&self.service, key) {
+            return false;
+        }
+        self.counted.insert(key)
+    }
+
+    /// Counts `error` in its issue, with a sample while the issue takes samples.
+    fn issue(
+        &mut self,
+        at: &Occurrence<'_>,
+        (trace_id, span_id): (&[u8], &[u8]),
+        error: ErrorInfo,
+    ) {
         let issues = &mut self.delta.issues;
         // Bounded within the batch too; the store applies the release's cap over time.
         let id = if issues.contains_key(&error.fingerprint.id)
@@ -275,7 +297,6 @@ impl Target<'_> {
                 unix_ms: at.unix_ms,
             });
         }
-        true
     }
 }
 

@@ -226,7 +226,7 @@ fn totals(batch: &IngestBatch) -> Counts {
 }
 
 #[test]
-fn errors_count_once_per_trace_and_fingerprint() {
+fn errors_count_once_per_trace_in_the_rate_and_per_fingerprint_in_issues() {
     let records = vec![
         traced_error(1, "payment 1 declined"),
         traced_error(1, "payment 2 declined"), // same trace, same fingerprint: retry
@@ -240,9 +240,10 @@ fn errors_count_once_per_trace_and_fingerprint() {
     let request = logs_request(service_resource(), records);
     let summary = summarize_logs_with(&request, None, NOW_MS, &recent);
     let counts = totals(&summary.batch);
+    // Rate: trace 1 once, trace 2 once, the two untraced records each.
     assert_eq!(
         (counts.log_records, counts.error_logs, counts.errors),
-        (7, 6, 5)
+        (7, 6, 4)
     );
     let delta = summary.batch.releases.values().next();
     let issues: Vec<(String, u64)> = delta
@@ -346,9 +347,17 @@ fn server_spans_exposure_latency_and_span_errors() {
     let summary = summarize_traces_with(&request, None, NOW_MS, &RecentErrors::default());
     let counts = totals(&summary.batch);
     assert_eq!((counts.spans, counts.server_spans), (5, 3));
-    // Error spans raw: 2. Errors: both failed spans share trace and (empty-type, span
-    // name) fingerprint → 1; exception events A, B (A twice in one trace) → 2.
-    assert_eq!((counts.error_spans, counts.errors), (2, 3));
+    // Error spans raw: 2. Every span is in one trace, so the failed spans and the
+    // exception events A, B, A are one failure in the rate.
+    assert_eq!((counts.error_spans, counts.errors), (2, 1));
+    let issues: Vec<u64> = summary
+        .batch
+        .releases
+        .values()
+        .flat_map(|d| d.issues.values().map(|i| i.count))
+        .collect();
+    // Issues: the failed spans' (empty type, span name) fingerprint once, A once, B once.
+    assert_eq!(issues, vec![1, 1, 1]);
     let delta = summary.batch.releases.values().next();
     let latency = delta
         .and_then(|d| d.latency.values().next().cloned())
@@ -362,4 +371,147 @@ fn server_spans_exposure_latency_and_span_errors() {
 fn resources_without_records_create_no_release() {
     let request = logs_request(service_resource(), vec![]);
     assert!(summarize_logs(&request, None, NOW_MS).releases.is_empty());
+}
+
+fn traces_request(spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: service_resource(),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    }
+}
+
+/// A failed SERVER span of trace `trace` with an `exception` event, as SDKs record one.
+fn failed_request_span(trace: u8) -> Span {
+    let exception = bellwether_proto::otlp::trace::span::Event {
+        name: "exception".into(),
+        attributes: vec![
+            kv("exception.type", "PaymentError"),
+            kv("exception.message", "card declined"),
+        ],
+        ..Default::default()
+    };
+    let mut span = span_with(
+        &[],
+        SpanKind::Server,
+        20,
+        StatusCode::Error,
+        vec![exception],
+    );
+    span.trace_id = if trace == 0 { vec![] } else { vec![trace; 16] };
+    span
+}
+
+/// The exception log record of the same failure: with a stack trace, so its fingerprint
+/// differs from the span event's.
+fn failed_request_log(trace: u8) -> LogRecord {
+    let mut record = traced_error(trace, "payment failed");
+    record.attributes = vec![
+        kv("exception.type", "PaymentError"),
+        kv("exception.message", "card declined"),
+        kv(
+            "exception.stacktrace",
+            "PaymentError: card declined\n    at charge (/app/src/payments.js:42:7)\n    \
+             at checkout (/app/src/checkout.js:10:3)",
+        ),
+    ];
+    record
+}
+
+fn issue_counts(summaries: &[&Summary]) -> Vec<u64> {
+    let mut counts: Vec<u64> = summaries
+        .iter()
+        .flat_map(|s| s.batch.releases.values())
+        .flat_map(|d| d.issues.values().map(|i| i.count))
+        .collect();
+    counts.sort_unstable();
+    counts
+}
+
+fn errors_of(summaries: &[&Summary]) -> u64 {
+    summaries.iter().map(|s| totals(&s.batch).errors).sum()
+}
+
+#[test]
+fn a_failing_request_counts_once_in_the_rate_and_in_each_of_its_issues() {
+    let recent = RecentErrors::default();
+    let traces = traces_request(vec![failed_request_span(1)]);
+    let spans = summarize_traces_with(&traces, None, NOW_MS, &recent);
+    recent.insert_all(&spans.counted);
+    let logs = logs_request(service_resource(), vec![failed_request_log(1)]);
+    let logs = summarize_logs_with(&logs, None, NOW_MS, &recent);
+    assert_eq!(totals(&spans.batch).error_spans, 1);
+    assert_eq!(totals(&logs.batch).error_logs, 1);
+    assert_eq!(errors_of(&[&spans, &logs]), 1);
+    // The span's exception event and the log have different fingerprints: two issues.
+    assert_eq!(issue_counts(&[&spans, &logs]), vec![1, 1]);
+}
+
+#[test]
+fn logs_and_traces_of_a_request_count_once_in_either_order() {
+    let traces = traces_request(vec![failed_request_span(1)]);
+    let logs = logs_request(service_resource(), vec![failed_request_log(1)]);
+
+    let recent = RecentErrors::default();
+    let first = summarize_logs_with(&logs, None, NOW_MS, &recent);
+    recent.insert_all(&first.counted);
+    let second = summarize_traces_with(&traces, None, NOW_MS, &recent);
+    assert_eq!(errors_of(&[&first, &second]), 1, "logs, then traces");
+    assert_eq!(issue_counts(&[&first, &second]), vec![1, 1]);
+
+    let recent = RecentErrors::default();
+    let first = summarize_traces_with(&traces, None, NOW_MS, &recent);
+    recent.insert_all(&first.counted);
+    let second = summarize_logs_with(&logs, None, NOW_MS, &recent);
+    assert_eq!(errors_of(&[&first, &second]), 1, "traces, then logs");
+
+    // A batch that was not stored is not remembered: sent again, it still counts.
+    let recent = RecentErrors::default();
+    let lost = summarize_traces_with(&traces, None, NOW_MS, &recent);
+    let again = summarize_traces_with(&traces, None, NOW_MS, &recent);
+    assert_eq!((errors_of(&[&lost]), errors_of(&[&again])), (1, 1));
+    recent.insert_all(&again.counted);
+    let logs = summarize_logs_with(&logs, None, NOW_MS, &recent);
+    assert_eq!(errors_of(&[&logs]), 0);
+}
+
+#[test]
+fn failing_requests_of_different_traces_count_apart() {
+    let recent = RecentErrors::default();
+    let traces = traces_request(vec![failed_request_span(1), failed_request_span(2)]);
+    let spans = summarize_traces_with(&traces, None, NOW_MS, &recent);
+    recent.insert_all(&spans.counted);
+    let logs = logs_request(
+        service_resource(),
+        vec![failed_request_log(2), failed_request_log(1)],
+    );
+    let logs = summarize_logs_with(&logs, None, NOW_MS, &recent);
+    assert_eq!(errors_of(&[&spans, &logs]), 2);
+    assert_eq!(issue_counts(&[&spans, &logs]), vec![2, 2]);
+}
+
+#[test]
+fn errors_without_a_trace_count_every_record() {
+    let recent = RecentErrors::default();
+    let traces = traces_request(vec![failed_request_span(0), failed_request_span(0)]);
+    let spans = summarize_traces_with(&traces, None, NOW_MS, &recent);
+    recent.insert_all(&spans.counted);
+    assert!(spans.counted.values().all(HashSet::is_empty));
+    let logs = logs_request(
+        service_resource(),
+        vec![
+            failed_request_log(0),
+            failed_request_log(0),
+            failed_request_log(0),
+        ],
+    );
+    let logs = summarize_logs_with(&logs, None, NOW_MS, &recent);
+    assert_eq!(errors_of(&[&spans]), 2);
+    assert_eq!(errors_of(&[&logs]), 3);
+    assert_eq!(issue_counts(&[&spans, &logs]), vec![2, 3]);
 }

@@ -57,8 +57,10 @@ impl ReleaseKey {
 /// Record counts of a release, in total or over one bucket.
 ///
 /// `error_logs` and `error_spans` count every error record as received; `errors` counts
-/// errors of all signals (error logs, error spans, `exception` span events) at most once
-/// per (trace, fingerprint), which damps retry storms. Exposure is `server_spans` (root
+/// failing requests: errors of all signals (error logs, error spans, `exception` span
+/// events) at most once per trace, so a request that is traced and logged counts once
+/// and errors never exceed server spans (records without a trace id count each).
+/// Exposure is `server_spans` (root
 /// spans and spans of kind SERVER) when a release has traces, else `log_records`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
@@ -69,7 +71,7 @@ pub struct Counts {
     /// Root spans (no parent) and spans of kind SERVER.
     #[serde(default)]
     pub server_spans: u64,
-    /// Errors of all signals, de-duplicated per (trace, fingerprint).
+    /// Errors of all signals, at most one per trace.
     #[serde(default)]
     pub errors: u64,
 }
