@@ -16,11 +16,18 @@
 //! id always count, in the rate and in their issue. A summarizer only *reads* this set;
 //! the keys of a batch are added once the batch is stored, so a batch that failed to
 //! store and is sent again still counts.
+//!
+//! An SDK exports a request's span and its log record in two requests at about the same
+//! time, so two batches that share a trace are often summarized at once, each before the
+//! other is remembered. Summarizing takes no lock; a batch that counted keys then takes
+//! the [`RecentErrors::ledger`], checks that none of them was remembered meanwhile
+//! ([`RecentErrors::remembers_any`]; else it is summarized again), is stored and
+//! remembered, and only then lets the next one check.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// Keys remembered per service (about 2.5 MB when full): a failing request takes one
 /// failure key and one issue key per fingerprint it reported, so this covers the last
@@ -69,6 +76,8 @@ struct Ring {
 pub struct RecentErrors {
     capacity: usize,
     services: Mutex<HashMap<String, Ring>>,
+    /// Held from checking a batch's keys until they are remembered.
+    ledger: Mutex<()>,
 }
 
 impl Default for RecentErrors {
@@ -82,20 +91,35 @@ impl RecentErrors {
         Self {
             capacity: capacity_per_service.max(1),
             services: Mutex::new(HashMap::new()),
+            ledger: Mutex::new(()),
         }
     }
 
-    fn services(&self) -> std::sync::MutexGuard<'_, HashMap<String, Ring>> {
+    /// The lock under which a batch that counted keys checks them
+    /// ([`RecentErrors::remembers_any`]), is stored and remembers them.
+    pub fn ledger(&self) -> MutexGuard<'_, ()> {
+        self.ledger.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn services(&self) -> MutexGuard<'_, HashMap<String, Ring>> {
         // A panic while holding the lock leaves a valid set behind: keep using it.
-        self.services
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.services.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn contains(&self, service: &str, key: u64) -> bool {
         self.services()
             .get(service)
             .is_some_and(|ring| ring.set.contains(&key))
+    }
+
+    /// Whether any of a batch's keys has been remembered since it was summarized.
+    pub fn remembers_any(&self, counted: &HashMap<String, HashSet<u64>>) -> bool {
+        let services = self.services();
+        counted.iter().any(|(service, keys)| {
+            services
+                .get(service)
+                .is_some_and(|ring| keys.iter().any(|key| ring.set.contains(key)))
+        })
     }
 
     /// Remembers the keys of a stored batch.
@@ -171,5 +195,8 @@ mod tests {
         assert!(recent.contains("api", 2) && recent.contains("api", 4));
         recent.insert_all(&batch("api", &[4]));
         assert!(recent.contains("api", 2), "a repeat does not evict");
+        assert!(recent.remembers_any(&batch("api", &[9, 4])));
+        assert!(!recent.remembers_any(&batch("api", &[9, 1])));
+        assert!(!recent.remembers_any(&batch("web", &[4])));
     }
 }

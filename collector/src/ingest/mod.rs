@@ -26,7 +26,7 @@ use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
 use crate::error::Error;
 use crate::limits::{self, Limit, Limits, Seen};
 use crate::metrics;
-use crate::store::{ApplyOutcome, DeploymentFilter, ReleaseStore};
+use crate::store::{ApplyOutcome, DeploymentFilter, IngestBatch, ReleaseStore};
 use crate::time::now_unix_ms;
 use dedup::RecentErrors;
 use summarize::Summary;
@@ -106,7 +106,7 @@ impl Ingestor {
             Ok(()) => {
                 limits::cap_logs(&self.limits, &mut request);
                 self.apply_with(move |recent| {
-                    summarize::summarize_logs_with(&request, batch_id, received, recent)
+                    summarize::summarize_logs_with(&request, batch_id.clone(), received, recent)
                 })
                 .await
             }
@@ -127,7 +127,7 @@ impl Ingestor {
             Ok(()) => {
                 limits::cap_traces(&self.limits, &mut request);
                 self.apply_with(move |recent| {
-                    summarize::summarize_traces_with(&request, batch_id, received, recent)
+                    summarize::summarize_traces_with(&request, batch_id.clone(), received, recent)
                 })
                 .await
             }
@@ -138,11 +138,11 @@ impl Ingestor {
     }
 
     /// Summarizes and applies off the async executor: both can take a while on large batches.
-    /// The errors a batch counted are remembered only once it is stored. The ingest slot is
-    /// held until the store is done, even if the client goes away meanwhile.
+    /// The ingest slot is held until the store is done, even if the client goes away
+    /// meanwhile.
     async fn apply_with(
         &self,
-        summarize: impl FnOnce(&RecentErrors) -> Summary + Send + 'static,
+        summarize: impl Fn(&RecentErrors) -> Summary + Send + 'static,
     ) -> Result<ApplyOutcome, Error> {
         let permit = self.admission().await?;
         let store = Arc::clone(&self.store);
@@ -150,14 +150,9 @@ impl Ingestor {
         let (limits, seen) = (self.limits, Arc::clone(&self.seen));
         let outcome = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let Summary { batch, counted } = summarize(&recent);
-            if batch.releases.is_empty() && batch.batch_id.is_none() {
-                return Ok(ApplyOutcome::Applied);
-            }
-            admit(&*store, &seen, &limits, batch.releases.keys())?;
-            let outcome = store.apply(&batch)?;
-            recent.insert_all(&counted);
-            Ok::<_, Error>(outcome)
+            store_summary(&*store, &recent, summarize, |batch| {
+                admit(&*store, &seen, &limits, batch.releases.keys())
+            })
         })
         .await??;
         if outcome == ApplyOutcome::Duplicate {
@@ -165,6 +160,33 @@ impl Ingestor {
         }
         Ok(outcome)
     }
+}
+
+/// Summarizes a request and stores the batch, once `admit` lets it in. The error keys it
+/// counted are remembered only once it is stored; from the check that none of them was
+/// remembered meanwhile to that point, the batch holds the ledger (see [`dedup`]), and if
+/// one was, it is summarized again under it. Summarizing the first time takes no lock,
+/// nor does a batch that counted no traced error.
+fn store_summary(
+    store: &dyn ReleaseStore,
+    recent: &RecentErrors,
+    summarize: impl Fn(&RecentErrors) -> Summary,
+    admit: impl FnOnce(&IngestBatch) -> Result<(), Error>,
+) -> Result<ApplyOutcome, Error> {
+    let mut summary = summarize(recent);
+    if summary.batch.releases.is_empty() && summary.batch.batch_id.is_none() {
+        return Ok(ApplyOutcome::Applied);
+    }
+    let traced = summary.counted.values().any(|keys| !keys.is_empty());
+    let _ledger = traced.then(|| recent.ledger());
+    if traced && recent.remembers_any(&summary.counted) {
+        summary = summarize(recent);
+    }
+    let Summary { batch, counted } = summary;
+    admit(&batch)?;
+    let outcome = store.apply(&batch)?;
+    recent.insert_all(&counted);
+    Ok(outcome)
 }
 
 /// Refuses a batch that would bring a service or version past the limits; the releases
@@ -210,7 +232,147 @@ pub fn parse_batch_id(raw: Option<&[u8]>) -> Result<Option<String>, Error> {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::Cell;
+
     use super::*;
+    use crate::store::{ReleaseKey, SledStore};
+    use bellwether_proto::otlp::common::{any_value::Value, AnyValue, KeyValue};
+    use bellwether_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
+    use bellwether_proto::otlp::resource::Resource;
+    use bellwether_proto::otlp::trace::span::{Event, SpanKind};
+    use bellwether_proto::otlp::trace::{status::StatusCode, ResourceSpans, ScopeSpans};
+    use bellwether_proto::otlp::trace::{Span, Status};
+
+    const NOW_MS: i64 = 1_700_000_005_000;
+    const TIME_NS: u64 = 1_700_000_001_000_000_000;
+
+    fn kv(key: &str, value: &str) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue {
+                value: Some(Value::StringValue(value.into())),
+            }),
+            ..KeyValue::default()
+        }
+    }
+
+    fn resource() -> Option<Resource> {
+        Some(Resource {
+            attributes: vec![kv("service.name", "api"), kv("service.version", "1")],
+            ..Resource::default()
+        })
+    }
+
+    /// One failing request of trace 1: its span with an exception event…
+    fn failed_span() -> ExportTraceServiceRequest {
+        let span = Span {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            kind: SpanKind::Server as i32,
+            name: "POST /pay".into(),
+            start_time_unix_nano: TIME_NS - 20_000_000,
+            end_time_unix_nano: TIME_NS,
+            status: Some(Status {
+                code: StatusCode::Error as i32,
+                ..Status::default()
+            }),
+            events: vec![Event {
+                name: "exception".into(),
+                attributes: vec![kv("exception.type", "PaymentError")],
+                ..Event::default()
+            }],
+            ..Span::default()
+        };
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: resource(),
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![span],
+                    ..ScopeSpans::default()
+                }],
+                ..ResourceSpans::default()
+            }],
+        }
+    }
+
+    /// …and its exception log record, of another fingerprint.
+    fn failed_log() -> ExportLogsServiceRequest {
+        let record = LogRecord {
+            time_unix_nano: TIME_NS,
+            severity_number: 17,
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            attributes: vec![
+                kv("exception.type", "PaymentError"),
+                kv("exception.message", "declined"),
+            ],
+            ..LogRecord::default()
+        };
+        ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: resource(),
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![record],
+                    ..ScopeLogs::default()
+                }],
+                ..ResourceLogs::default()
+            }],
+        }
+    }
+
+    fn admit_all(_: &IngestBatch) -> Result<(), Error> {
+        Ok(())
+    }
+
+    #[test]
+    fn a_failure_stored_meanwhile_by_another_request_counts_once() -> Result<(), Error> {
+        let dir = tempfile::tempdir().map_err(|e| Error::Internal(e.to_string()))?;
+        let store = SledStore::open(dir.path())?;
+        let recent = RecentErrors::default();
+        let (spans, logs) = (failed_span(), failed_log());
+        // The log is summarized; before it is stored, the span's batch is summarized,
+        // stored and remembered (two export requests in flight at once).
+        let summarized = Cell::new(0);
+        let outcome = store_summary(
+            &store,
+            &recent,
+            |recent| {
+                let summary = summarize::summarize_logs_with(&logs, None, NOW_MS, recent);
+                summarized.set(summarized.get() + 1);
+                if summarized.get() == 1 {
+                    let spans = |recent: &RecentErrors| {
+                        summarize::summarize_traces_with(&spans, None, NOW_MS, recent)
+                    };
+                    let stored = store_summary(&store, recent, spans, admit_all);
+                    assert_eq!(stored.ok(), Some(ApplyOutcome::Applied));
+                }
+                summary
+            },
+            admit_all,
+        )?;
+        assert_eq!(outcome, ApplyOutcome::Applied);
+        assert_eq!(summarized.get(), 2, "summarized again under the ledger");
+        let totals = store.totals(&ReleaseKey::new("api", "unknown", "1"))?;
+        assert_eq!((totals.error_spans, totals.error_logs), (1, 1));
+        assert_eq!(totals.errors, 1, "one failing request");
+        let issues = store.release_issue_counts(&ReleaseKey::new("api", "unknown", "1"))?;
+        assert_eq!(issues.iter().map(|i| i.count).sum::<u64>(), 2, "{issues:?}");
+
+        // Without a key in common, a batch is summarized once.
+        let summarized = Cell::new(0);
+        let other = failed_span();
+        store_summary(
+            &store,
+            &RecentErrors::default(),
+            |recent| {
+                summarized.set(summarized.get() + 1);
+                summarize::summarize_traces_with(&other, None, NOW_MS, recent)
+            },
+            admit_all,
+        )?;
+        assert_eq!(summarized.get(), 1);
+        Ok(())
+    }
 
     #[test]
     fn batch_ids_are_bounded_utf8() {
