@@ -4,6 +4,8 @@
 //! loopback with temporary data directories. This crate starts them ([`Collector`],
 //! [`AgentProcess`]), learns the ports they bound from their `listening kind=… addr=…` log
 //! lines, and talks to the collector's HTTP API ([`http_get_json`], [`http_post_json`]).
+//! Traffic comes as raw OTLP requests ([`detection`]) or through the OpenTelemetry SDK,
+//! the way an instrumented service sends it ([`sdk_traffic`]).
 //!
 //! The binaries are looked up in `BELLWETHER_BIN_DIR`, else in the workspace's target
 //! directory (`CARGO_TARGET_DIR` or `target/`), debug profile: run
@@ -29,6 +31,7 @@ pub mod browser;
 pub mod detection;
 pub mod prometheus;
 pub mod receiver;
+pub mod sdk_traffic;
 pub mod security;
 
 /// How long a child gets to announce its listeners or to exit.
