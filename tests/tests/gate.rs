@@ -111,7 +111,7 @@ async fn a_good_release_becomes_healthy_and_passes_the_gate() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let collector = start_collector_with_config(&dir.path().join("data"), CONFIG)?;
     baseline_then_deploy(&collector, bucket_aligned_now_ms()).await?;
-    new_release_traffic(&collector, 2_000, 2, 0).await?;
+    new_release_traffic(&collector, 10_000, 2, 0).await?;
 
     let (code, stdout, stderr) = gate(&collector, &["--min-duration", "1s", "--timeout", "15s"])?;
     assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");

@@ -412,7 +412,8 @@ fn compare(
         ),
         (None, _) => format!(
             "neither healthy nor a regression can be decided at the current error rate \
-             ({}): it sits at the tolerance; the verdict stays pending",
+             ({}): it sits near the tolerance, or the baseline's window holds too few \
+             errors to confirm a rise this small; the verdict stays pending",
             percent(rate_now)
         ),
     };
