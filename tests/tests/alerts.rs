@@ -180,9 +180,21 @@ async fn release_traffic(
     new_errors: usize,
     new_error: &dyn Fn(i64) -> LogRecord,
 ) -> Result<()> {
+    release_traffic_of(collector, version, 2_000, timeouts, new_errors, new_error).await
+}
+
+/// [`release_traffic`] with `per_instance` records from each of the two instances.
+async fn release_traffic_of(
+    collector: &Collector,
+    version: &str,
+    per_instance: usize,
+    timeouts: usize,
+    new_errors: usize,
+    new_error: &dyn Fn(i64) -> LogRecord,
+) -> Result<()> {
     for instance in ["a", "b"] {
         let now = now_ms();
-        let records = (0..2_000)
+        let records = (0..per_instance)
             .map(|i| {
                 if i < timeouts {
                     log_record(
@@ -738,9 +750,10 @@ async fn a_healthy_next_release_resolves_the_alert_on_every_receiver() -> Result
         .await?;
     let fired_after = started.elapsed();
 
-    // Roll forward: 3 deployed now, with baseline-like traffic.
+    // Roll forward: 3 deployed now, with baseline-like traffic, enough of it for the
+    // evidence to bound its error rate (healthy is a claim that needs evidence).
     record_deployment(&collector, SERVICE, ENV, "3", now_ms()).await?;
-    release_traffic(&collector, "3", 2, 0, &declined).await?;
+    release_traffic_of(&collector, "3", 10_000, 2, 0, &declined).await?;
 
     let last_seen = std::sync::Mutex::new(Vec::new());
     let resolved = eventually(ALERT_TIMEOUT, || async {

@@ -108,6 +108,9 @@ fn demo_config(hooks: SocketAddr, ui: &str) -> String {
 evaluation_interval = "1s"
 min_duration = "10s"
 baseline_window = "10m"
+# A regression needs the error rate up by half a point: at 0.1 % errors, proving a good
+# release healthy within seconds (rather than minutes) needs a floor well above its rate.
+min_abs_rise = 0.005
 
 [routing]
 default_team = "platform"
