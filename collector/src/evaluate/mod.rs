@@ -21,7 +21,9 @@
 
 pub mod analysis;
 pub mod baseline;
+mod concurrent;
 pub mod inputs;
+mod latency;
 pub mod settings;
 pub mod signatures;
 pub mod verdicts;
