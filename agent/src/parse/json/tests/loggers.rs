@@ -282,9 +282,11 @@ fn an_explicit_type_field_wins_over_the_parsed_stack() {
 
 #[test]
 fn same_message_different_types_stay_apart() {
+    // Both stacks say `Error:` (subclasses that never set `name`); pino's `err.type` is
+    // the constructor's name.
     let line = |kind: &str| {
         format!(
-            r#"{{"level":50,"msg":"upstream failed","err":{{"type":"{kind}","message":"upstream 10.0.0.5 failed","stack":"{kind}: upstream 10.0.0.5 failed\n    at call (/app/up.js:9:3)"}}}}"#
+            r#"{{"level":50,"msg":"upstream failed","err":{{"type":"{kind}","message":"upstream 10.0.0.5 failed","stack":"Error: upstream 10.0.0.5 failed\n    at call (/app/up.js:9:3)"}}}}"#
         )
     };
     let timeout = parsed(&line("TimeoutError"));
