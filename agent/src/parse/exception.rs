@@ -128,11 +128,11 @@ pub(crate) fn from_attributes(record: &mut LogRecord) {
     }
     let explicit =
         fields.type_field.is_some() || fields.message.is_some() || fields.error_text.is_some();
+    // Without a trace, the first stack field is still this error's stack when another
+    // field names the error (a zap `stacktrace` has frames but no header to parse).
     if parsed.is_none() && !explicit {
         return;
     }
-    // Without a trace, the first stack field is still this error's stack when another
-    // field names the error (a zap `stacktrace` has frames but no header to parse).
 
     let message_index = fields.message.or(fields.error_text);
     let mut take = |index: Option<usize>| {
