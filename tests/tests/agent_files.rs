@@ -1,7 +1,8 @@
 //! End-to-end: the agent's line sources (tailed files, a wrapped command) with real
 //! `bellwether serve` and `bellwether-agent` processes on loopback. Every line must
 //! reach the collector exactly once: through a collector outage, rename and copytruncate
-//! rotation, garbage input, and multi-line stack traces.
+//! rotation, garbage input, and multi-line stack traces; JSON loggers' error fields
+//! become issues by exception type.
 
 use std::io::Write;
 use std::path::Path;
@@ -322,6 +323,61 @@ Caused by: java.lang.NullPointerException: Cannot invoke \"java.lang.Integer.int
 ";
     append_lines(&log, text.lines().map(str::to_owned))?;
     expect_counts(&collector, "traces", (3, 1)).await?;
+    let status = agent.terminate()?;
+    assert!(status.success(), "{}", agent.stderr_text());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logger_errors_become_issues_by_exception_type() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let collector = Collector::start(&dir.path().join("collector"))?;
+    let log = dir.path().join("app.log");
+    let id = identity("loggers");
+    let (mut agent, _) = start_agent(
+        &id,
+        &collector.grpc_url(),
+        &dir.path().join("agent"),
+        &["--file", glob(&log)?],
+    )?;
+    // pino: two errors with one message and different types. Their stacks both say
+    // `Error:` (a subclass that never set `name`), so only pino's `err.type` (the
+    // constructor's name) tells them apart. structlog: a traceback.
+    let pino = |kind: &str| {
+        format!(
+            r#"{{"level":50,"time":1700000000000,"pid":7,"hostname":"web-1","err":{{"type":"{kind}","message":"upstream 10.0.0.5 failed","stack":"Error: upstream 10.0.0.5 failed\n    at call (/app/upstream.js:9:3)\n    at async handler (/app/server.js:12:5)"}},"msg":"request failed"}}"#
+        )
+    };
+    let lines = [
+        r#"{"level":30,"time":1700000000000,"pid":7,"hostname":"web-1","msg":"request handled"}"#.to_owned(),
+        pino("TimeoutError"),
+        pino("ConnectionRefusedError"),
+        r#"{"event":"payment failed","level":"error","timestamp":"2026-11-26T12:00:01Z","exception":"Traceback (most recent call last):\n  File \"/app/pay.py\", line 10, in charge\n    raise KeyError(\"card\")\nKeyError: 'card'"}"#.to_owned(),
+    ];
+    append_lines(&log, lines)?;
+    expect_counts(&collector, "loggers", (4, 3)).await?;
+
+    let issues = collector
+        .get("/api/v1/releases/loggers/3.1.0/issues?environment=prod")
+        .await?;
+    let list = issues["issues"].as_array().context("issues")?;
+    let mut types: Vec<&str> = list
+        .iter()
+        .filter_map(|issue| issue["exception_type"].as_str())
+        .collect();
+    types.sort_unstable();
+    assert_eq!(
+        types,
+        ["ConnectionRefusedError", "KeyError", "TimeoutError"],
+        "{issues:#}"
+    );
+    let mut fingerprints: Vec<&str> = list
+        .iter()
+        .filter_map(|issue| issue["fingerprint"].as_str())
+        .collect();
+    fingerprints.sort_unstable();
+    fingerprints.dedup();
+    assert_eq!(fingerprints.len(), 3, "{issues:#}");
     let status = agent.terminate()?;
     assert!(status.success(), "{}", agent.stderr_text());
     Ok(())

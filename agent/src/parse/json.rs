@@ -24,9 +24,9 @@ use serde_json::Number;
 use super::{severity, time};
 use crate::otlp::kv;
 
-const BODY_KEYS: [&str; 4] = ["message", "msg", "body", "log"];
-const LEVEL_KEYS: [&str; 3] = ["level", "severity", "lvl"];
-const TIME_KEYS: [&str; 4] = ["time", "timestamp", "ts", "@timestamp"];
+const BODY_KEYS: [&str; 6] = ["message", "msg", "body", "log", "@m", "@mt"];
+const LEVEL_KEYS: [&str; 6] = ["level", "severity", "lvl", "levelname", "@l", "log.level"];
+const TIME_KEYS: [&str; 5] = ["time", "timestamp", "ts", "@timestamp", "@t"];
 const TRACE_ID_KEYS: [&str; 2] = ["trace_id", "traceId"];
 const SPAN_ID_KEYS: [&str; 2] = ["span_id", "spanId"];
 
@@ -111,13 +111,19 @@ impl Known {
                 "msg" => &mut known.body[1],
                 "body" => &mut known.body[2],
                 "log" => &mut known.body[3],
+                "@m" => &mut known.body[4],
+                "@mt" => &mut known.body[5],
                 "level" => &mut known.level[0],
                 "severity" => &mut known.level[1],
                 "lvl" => &mut known.level[2],
+                "levelname" => &mut known.level[3],
+                "@l" => &mut known.level[4],
+                "log.level" => &mut known.level[5],
                 "time" => &mut known.time[0],
                 "timestamp" => &mut known.time[1],
                 "ts" => &mut known.time[2],
                 "@timestamp" => &mut known.time[3],
+                "@t" => &mut known.time[4],
                 "trace_id" => &mut known.trace_id[0],
                 "traceId" => &mut known.trace_id[1],
                 "span_id" => &mut known.span_id[0],

@@ -2,8 +2,10 @@
 //!
 //! - JSON object lines ([`json`]): fields become attributes (nested objects flattened with
 //!   dots); body, severity, time and trace/span ids come from their conventional fields.
-//!   A `stack` / `stack_trace` / `stacktrace` / `exception` field (also nested, e.g.
-//!   `err.stack`) holding a trace becomes `exception.*` ([`exception`]).
+//!   The error fields of the common JSON loggers (pino/bunyan `err.*`, ECS `error.*`,
+//!   logstash `exception_class`, Go `error`, Python `exc_info`, Serilog `@x`, and any
+//!   `stack` / `stack_trace` / `stacktrace` / `exception` field holding a trace) become
+//!   `exception.*` ([`exception`]).
 //! - logfmt lines ([`logfmt`]): `level=error msg="x y" key=val`, pairs become attributes.
 //! - Anything else is plain text: the line is the body, and a leading severity word
 //!   (optionally after a leading timestamp) sets the severity.

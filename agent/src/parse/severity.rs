@@ -60,8 +60,9 @@ pub struct Severity {
 }
 
 /// Level names accepted in structured fields, in any letter case.
-const FIELD_NAMES: [(&str, Level); 26] = [
+const FIELD_NAMES: [(&str, Level); 27] = [
     ("trace", Level::Trace),
+    ("verbose", Level::Trace),
     ("trc", Level::Trace),
     ("finest", Level::Trace),
     ("finer", Level::Trace),
@@ -211,7 +212,7 @@ mod tests {
     /// The mapping as first written, with lowercased and uppercased copies.
     fn reference_field_level(text: &str) -> Option<Level> {
         Some(match text.trim().to_ascii_lowercase().as_str() {
-            "trace" | "trc" | "finest" | "finer" => Level::Trace,
+            "trace" | "verbose" | "trc" | "finest" | "finer" => Level::Trace,
             "debug" | "dbg" | "fine" => Level::Debug,
             "info" | "inf" | "information" | "informational" | "notice" => Level::Info,
             "warn" | "warning" | "wrn" => Level::Warn,

@@ -489,3 +489,5 @@ proptest! {
         }
     }
 }
+
+mod loggers;
