@@ -22,7 +22,7 @@ const MINUTE_NS: u64 = 60 * 1_000_000_000;
 
 fn fixture(name: &str) -> Result<String, std::io::Error> {
     let path = format!(
-        "{}/../proto/tests/fixtures/stacktraces/{name}",
+        "{}/../stacktrace/tests/fixtures/stacktraces/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read_to_string(path)

@@ -4,9 +4,6 @@
 //!   `proto/bellwether/v1/*.proto` at build time.
 //! - [`otlp`]: the OpenTelemetry protocol types and gRPC services, re-exported from
 //!   `opentelemetry-proto` so the agent and the collector speak exactly one definition.
-//! - [`stacktrace`]: multi-line stack traces in log streams: the agent's [`stacktrace::Joiner`]
-//!   turns a trace's lines into one record, and [`stacktrace::parse`] extracts the exception
-//!   type, message, causes and frames the collector fingerprints errors by.
 //! - [`BATCH_ID_HEADER`]: the metadata key that carries an export batch's id end to end.
 
 #![forbid(unsafe_code)]
@@ -26,8 +23,6 @@ pub mod otlp {
     pub use opentelemetry_proto::tonic::resource::v1 as resource;
     pub use opentelemetry_proto::tonic::trace::v1 as trace;
 }
-
-pub mod stacktrace;
 
 /// gRPC metadata (and HTTP header) key carrying an export batch's id:
 /// `<instance id>-<sequence>`. The collector applies a batch id at most once.

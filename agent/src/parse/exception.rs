@@ -1,12 +1,12 @@
 //! Exceptions: the OpenTelemetry `exception.type`, `exception.message` and
-//! `exception.stacktrace` attributes, filled by [`bellwether_proto::stacktrace::parse`]
+//! `exception.stacktrace` attributes, filled by [`bellwether_stacktrace::parse`]
 //! from a joined multi-line record, or from a structured record's error fields (a stack
 //! field, and the type / message / error-string fields the common JSON loggers write).
 
 use bellwether_proto::otlp::common::any_value::Value;
 use bellwether_proto::otlp::common::KeyValue;
 use bellwether_proto::otlp::logs::LogRecord;
-use bellwether_proto::stacktrace::{self, ParsedException};
+use bellwether_stacktrace::{self as stacktrace, ParsedException};
 
 use super::severity::Level;
 use crate::otlp::string_kv;

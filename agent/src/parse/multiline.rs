@@ -1,5 +1,5 @@
 //! Lines of one stream to log records, joining multi-line records (stack traces, panics)
-//! with [`bellwether_proto::stacktrace::Joiner`].
+//! with [`bellwether_stacktrace::Joiner`].
 //!
 //! A joined record's first line gives its severity, time and structured fields; its body
 //! is the whole text (a structured first line contributes its message, then the rest);
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bellwether_proto::otlp::common::{any_value::Value, AnyValue};
 use bellwether_proto::otlp::logs::LogRecord;
-use bellwether_proto::stacktrace::{JoinedRecord, Joiner, JoinerConfig};
+use bellwether_stacktrace::{JoinedRecord, Joiner, JoinerConfig};
 
 use super::{exception, parse_line, parse_text, MAX_LINE_BYTES, TRUNCATED_ATTR};
 use crate::otlp::{as_str, kv, string_value};

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use bellwether_proto::otlp::common::InstrumentationScope;
 use bellwether_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
-use bellwether_proto::stacktrace::JoinerConfig;
+use bellwether_stacktrace::JoinerConfig;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use bellwether_proto::stacktrace;
+use bellwether_stacktrace as stacktrace;
 
 use super::{AlertEngine, EvidenceLine, Health, NewIssue, ReleaseVerdict};
 use crate::evaluate::VerdictSink;

@@ -13,7 +13,7 @@ mod parameterize;
 #[cfg(test)]
 mod tests;
 
-use bellwether_proto::stacktrace::Frame;
+use bellwether_stacktrace::Frame;
 
 pub use parameterize::parameterize;
 

@@ -1,4 +1,4 @@
-use bellwether_proto::stacktrace::{parse, Frame, Joiner, ParsedException};
+use bellwether_stacktrace::{parse, Frame, Joiner, ParsedException};
 
 use super::*;
 
@@ -244,39 +244,39 @@ fn unicode_and_huge_inputs_do_not_panic() {
 const FIXTURES: &[(&str, &str)] = &[
     (
         "java-spring.log",
-        include_str!("../../../proto/tests/fixtures/stacktraces/java-spring.log"),
+        include_str!("../../../stacktrace/tests/fixtures/stacktraces/java-spring.log"),
     ),
     (
         "java-uncaught.txt",
-        include_str!("../../../proto/tests/fixtures/stacktraces/java-uncaught.txt"),
+        include_str!("../../../stacktrace/tests/fixtures/stacktraces/java-uncaught.txt"),
     ),
     (
         "python-logging.log",
-        include_str!("../../../proto/tests/fixtures/stacktraces/python-logging.log"),
+        include_str!("../../../stacktrace/tests/fixtures/stacktraces/python-logging.log"),
     ),
     (
         "python-uncaught.txt",
-        include_str!("../../../proto/tests/fixtures/stacktraces/python-uncaught.txt"),
+        include_str!("../../../stacktrace/tests/fixtures/stacktraces/python-uncaught.txt"),
     ),
     (
         "node.log",
-        include_str!("../../../proto/tests/fixtures/stacktraces/node.log"),
+        include_str!("../../../stacktrace/tests/fixtures/stacktraces/node.log"),
     ),
     (
         "go-panic.log",
-        include_str!("../../../proto/tests/fixtures/stacktraces/go-panic.log"),
+        include_str!("../../../stacktrace/tests/fixtures/stacktraces/go-panic.log"),
     ),
     (
         "go-panic-all-goroutines.log",
-        include_str!("../../../proto/tests/fixtures/stacktraces/go-panic-all-goroutines.log"),
+        include_str!("../../../stacktrace/tests/fixtures/stacktraces/go-panic-all-goroutines.log"),
     ),
     (
         "rust-panic-backtrace.log",
-        include_str!("../../../proto/tests/fixtures/stacktraces/rust-panic-backtrace.log"),
+        include_str!("../../../stacktrace/tests/fixtures/stacktraces/rust-panic-backtrace.log"),
     ),
     (
         "rust-panic.log",
-        include_str!("../../../proto/tests/fixtures/stacktraces/rust-panic.log"),
+        include_str!("../../../stacktrace/tests/fixtures/stacktraces/rust-panic.log"),
     ),
 ];
 

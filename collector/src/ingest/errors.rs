@@ -8,7 +8,7 @@
 //! Exception fields, first found wins:
 //! 1. the attributes `exception.type`, `exception.message`, `exception.stacktrace` (on the
 //!    log record, or on the span event; a failed span's own attributes);
-//! 2. what [`bellwether_proto::stacktrace::parse`] finds in `exception.stacktrace`, else
+//! 2. what [`bellwether_stacktrace::parse`] finds in `exception.stacktrace`, else
 //!    (logs only) in the body;
 //! 3. type `""` and message = the body (logs), the status message, or the span name.
 //!
@@ -24,7 +24,7 @@ use bellwether_proto::otlp::common::any_value::Value;
 use bellwether_proto::otlp::common::{AnyValue, KeyValue};
 use bellwether_proto::otlp::logs::LogRecord;
 use bellwether_proto::otlp::trace::Span;
-use bellwether_proto::stacktrace::{self, Frame};
+use bellwether_stacktrace::{self as stacktrace, Frame};
 
 use super::summarize::{is_error_log, is_error_span};
 use crate::fingerprint::{Fingerprint, OVERRIDE_ATTRIBUTE};

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bellwether_proto::otlp::logs::LogRecord;
-use bellwether_proto::stacktrace::JoinerConfig;
+use bellwether_stacktrace::JoinerConfig;
 
 use super::PATH_ATTR;
 use crate::otlp::string_kv;

@@ -1,5 +1,5 @@
 //! Joiner behaviour across runtimes, and fuzz-style properties over arbitrary input.
-//! (The real-runtime fixtures are checked in `proto/tests/stacktrace_fixtures.rs`.)
+//! (The real-runtime fixtures are checked in `tests/fixtures.rs`.)
 
 use super::*;
 

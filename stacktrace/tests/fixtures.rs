@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use bellwether_proto::stacktrace::{parse, Joiner, ParsedException};
+use bellwether_stacktrace::{parse, Joiner, ParsedException};
 use serde_json::Value;
 
 fn fixtures_dir() -> PathBuf {
