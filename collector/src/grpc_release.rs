@@ -10,9 +10,11 @@ use tonic::{Request, Response, Status};
 
 use crate::error::Error;
 use crate::evaluate::Evaluator;
-use crate::health::{ReleaseHealth, Verdict};
 use crate::releases::{ReleaseRef, ReleaseSummary, Releases};
-use crate::store::{Counts, Deployment, DeploymentFilter, DeploymentRecord, ReleaseKey, Source};
+use bellwether_model::health::{ReleaseHealth, Verdict};
+use bellwether_model::release::{
+    Counts, Deployment, DeploymentFilter, DeploymentRecord, ReleaseKey, Source,
+};
 
 pub struct ReleaseGrpc {
     releases: Releases,

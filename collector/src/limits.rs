@@ -23,7 +23,7 @@
 //! authenticated and limited to 256-byte names.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::time::Duration;
 
 use bellwether_proto::otlp::common::{any_value, KeyValue};
@@ -31,10 +31,12 @@ use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
 use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+use bellwether_model::config::ConfigError;
+use bellwether_model::limit::{hit, hits, Limit};
+
 use crate::error::Error;
 use crate::metrics::text::Text;
-use crate::store::ReleaseKey;
+use bellwether_model::release::ReleaseKey;
 
 /// Release identity attributes are names and keys: shorter than other values.
 pub const MAX_IDENTITY_BYTES: usize = 256;
@@ -48,60 +50,6 @@ const IDENTITY_KEYS: [&str; 8] = [
     "deployment.id",
     "bellwether.team",
 ];
-
-/// What a limit counter is labelled with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Limit {
-    RequestBytes,
-    RecordsPerRequest,
-    AttributesPerRecord,
-    AttributeKeyBytes,
-    AttributeValueBytes,
-    Services,
-    VersionsPerService,
-    FingerprintsPerRelease,
-    Inflight,
-}
-
-impl Limit {
-    pub const ALL: [Limit; 9] = [
-        Limit::RequestBytes,
-        Limit::RecordsPerRequest,
-        Limit::AttributesPerRecord,
-        Limit::AttributeKeyBytes,
-        Limit::AttributeValueBytes,
-        Limit::Services,
-        Limit::VersionsPerService,
-        Limit::FingerprintsPerRelease,
-        Limit::Inflight,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Limit::RequestBytes => "request_bytes",
-            Limit::RecordsPerRequest => "records_per_request",
-            Limit::AttributesPerRecord => "attributes_per_record",
-            Limit::AttributeKeyBytes => "attribute_key_bytes",
-            Limit::AttributeValueBytes => "attribute_value_bytes",
-            Limit::Services => "services",
-            Limit::VersionsPerService => "versions_per_service",
-            Limit::FingerprintsPerRelease => "fingerprints_per_release",
-            Limit::Inflight => "inflight",
-        }
-    }
-}
-
-static HITS: [AtomicU64; Limit::ALL.len()] = [const { AtomicU64::new(0) }; Limit::ALL.len()];
-
-/// Counts `n` violations of `limit` (requests refused, attributes dropped, values cut…).
-pub fn hit(limit: Limit, n: u64) {
-    HITS[limit as usize].fetch_add(n, Ordering::Relaxed);
-}
-
-/// Violations of `limit` since the process started.
-pub fn hits(limit: Limit) -> u64 {
-    HITS[limit as usize].load(Ordering::Relaxed)
-}
 
 /// Writes `bellwether_limit_exceeded_total`.
 pub fn write_metrics(out: &mut Text) {
@@ -225,13 +173,13 @@ impl RawLimits {
             )?,
             ingest_admission_wait: match &self.ingest_admission_wait {
                 None => d.ingest_admission_wait,
-                Some(text) => {
-                    crate::config::parse_duration(text).map_err(|reason| ConfigError::Invalid {
+                Some(text) => bellwether_model::config::parse_duration(text).map_err(|reason| {
+                    ConfigError::Invalid {
                         key: "limits.ingest_admission_wait".to_owned(),
                         value: text.clone(),
                         reason,
-                    })?
-                }
+                    }
+                })?,
             },
         })
     }

@@ -5,10 +5,11 @@
 use std::sync::Arc;
 
 use crate::error::Error;
-use crate::store::{
-    Counts, Deployment, DeploymentFilter, DeploymentRecord, ReleaseKey, ReleaseStore,
+use crate::store::ReleaseStore;
+use bellwether_model::release::{
+    Counts, Deployment, DeploymentFilter, DeploymentRecord, ReleaseKey,
 };
-use crate::time::now_unix_ms;
+use bellwether_model::time::now_unix_ms;
 
 /// Longest service, environment or version name.
 pub const MAX_NAME_BYTES: usize = 256;

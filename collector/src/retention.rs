@@ -18,8 +18,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::alerts::engine::RETENTION_MS;
-use crate::config::{parse_duration, ConfigError};
 use crate::store::{SledStore, StoreError};
+use bellwether_model::config::{parse_duration, ConfigError};
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
@@ -248,11 +248,10 @@ fn prune_lists(
 mod tests {
     use super::*;
     use crate::evaluate::verdicts::{SledVerdicts, VerdictStore};
-    use crate::health::{Figures, ReleaseHealth, Verdict};
-    use crate::store::{
-        Counts, IngestBatch, IssueDelta, IssueSample, Occurrence, ReleaseDelta, ReleaseKey,
-        ReleaseStore,
-    };
+    use crate::store::{IngestBatch, ReleaseDelta, ReleaseStore};
+    use bellwether_model::health::{Figures, ReleaseHealth, Verdict};
+    use bellwether_model::issue::{IssueDelta, IssueSample, Occurrence};
+    use bellwether_model::release::{Counts, ReleaseKey};
 
     const HOUR: i64 = 3_600_000;
     const NOW: i64 = 1_000 * 24 * HOUR;
@@ -267,12 +266,12 @@ mod tests {
         };
         delta
             .buckets
-            .entry(crate::store::bucket_start(at))
+            .entry(bellwether_model::release::bucket_start(at))
             .or_default()
             .add(&counts);
         let mut issue = IssueDelta::new("boom", "Error");
         let occurrence = Occurrence {
-            bucket_start_unix_ms: crate::store::bucket_start(at),
+            bucket_start_unix_ms: bellwether_model::release::bucket_start(at),
             unix_ms: at,
             instance: "pod-1",
         };

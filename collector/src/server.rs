@@ -21,7 +21,7 @@ use crate::ingest::Ingestor;
 use crate::releases::Releases;
 use crate::retention::{Pruner, Retention};
 use crate::store::{ReleaseStore, SledStore, StoreError};
-use crate::time::now_unix_ms;
+use bellwether_model::time::now_unix_ms;
 
 /// Batch ids are remembered this long; a re-sent batch older than that counts again.
 pub const BATCH_ID_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);

@@ -6,7 +6,7 @@ mod alerting;
 use alerting::*;
 use bellwether_collector::alerts::{AlertFilter, AlertState, Matchers, SilenceRequest};
 use bellwether_collector::notify::webhook;
-use bellwether_collector::time::now_unix_ms;
+use bellwether_model::time::now_unix_ms;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;

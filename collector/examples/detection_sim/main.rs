@@ -39,7 +39,7 @@ use bellwether_collector::evaluate::analysis::{judge, AnalysisInput, BaselineInp
 use bellwether_collector::evaluate::baseline::choose_method;
 use bellwether_collector::evaluate::settings::ServiceDetection;
 use bellwether_collector::evaluate::signatures::{IssueClass, IssueObservation, Streaks};
-use bellwether_collector::health::Verdict;
+use bellwether_model::health::Verdict;
 
 use rng::Rng;
 

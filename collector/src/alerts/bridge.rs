@@ -11,9 +11,10 @@ use bellwether_stacktrace as stacktrace;
 
 use super::{AlertEngine, EvidenceLine, Health, NewIssue, ReleaseVerdict};
 use crate::evaluate::VerdictSink;
-use crate::health::{ReleaseHealth, Verdict};
 use crate::routing::CodeLocation;
-use crate::store::{Deployment, ReleaseStore, StoreError};
+use crate::store::{ReleaseStore, StoreError};
+use bellwether_model::health::{ReleaseHealth, Verdict};
+use bellwether_model::release::Deployment;
 
 /// Evidence kind of a significant error-rate regression.
 const REGRESSION: &str = "regression";

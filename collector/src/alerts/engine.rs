@@ -18,8 +18,9 @@ use crate::notify::outbox::{NewEntry, Outbox};
 use crate::notify::{Event, Notification, Receiver, ReceiverKind, ReleaseInfo, Status};
 use crate::routing::config::AlertingConfig;
 use crate::routing::Owner;
-use crate::store::{Deployment, StoreError};
-use crate::time::now_unix_ms;
+use crate::store::StoreError;
+use bellwether_model::release::Deployment;
+use bellwether_model::time::now_unix_ms;
 
 /// How often [`AlertEngine::run`] ticks.
 pub const TICK: Duration = Duration::from_secs(1);

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::{Alert, AlertEngine, AlertFilter, AlertState, Silence, SilenceRequest};
 use crate::error::Error;
 use crate::notify::outbox::OutboxView;
-use crate::time::{now_unix_ms, rfc3339_utc};
+use bellwether_model::time::{now_unix_ms, rfc3339_utc};
 
 pub fn routes(engine: AlertEngine) -> Router {
     Router::new()

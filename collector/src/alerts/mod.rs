@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::routing::CodeLocation;
-use crate::store::{Deployment, ReleaseKey};
+use bellwether_model::release::{Deployment, ReleaseKey};
 
 pub use engine::{AlertEngine, AlertError};
 pub use service::AlertService;

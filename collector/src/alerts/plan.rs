@@ -9,7 +9,7 @@ use crate::notify::outbox::NewEntry;
 use crate::notify::{
     AlertSnapshot, Event, Notification, Receiver, ReceiverKind, ReleaseInfo, Status,
 };
-use crate::store::ReleaseKey;
+use bellwether_model::release::ReleaseKey;
 
 /// Alerts headed for receivers, grouped by release, team and status.
 #[derive(Default)]

@@ -8,10 +8,10 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use super::json::{HealthResponse, VerdictsResponse};
-use crate::config::parse_duration;
 use crate::error::Error;
 use crate::evaluate::{Evaluator, MAX_WAIT};
 use crate::releases::ReleaseRef;
+use bellwether_model::config::parse_duration;
 
 pub fn router(evaluator: Evaluator) -> Router {
     Router::new()

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::issues::ReleaseIssues;
 use crate::releases::{ReleaseRef, Releases};
-use crate::store::{FirstSeen, IssueSample, ReleaseKey};
+use bellwether_model::issue::{FirstSeen, IssueSample};
+use bellwether_model::release::ReleaseKey;
 
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct IssuesQuery {

@@ -3,10 +3,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::evaluate::verdicts::TimelineEntry;
-use crate::health::{Figures, ReleaseHealth};
 use crate::releases::{ReleaseStats, ReleaseSummary};
-use crate::store::{Counts, Deployment, DeploymentRecord, ReleaseKey, Source, BUCKET_MS};
-use crate::time::rfc3339_utc;
+use bellwether_model::health::{Figures, ReleaseHealth};
+use bellwether_model::release::{
+    Counts, Deployment, DeploymentRecord, ReleaseKey, Source, BUCKET_MS,
+};
+use bellwether_model::time::rfc3339_utc;
 
 /// Body of `POST /api/v1/deployments`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,7 +131,7 @@ impl From<ReleaseStats> for StatsResponse {
 }
 
 /// One evidence item: `kind`, `summary` and kind-specific fields.
-pub use crate::health::Evidence as EvidenceJson;
+pub use bellwether_model::health::Evidence as EvidenceJson;
 
 /// `GET /api/v1/releases/{service}/{version}/health`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

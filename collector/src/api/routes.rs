@@ -14,7 +14,7 @@ use super::json::{
 use crate::error::Error;
 use crate::evaluate::Evaluator;
 use crate::releases::{ReleaseRef, Releases};
-use crate::store::DeploymentFilter;
+use bellwether_model::release::DeploymentFilter;
 
 pub fn router(releases: Releases, evaluator: Evaluator) -> Router {
     Router::new()

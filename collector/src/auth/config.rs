@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{Scope, Token, Tokens};
-use crate::config::ConfigError;
+use bellwether_model::config::ConfigError;
 
 /// Tokens shorter than this are refused: they could be guessed.
 pub const MIN_TOKEN_BYTES: usize = 16;

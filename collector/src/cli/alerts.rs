@@ -207,7 +207,7 @@ fn human(action: &AlertsAction, value: &Value) -> String {
             format!(
                 "silence {} until {}\n",
                 text(&s, "id"),
-                crate::time::rfc3339_utc(ends)
+                bellwether_model::time::rfc3339_utc(ends)
             )
         }
         AlertsAction::Silences => {
@@ -225,7 +225,7 @@ fn human(action: &AlertsAction, value: &Value) -> String {
                     vec![
                         text(s, "id").to_owned(),
                         s.get("matchers").map(Value::to_string).unwrap_or_default(),
-                        crate::time::rfc3339_utc(ends),
+                        bellwether_model::time::rfc3339_utc(ends),
                         text(s, "comment").to_owned(),
                     ]
                 })

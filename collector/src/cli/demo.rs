@@ -383,7 +383,7 @@ impl Demo {
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
         let say = |line: &str| self.narrator.say(line);
-        let now = crate::time::now_unix_ms();
+        let now = bellwether_model::time::now_unix_ms();
 
         // History: both services have served prod for a while.
         let old_checkout = release("1.4.0", vec![TIMEOUTS]);
@@ -515,11 +515,11 @@ impl Demo {
 }
 
 /// The evaluator's headline for an API answer (the first evidence that explains it).
-fn to_health(h: &HealthResponse) -> crate::health::ReleaseHealth {
-    crate::health::ReleaseHealth {
+fn to_health(h: &HealthResponse) -> bellwether_model::health::ReleaseHealth {
+    bellwether_model::health::ReleaseHealth {
         release: h.release.clone(),
-        verdict: crate::health::Verdict::parse(&h.verdict)
-            .unwrap_or(crate::health::Verdict::Pending),
+        verdict: bellwether_model::health::Verdict::parse(&h.verdict)
+            .unwrap_or(bellwether_model::health::Verdict::Pending),
         evidence: h.evidence.clone(),
         totals: h.totals,
         evaluated_at_unix_ms: h.evaluated_at_unix_ms,

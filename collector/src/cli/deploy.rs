@@ -42,8 +42,8 @@ fn describe(d: &DeploymentJson) -> String {
         d.service, d.version, d.environment
     );
     let source = match d.source {
-        crate::store::Source::Recorded => "recorded",
-        crate::store::Source::Detected => "detected",
+        bellwether_model::release::Source::Recorded => "recorded",
+        bellwether_model::release::Source::Detected => "detected",
     };
     let fields = [
         ("started_at", Some(d.started_at.as_str())),

@@ -225,8 +225,8 @@ fn usage(e: &ClientError) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::health::{Figures, SideFigures};
-    use crate::store::{Counts, ReleaseKey};
+    use bellwether_model::health::{Figures, SideFigures};
+    use bellwether_model::release::{Counts, ReleaseKey};
 
     fn health(verdict: &str, age_ms: i64) -> HealthResponse {
         HealthResponse {

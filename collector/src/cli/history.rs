@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use crate::api::json::{ReleaseJson, ReleasesResponse};
-use crate::store::Source;
+use bellwether_model::release::Source;
 
 use super::client::encode_component;
 use super::{ApiClient, ReleasesArgs};

@@ -136,10 +136,10 @@ pub struct GateArgs {
     pub environment: String,
     /// Pass only once the release has been deployed at least this long (on top of the
     /// collector's own minimum duration), e.g. 5m.
-    #[arg(long, default_value = "0s", value_parser = crate::config::parse_duration)]
+    #[arg(long, default_value = "0s", value_parser = bellwether_model::config::parse_duration)]
     pub min_duration: Duration,
     /// Give up (exit 3) when no verdict is reached within this long.
-    #[arg(long, default_value = "15m", value_parser = crate::config::parse_duration)]
+    #[arg(long, default_value = "15m", value_parser = bellwether_model::config::parse_duration)]
     pub timeout: Duration,
     /// Let a degraded release pass (an unhealthy one still fails).
     #[arg(long)]

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use crate::detect::special::{gamma_quantile, poisson_upper_mean};
 use crate::detect::{assess_cutover_with_dispersion, dispersion_upper, Sample, VerdictKind};
-use crate::health::{Evidence, Figures, SideFigures, Verdict};
+use bellwether_model::health::{Evidence, Figures, SideFigures, Verdict};
 
 use super::concurrent::concurrent;
 use super::latency::judge_latency;

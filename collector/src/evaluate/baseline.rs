@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use crate::detect::Sample;
-use crate::health::Verdict;
-use crate::store::{bucket_start, Deployment, ReleaseKey, BUCKET_MS};
+use bellwether_model::health::Verdict;
+use bellwether_model::release::{bucket_start, Deployment, ReleaseKey, BUCKET_MS};
 
 use super::analysis::Method;
 
@@ -119,7 +119,7 @@ pub fn is_active(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Source;
+    use bellwether_model::release::Source;
     use std::collections::HashMap;
 
     fn deployment(version: &str, started: i64) -> Deployment {

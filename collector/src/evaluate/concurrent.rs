@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::detect::exposure::exposure_until;
 use crate::detect::two_sample::{log_average, log_e_under_floor};
 use crate::detect::{dispersion_upper, ConcurrentTest, Direction, Sample};
-use crate::health::{Evidence, Figures, Verdict};
+use bellwether_model::health::{Evidence, Figures, Verdict};
 
 use super::analysis::{
     describe_log, finite, millis, ratio_interval, side, AnalysisInput, BaselineInput,

@@ -10,9 +10,10 @@
 use std::time::Duration;
 
 use crate::detect::Sample;
-use crate::health::Verdict;
 use crate::issues::{self, IssueStatus};
-use crate::store::{bucket_start, Counts, Deployment, ReleaseKey, ReleaseStore, StoreError};
+use crate::store::{ReleaseStore, StoreError};
+use bellwether_model::health::Verdict;
+use bellwether_model::release::{bucket_start, Counts, Deployment, ReleaseKey};
 
 use super::analysis::{AnalysisInput, BaselineInput, Buckets};
 use super::baseline::{choose_baseline, choose_method};

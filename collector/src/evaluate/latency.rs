@@ -1,7 +1,7 @@
 //! The latency finding of the judgement (DETECTION.md G, [`crate::detect::latency`]).
 
 use crate::detect::latency::{latency_test, LatencyRule};
-use crate::health::{Evidence, Verdict};
+use bellwether_model::health::{Evidence, Verdict};
 
 use super::analysis::{describe_log, finite, AnalysisInput};
 use super::settings::ServiceDetection;

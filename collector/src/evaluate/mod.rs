@@ -36,10 +36,11 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::error::Error;
-use crate::health::{Material, ReleaseHealth};
 use crate::releases::{resolve, ReleaseRef};
-use crate::store::{Deployment, DeploymentFilter, ReleaseKey, ReleaseStore, StoreError};
-use crate::time::now_unix_ms;
+use crate::store::{ReleaseStore, StoreError};
+use bellwether_model::health::{Material, ReleaseHealth};
+use bellwether_model::release::{Deployment, DeploymentFilter, ReleaseKey};
+use bellwether_model::time::now_unix_ms;
 
 use baseline::{is_active, TRAFFIC_RECENCY};
 use settings::DetectionSettings;

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::{parse_duration, ConfigError};
 use crate::detect::Thresholds;
-use crate::health::Verdict;
+use bellwether_model::config::{parse_duration, ConfigError};
+use bellwether_model::health::Verdict;
 
 /// Default time between two evaluation rounds.
 pub const DEFAULT_EVALUATION_INTERVAL: Duration = Duration::from_secs(5);

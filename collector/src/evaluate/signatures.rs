@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::detect::{assess_new_signature, Thresholds};
-use crate::health::Evidence;
+use bellwether_model::health::Evidence;
 
 /// How an issue relates to earlier releases (from ingest's classification).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,13 +6,11 @@ use std::time::Duration;
 use super::settings::DetectionSettings;
 use super::verdicts::{SledVerdicts, VerdictStore};
 use super::Evaluator;
-use crate::health::Verdict;
 use crate::releases::ReleaseRef;
-use crate::store::{
-    bucket_start, Counts, DeploymentRecord, IngestBatch, ReleaseDelta, ReleaseKey, ReleaseStore,
-    SledStore, BUCKET_MS,
-};
-use crate::time::now_unix_ms;
+use crate::store::{IngestBatch, ReleaseDelta, ReleaseStore, SledStore};
+use bellwether_model::health::Verdict;
+use bellwether_model::release::{bucket_start, Counts, DeploymentRecord, ReleaseKey, BUCKET_MS};
+use bellwether_model::time::now_unix_ms;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 

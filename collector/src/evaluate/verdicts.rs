@@ -5,8 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::health::{ReleaseHealth, Verdict};
-use crate::store::{ReleaseKey, StoreError};
+use crate::store::StoreError;
+use bellwether_model::health::{ReleaseHealth, Verdict};
+use bellwether_model::release::ReleaseKey;
 
 /// Timeline entries kept per release (oldest dropped first).
 pub const MAX_TIMELINE: usize = 500;
@@ -131,8 +132,8 @@ impl VerdictStore for SledVerdicts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::health::{Evidence, Figures};
-    use crate::store::Counts;
+    use bellwether_model::health::{Evidence, Figures};
+    use bellwether_model::release::Counts;
 
     fn health(verdict: Verdict, at: i64, revision: u64) -> ReleaseHealth {
         ReleaseHealth {

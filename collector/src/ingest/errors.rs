@@ -28,7 +28,7 @@ use bellwether_stacktrace::{self as stacktrace, Frame};
 
 use super::summarize::{is_error_log, is_error_span};
 use crate::fingerprint::{Fingerprint, OVERRIDE_ATTRIBUTE};
-use crate::store::detection::{MAX_MESSAGE_BYTES, MAX_STACK_BYTES};
+use bellwether_model::issue::{MAX_MESSAGE_BYTES, MAX_STACK_BYTES};
 
 /// Name of the span event that records an exception.
 pub const EXCEPTION_EVENT: &str = "exception";

@@ -1,6 +1,7 @@
 use super::*;
 use bellwether_proto::otlp::trace::span::Event;
-use bellwether_proto::otlp::trace::{status::StatusCode, Status};
+use bellwether_proto::otlp::trace::status::StatusCode;
+use bellwether_proto::otlp::trace::Status;
 
 const JAVA: &str = "java.lang.IllegalStateException: cart 5531 is empty\n\
 \tat com.shop.Checkout.verify(Checkout.java:41)\n\

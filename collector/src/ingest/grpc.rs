@@ -135,7 +135,7 @@ where
             // tonic refuses an oversize message itself, answering OUT_OF_RANGE at once.
             let code = response.headers().get("grpc-status").map(|v| v.as_bytes());
             if code == Some(b"11") {
-                crate::limits::hit(crate::limits::Limit::RequestBytes, 1);
+                bellwether_model::limit::hit(bellwether_model::limit::Limit::RequestBytes, 1);
             }
             Ok(response)
         })

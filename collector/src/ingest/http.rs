@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use super::wire::DecodeRequest;
 use super::{parse_batch_id, Ingestor};
 use crate::error::Error;
-use crate::limits::{self, Limit};
+use bellwether_model::limit::Limit;
 
 pub fn router(ingestor: Ingestor) -> Router {
     let limit = ingestor.limits().max_request_bytes;
@@ -92,7 +92,7 @@ async fn traces(
 
 fn rejected(rejection: BytesRejection, limit: usize) -> Error {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        limits::hit(Limit::RequestBytes, 1);
+        bellwether_model::limit::hit(Limit::RequestBytes, 1);
         Error::PayloadTooLarge { limit }
     } else {
         Error::invalid(format!("reading request body: {}", rejection.body_text()))
@@ -160,7 +160,7 @@ fn decompress(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, E
                 .read_to_end(&mut out)
                 .map_err(|e| Error::invalid(format!("invalid gzip body: {e}")))?;
             if out.len() > limit {
-                limits::hit(Limit::RequestBytes, 1);
+                bellwether_model::limit::hit(Limit::RequestBytes, 1);
                 return Err(Error::PayloadTooLarge { limit });
             }
             Ok(Bytes::from(out))

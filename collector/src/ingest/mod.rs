@@ -24,10 +24,12 @@ use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
 use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
 
 use crate::error::Error;
-use crate::limits::{self, Limit, Limits, Seen};
+use crate::limits::{self, Limits, Seen};
 use crate::metrics;
-use crate::store::{ApplyOutcome, DeploymentFilter, IngestBatch, ReleaseStore};
-use crate::time::now_unix_ms;
+use crate::store::{ApplyOutcome, IngestBatch, ReleaseStore};
+use bellwether_model::limit::Limit;
+use bellwether_model::release::DeploymentFilter;
+use bellwether_model::time::now_unix_ms;
 use dedup::RecentErrors;
 use summarize::Summary;
 
@@ -76,7 +78,7 @@ impl Ingestor {
             Ok(Ok(permit)) => Ok(permit),
             Ok(Err(_closed)) => Err(Error::Internal("ingest admission closed".to_owned())),
             Err(_elapsed) => {
-                limits::hit(Limit::Inflight, 1);
+                bellwether_model::limit::hit(Limit::Inflight, 1);
                 tracing::debug!(
                     max_inflight_ingest = self.limits.max_inflight_ingest,
                     "ingest overloaded, request refused"
@@ -195,7 +197,7 @@ fn admit<'r>(
     store: &dyn ReleaseStore,
     seen: &Mutex<Option<Seen>>,
     limits: &Limits,
-    releases: impl IntoIterator<Item = &'r crate::store::ReleaseKey> + Clone,
+    releases: impl IntoIterator<Item = &'r bellwether_model::release::ReleaseKey> + Clone,
 ) -> Result<(), Error> {
     let mut seen = seen
         .lock()
@@ -235,12 +237,15 @@ mod tests {
     use std::cell::Cell;
 
     use super::*;
-    use crate::store::{ReleaseKey, SledStore};
-    use bellwether_proto::otlp::common::{any_value::Value, AnyValue, KeyValue};
+    use crate::store::SledStore;
+    use bellwether_model::release::ReleaseKey;
+    use bellwether_proto::otlp::common::any_value::Value;
+    use bellwether_proto::otlp::common::{AnyValue, KeyValue};
     use bellwether_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
     use bellwether_proto::otlp::resource::Resource;
     use bellwether_proto::otlp::trace::span::{Event, SpanKind};
-    use bellwether_proto::otlp::trace::{status::StatusCode, ResourceSpans, ScopeSpans};
+    use bellwether_proto::otlp::trace::status::StatusCode;
+    use bellwether_proto::otlp::trace::{ResourceSpans, ScopeSpans};
     use bellwether_proto::otlp::trace::{Span, Status};
 
     const NOW_MS: i64 = 1_700_000_005_000;

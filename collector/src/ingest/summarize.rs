@@ -22,16 +22,16 @@ use bellwether_proto::otlp::logs::LogRecord;
 use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
 use bellwether_proto::otlp::resource::Resource;
 use bellwether_proto::otlp::trace::span::SpanKind;
-use bellwether_proto::otlp::trace::{status::StatusCode, Span};
+use bellwether_proto::otlp::trace::status::StatusCode;
+use bellwether_proto::otlp::trace::Span;
 use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
 
 use super::dedup::{error_keys, RecentErrors};
 use super::errors::{log_error, span_errors, ErrorInfo};
-use crate::store::detection::{MAX_FINGERPRINTS_PER_RELEASE, OTHER_FINGERPRINT, OTHER_TITLE};
-use crate::store::{
-    bucket_start, duration_micros, Counts, IngestBatch, IssueDelta, IssueSample, Occurrence,
-    ReleaseDelta, ReleaseKey, ResourceIdentity,
-};
+use crate::store::{duration_micros, IngestBatch, ReleaseDelta};
+use bellwether_model::issue::{IssueDelta, IssueSample, Occurrence};
+use bellwether_model::issue::{MAX_FINGERPRINTS_PER_RELEASE, OTHER_FINGERPRINT, OTHER_TITLE};
+use bellwether_model::release::{bucket_start, Counts, ReleaseKey, ResourceIdentity};
 
 /// Name used for a missing service, version or environment.
 pub const UNKNOWN: &str = "unknown";

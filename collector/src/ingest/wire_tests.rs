@@ -1,5 +1,6 @@
+use bellwether_proto::otlp::common::any_value::Value;
 use bellwether_proto::otlp::common::{
-    any_value::Value, AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList,
+    AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList,
 };
 use bellwether_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
 use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;

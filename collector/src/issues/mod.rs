@@ -12,7 +12,7 @@
 //! [`classify_one`] and [`lookback`] are pure; [`classify`] reads the store;
 //! [`release_issues`] adds samples for the API. The store
 //! keeps at most `MAX_FINGERPRINTS_PER_RELEASE` fingerprints per release and counts the
-//! rest under `other` (see [`crate::store::detection`]); `other` is classified like any
+//! rest under `other` (see [`bellwether_model::issue`]); `other` is classified like any
 //! fingerprint.
 
 mod classify;
@@ -26,7 +26,7 @@ pub use report::{release_issues, ReleaseIssues};
 
 use std::collections::BTreeSet;
 
-use crate::store::FirstSeen;
+use bellwether_model::issue::FirstSeen;
 
 /// Deployments before a release that always count as its history.
 pub const LOOKBACK_RELEASES: usize = 5;

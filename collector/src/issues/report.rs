@@ -2,7 +2,9 @@
 
 use crate::error::Error;
 use crate::releases::{resolve, ReleaseRef};
-use crate::store::{Deployment, IssueSample, ReleaseStore};
+use crate::store::ReleaseStore;
+use bellwether_model::issue::IssueSample;
+use bellwether_model::release::Deployment;
 
 use super::{classify, IssueSummary};
 

@@ -2,13 +2,12 @@ use std::collections::BTreeMap;
 
 use super::classify::DEPLOY_CLOCK_SLACK_MS;
 use super::*;
-use crate::store::detection::{
+use crate::store::{IngestBatch, ReleaseDelta, ReleaseStore, SledStore, StoreError};
+use bellwether_model::issue::{
     IssueDelta, Occurrence, MAX_FINGERPRINTS_PER_RELEASE, OTHER_FINGERPRINT,
 };
-use crate::store::{
-    Deployment, DeploymentRecord, IngestBatch, IssueSample, ReleaseDelta, ReleaseIssue, ReleaseKey,
-    ReleaseStore, SledStore, Source, StoreError,
-};
+use bellwether_model::issue::{IssueSample, ReleaseIssue};
+use bellwether_model::release::{Deployment, DeploymentRecord, ReleaseKey, Source};
 
 const DAY: i64 = 24 * 3600 * 1000;
 const T0: i64 = 1_700_000_000_000;
@@ -142,7 +141,7 @@ fn errors(
         for n in 0..*count {
             let instance = format!("i-{}", n % 3);
             let occurrence = Occurrence {
-                bucket_start_unix_ms: crate::store::bucket_start(at),
+                bucket_start_unix_ms: bellwether_model::release::bucket_start(at),
                 unix_ms: at,
                 instance: &instance,
             };

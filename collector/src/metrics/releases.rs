@@ -12,9 +12,10 @@ use super::Sources;
 use crate::alerts::{AlertFilter, AlertState};
 use crate::error::Error;
 use crate::evaluate::baseline::{is_active, TRAFFIC_RECENCY};
-use crate::health::Verdict;
-use crate::store::{Counts, Deployment, DeploymentFilter, ReleaseKey, ReleaseStore};
-use crate::time::now_unix_ms;
+use crate::store::ReleaseStore;
+use bellwether_model::health::Verdict;
+use bellwether_model::release::{Counts, Deployment, DeploymentFilter, ReleaseKey};
+use bellwether_model::time::now_unix_ms;
 
 const VERDICTS: [Verdict; 4] = [
     Verdict::Pending,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::{json_body, Event, Notification, Outgoing, Receiver, RenderError, Status};
-use crate::time::rfc3339_utc;
+use bellwether_model::time::rfc3339_utc;
 
 pub fn body(n: &Notification, resend: Duration, now_unix_ms: i64) -> Result<Value, RenderError> {
     let Event::Alert { status, alerts, .. } = &n.event else {

@@ -27,7 +27,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::alerts::{AlertKind, EvidenceLine, Severity};
-use crate::store::Deployment;
+use bellwether_model::release::Deployment;
 
 /// A value that must not be logged or returned: Debug and Display print `<redacted>`.
 #[derive(Clone, PartialEq, Eq)]

@@ -22,7 +22,7 @@ use super::transport::{Delivery, HttpTransport};
 use super::{render, Event, Notification, Receiver};
 use crate::routing::config::DeliverySettings;
 use crate::store::StoreError;
-use crate::time::now_unix_ms;
+use bellwether_model::time::now_unix_ms;
 
 /// Longest the delivery loop sleeps before looking at the outbox again.
 const MAX_IDLE: Duration = Duration::from_secs(1);

@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use super::{json_body, Event, Notification, Outgoing, Receiver, RenderError, Status};
-use crate::time::rfc3339_utc;
+use bellwether_model::time::rfc3339_utc;
 
 /// PagerDuty's limit on `payload.summary`.
 pub const SUMMARY_BYTES: usize = 1024;

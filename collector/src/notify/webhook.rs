@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 use super::{json_body, AlertSnapshot, Event, Notification, Outgoing, Receiver, RenderError};
-use crate::time::rfc3339_utc;
+use bellwether_model::time::rfc3339_utc;
 
 pub const SCHEMA: &str = "bellwether.webhook.v1";
 pub const SIGNATURE_HEADER: &str = "bellwether-signature";

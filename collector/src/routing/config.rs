@@ -25,8 +25,8 @@ use toml::Spanned;
 
 use super::glob::Glob;
 use super::{codeowners, CodePattern, CodeRule, Ownership, RuleOrigin, ServiceRule};
-use crate::config::parse_duration;
 use crate::notify::{Receiver, ReceiverKind, Secret};
+use bellwether_model::config::parse_duration;
 
 pub const DEFAULT_GROUP_WINDOW: Duration = Duration::from_secs(30);
 pub const DEFAULT_REPEAT_INTERVAL: Duration = Duration::from_secs(4 * 3600);

@@ -1,9 +1,9 @@
 //! Human durations for display: `30s`, `5m`, `2h`, `1d`, `1h30m`, `250ms`; parsed by
-//! [`crate::config::parse_duration`].
+//! [`bellwether_model::config::parse_duration`].
 
 use std::time::Duration;
 
-/// `2h`, `1h30m`, `45s`, `250ms` — the inverse of [`crate::config::parse_duration`].
+/// `2h`, `1h30m`, `45s`, `250ms` — the inverse of [`bellwether_model::config::parse_duration`].
 pub fn format_duration(duration: Duration) -> String {
     let mut ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
     if ms == 0 {
@@ -43,7 +43,7 @@ mod tests {
         for (text, ms) in cases {
             assert_eq!(format_duration(Duration::from_millis(ms)), text);
             assert_eq!(
-                crate::config::parse_duration(text),
+                bellwether_model::config::parse_duration(text),
                 Ok(Duration::from_millis(ms)),
                 "{text}"
             );

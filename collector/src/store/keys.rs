@@ -20,7 +20,8 @@
 //! fingerprint ids are hex digits or `other`, so the NUL separators keep `api` and `api2`
 //! apart and make prefix scans exact.
 
-use super::{Counts, ReleaseKey, StoreError};
+use crate::store::StoreError;
+use bellwether_model::release::{Counts, ReleaseKey};
 
 /// `service \0 environment \0 version`.
 pub fn release_key(release: &ReleaseKey) -> Vec<u8> {

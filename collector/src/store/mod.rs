@@ -4,9 +4,8 @@
 //! [`ReleaseStore`] is the seam the rest of the collector talks to; [`SledStore`] is the
 //! embedded implementation. Every key starts with the service name, so all state of one
 //! service sits in one contiguous key range and can later move between nodes as a unit.
-//! The bounds on issues and latency samples are listed in [`detection`].
+//! The bounds on issues and latency samples are listed in [`bellwether_model::issue`].
 
-pub mod detection;
 mod keys;
 mod reservoir;
 mod sled_issues;
@@ -15,185 +14,15 @@ mod sled_store;
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use serde::{Deserialize, Serialize};
-
-pub use detection::{
-    FirstSeen, IssueCount, IssueDelta, IssueRecord, IssueSample, LatencyBucket, Occurrence,
-    ReleaseIssue,
+use bellwether_model::issue::{
+    IssueCount, IssueDelta, IssueRecord, IssueSample, LatencyBucket, ReleaseIssue,
 };
+use bellwether_model::release::{
+    Counts, Deployment, DeploymentFilter, DeploymentRecord, ReleaseKey, ResourceIdentity,
+};
+
 pub use reservoir::{duration_micros, Reservoir};
 pub use sled_store::SledStore;
-
-/// Width of one statistics bucket, aligned on the Unix epoch.
-pub const BUCKET_MS: i64 = 10_000;
-
-/// Start of the bucket holding `unix_ms`.
-pub fn bucket_start(unix_ms: i64) -> i64 {
-    unix_ms.div_euclid(BUCKET_MS) * BUCKET_MS
-}
-
-/// One release of a service in one environment.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct ReleaseKey {
-    pub service: String,
-    pub environment: String,
-    pub version: String,
-}
-
-impl ReleaseKey {
-    pub fn new(
-        service: impl Into<String>,
-        environment: impl Into<String>,
-        version: impl Into<String>,
-    ) -> Self {
-        Self {
-            service: service.into(),
-            environment: environment.into(),
-            version: version.into(),
-        }
-    }
-}
-
-/// Record counts of a release, in total or over one bucket.
-///
-/// `error_logs` and `error_spans` count every error record as received; `errors` counts
-/// failing requests: errors of all signals (error logs, error spans, `exception` span
-/// events) at most once per trace, so a request that is traced and logged counts once
-/// and errors never exceed server spans (records without a trace id count each).
-/// Exposure is `server_spans` (root
-/// spans and spans of kind SERVER) when a release has traces, else `log_records`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counts {
-    pub log_records: u64,
-    pub error_logs: u64,
-    pub spans: u64,
-    pub error_spans: u64,
-    /// Root spans (no parent) and spans of kind SERVER.
-    #[serde(default)]
-    pub server_spans: u64,
-    /// Errors of all signals, at most one per trace.
-    #[serde(default)]
-    pub errors: u64,
-}
-
-impl Counts {
-    pub fn add(&mut self, other: &Counts) {
-        self.log_records = self.log_records.saturating_add(other.log_records);
-        self.error_logs = self.error_logs.saturating_add(other.error_logs);
-        self.spans = self.spans.saturating_add(other.spans);
-        self.error_spans = self.error_spans.saturating_add(other.error_spans);
-        self.server_spans = self.server_spans.saturating_add(other.server_spans);
-        self.errors = self.errors.saturating_add(other.errors);
-    }
-}
-
-/// How the collector learned of a deployment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Source {
-    /// Recorded through the API or the CLI.
-    Recorded,
-    /// Created when a release first reported telemetry.
-    Detected,
-}
-
-/// A version starting to serve an environment.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Deployment {
-    pub release: ReleaseKey,
-    pub started_at_unix_ms: i64,
-    pub commit: Option<String>,
-    pub deploy_id: Option<String>,
-    pub pipeline_url: Option<String>,
-    pub notes: Option<String>,
-    pub team: Option<String>,
-    pub source: Source,
-}
-
-impl Deployment {
-    fn detected(release: ReleaseKey, started_at_unix_ms: i64, identity: &ResourceIdentity) -> Self {
-        Self {
-            release,
-            started_at_unix_ms,
-            commit: identity.commit.clone(),
-            deploy_id: identity.deploy_id.clone(),
-            pipeline_url: None,
-            notes: None,
-            team: identity.team.clone(),
-            source: Source::Detected,
-        }
-    }
-
-    /// Fills commit, deploy id and team the deployment does not know yet; true if any changed.
-    fn fill_identity(&mut self, identity: &ResourceIdentity) -> bool {
-        let mut changed = false;
-        for (slot, value) in [
-            (&mut self.commit, &identity.commit),
-            (&mut self.deploy_id, &identity.deploy_id),
-            (&mut self.team, &identity.team),
-        ] {
-            if slot.is_none() && value.is_some() {
-                slot.clone_from(value);
-                changed = true;
-            }
-        }
-        changed
-    }
-
-    /// Applies a recording of this same release: given fields replace, absent ones stay.
-    fn merge_record(&mut self, record: &DeploymentRecord) {
-        if let Some(started) = record.started_at_unix_ms {
-            self.started_at_unix_ms = started;
-        }
-        for (slot, value) in [
-            (&mut self.commit, &record.commit),
-            (&mut self.deploy_id, &record.deploy_id),
-            (&mut self.pipeline_url, &record.pipeline_url),
-            (&mut self.notes, &record.notes),
-            (&mut self.team, &record.team),
-        ] {
-            if value.is_some() {
-                slot.clone_from(value);
-            }
-        }
-        self.source = Source::Recorded;
-    }
-}
-
-/// A deployment as recorded through the API: absent fields keep what the store knows.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct DeploymentRecord {
-    pub release: ReleaseKey,
-    pub started_at_unix_ms: Option<i64>,
-    pub commit: Option<String>,
-    pub deploy_id: Option<String>,
-    pub pipeline_url: Option<String>,
-    pub notes: Option<String>,
-    pub team: Option<String>,
-}
-
-/// Release metadata carried by telemetry resource attributes.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ResourceIdentity {
-    pub commit: Option<String>,
-    pub deploy_id: Option<String>,
-    pub team: Option<String>,
-}
-
-impl ResourceIdentity {
-    /// Keeps values already known, takes the others from `other`.
-    pub fn merge(&mut self, other: &ResourceIdentity) {
-        for (slot, value) in [
-            (&mut self.commit, &other.commit),
-            (&mut self.deploy_id, &other.deploy_id),
-            (&mut self.team, &other.team),
-        ] {
-            if slot.is_none() {
-                slot.clone_from(value);
-            }
-        }
-    }
-}
 
 /// What one release gained from one ingest request.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -220,14 +49,6 @@ pub struct IngestBatch {
 pub enum ApplyOutcome {
     Applied,
     Duplicate,
-}
-
-/// Selects deployments; `None` matches everything.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct DeploymentFilter {
-    pub service: Option<String>,
-    pub environment: Option<String>,
-    pub version: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -302,7 +123,7 @@ pub trait ReleaseStore: Send + Sync + 'static {
     /// Like [`ReleaseStore::release_issue_counts`], with instance ids and times.
     fn release_issues(&self, release: &ReleaseKey) -> Result<Vec<ReleaseIssue>, StoreError>;
 
-    /// Up to [`detection::MAX_SAMPLES`] examples of `fingerprint` in `release`, oldest first.
+    /// Up to [`bellwether_model::issue::MAX_SAMPLES`] examples of `fingerprint` in `release`, oldest first.
     fn issue_samples(
         &self,
         release: &ReleaseKey,
@@ -330,7 +151,7 @@ pub trait ReleaseStore: Send + Sync + 'static {
     ) -> Result<Vec<LatencyBucket>, StoreError>;
 
     /// All sampled durations (ms) of `release` over the buckets starting in `range`.
-    /// Each bucket holds at most [`detection::MAX_LATENCY_SAMPLES`] however busy it was;
+    /// Each bucket holds at most [`bellwether_model::issue::MAX_LATENCY_SAMPLES`] however busy it was;
     /// use [`ReleaseStore::latency_buckets`] to weight buckets by `seen`.
     fn latency_samples(
         &self,

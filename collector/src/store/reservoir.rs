@@ -4,8 +4,8 @@
 //! Randomness comes from SplitMix64 over the reservoir's own state, so a run is
 //! reproducible and no RNG needs seeding or sharing between threads.
 
-use super::detection::MAX_LATENCY_SAMPLES;
-use super::StoreError;
+use crate::store::StoreError;
+use bellwether_model::issue::MAX_LATENCY_SAMPLES;
 
 /// At most [`MAX_LATENCY_SAMPLES`] durations (microseconds, saturating at `u32::MAX`,
 /// about 71 minutes) drawn uniformly from `seen` durations.

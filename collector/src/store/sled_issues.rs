@@ -8,12 +8,14 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
-use super::detection::{
+use crate::store::{keys, ReleaseDelta, Reservoir, StoreError};
+use bellwether_model::issue::{FirstSeen, IssueCount};
+use bellwether_model::issue::{
     IssueDelta, IssueRecord, IssueSample, LatencyBucket, ReleaseIssue,
     MAX_FINGERPRINTS_PER_RELEASE, MAX_INSTANCES_PER_RELEASE, MAX_SAMPLES, OTHER_FINGERPRINT,
     OTHER_TITLE,
 };
-use super::{keys, FirstSeen, IssueCount, ReleaseDelta, ReleaseKey, Reservoir, StoreError};
+use bellwether_model::release::ReleaseKey;
 
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 
@@ -95,7 +97,10 @@ impl DetectionTrees<'_> {
                 fingerprint.as_str()
             } else {
                 // Counted per attempt: a retried transaction may count twice.
-                crate::limits::hit(crate::limits::Limit::FingerprintsPerRelease, 1);
+                bellwether_model::limit::hit(
+                    bellwether_model::limit::Limit::FingerprintsPerRelease,
+                    1,
+                );
                 OTHER_FINGERPRINT
             };
             admitted.entry(target).or_default().push(issue);

@@ -6,11 +6,12 @@ use std::path::Path;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 
-use super::sled_issues::{self, DetectionTrees};
-use super::{from_tx, keys};
-use super::{
-    ApplyOutcome, Counts, Deployment, DeploymentFilter, DeploymentRecord, IngestBatch, IssueCount,
-    IssueRecord, IssueSample, LatencyBucket, ReleaseIssue, ReleaseKey, ReleaseStore, StoreError,
+use crate::store::sled_issues::{self, DetectionTrees};
+use crate::store::{from_tx, keys};
+use crate::store::{ApplyOutcome, IngestBatch, ReleaseStore, StoreError};
+use bellwether_model::issue::{IssueCount, IssueRecord, IssueSample, LatencyBucket, ReleaseIssue};
+use bellwether_model::release::{
+    Counts, Deployment, DeploymentFilter, DeploymentRecord, ReleaseKey,
 };
 
 /// The sled-backed store. Cloning shares the same database.
@@ -183,7 +184,7 @@ impl ReleaseStore for SledStore {
                         pipeline_url: record.pipeline_url.clone(),
                         notes: record.notes.clone(),
                         team: record.team.clone(),
-                        source: super::Source::Recorded,
+                        source: bellwether_model::release::Source::Recorded,
                     },
                 };
                 let raw = encode_deployment(&deployment).map_err(abort)?;
@@ -320,7 +321,8 @@ impl ReleaseStore for SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{ReleaseDelta, ResourceIdentity, Source};
+    use crate::store::ReleaseDelta;
+    use bellwether_model::release::{ResourceIdentity, Source};
 
     fn batch(id: Option<&str>, release: &ReleaseKey, start: i64, logs: u64) -> IngestBatch {
         let mut delta = ReleaseDelta {

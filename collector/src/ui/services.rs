@@ -17,12 +17,12 @@ use serde::{Deserialize, Serialize};
 use super::Views;
 use crate::alerts::{Alert, AlertFilter, AlertState};
 use crate::error::Error;
-use crate::health::ReleaseHealth;
 use crate::issues::IssueStatus;
 use crate::metrics::releases::exposure;
 use crate::releases::ReleaseRef;
-use crate::store::{Deployment, DeploymentFilter, ReleaseKey, Source};
-use crate::time::{now_unix_ms, rfc3339_utc};
+use bellwether_model::health::ReleaseHealth;
+use bellwether_model::release::{Deployment, DeploymentFilter, ReleaseKey, Source};
+use bellwether_model::time::{now_unix_ms, rfc3339_utc};
 
 /// Releases listed per environment on a service page.
 pub const HISTORY: usize = 25;

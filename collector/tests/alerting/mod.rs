@@ -23,7 +23,8 @@ use bellwether_collector::notify::outbox::{
 use bellwether_collector::notify::transport::HttpTransport;
 use bellwether_collector::routing::config::{load, Alerting};
 use bellwether_collector::routing::CodeLocation;
-use bellwether_collector::store::{Deployment, ReleaseKey, Source, StoreError};
+use bellwether_collector::store::StoreError;
+use bellwether_model::release::{Deployment, ReleaseKey, Source};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 

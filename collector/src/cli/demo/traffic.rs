@@ -220,7 +220,7 @@ pub async fn live(
             continue;
         };
         let release = current.borrow().clone();
-        let now = crate::time::now_unix_ms();
+        let now = bellwether_model::time::now_unix_ms();
         let window = (now - TICK.as_millis() as i64, now);
         for (instance, counter) in service.instances.iter().zip(&mut counters) {
             let req = request(&service, &release, instance, counter, per_instance, window);

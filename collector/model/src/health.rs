@@ -1,10 +1,10 @@
 //! What "how is this release doing?" answers: a verdict, the evidence behind it and the
-//! figures it rests on. [`crate::evaluate`] produces these; the HTTP API, the gRPC
+//! figures it rests on. The collector's evaluator produces these; the HTTP API, the gRPC
 //! service and `bellwether gate` show them.
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Counts, ReleaseKey};
+use crate::release::{Counts, ReleaseKey};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

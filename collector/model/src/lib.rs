@@ -1,0 +1,19 @@
+//! The types every collector crate shares, at the bottom of the collector's layers: no
+//! IO, no async runtime, no storage engine.
+//!
+//! - [`release`]: a release's key, the counts of one time bucket, deployments.
+//! - [`issue`]: error fingerprints of a release (issues), their samples, latency samples,
+//!   and the bounds on how many are kept.
+//! - [`health`]: verdicts and the evidence behind them.
+//! - [`config`]: the settings error every config module returns, and the duration parser.
+//! - [`limit`]: counters of limit violations, read by `/metrics`.
+//! - [`time`]: the clock and RFC 3339 formatting.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod health;
+pub mod issue;
+pub mod limit;
+pub mod release;
+pub mod time;
