@@ -46,10 +46,10 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod config;
-pub mod detect;
+
 pub mod error;
 pub mod evaluate;
-pub mod fingerprint;
+
 pub mod grpc_release;
 pub mod ingest;
 pub mod issues;

@@ -9,11 +9,11 @@ use std::path::Path;
 
 use bellwether_collector::auth;
 use bellwether_collector::config::{self, Overrides};
-use bellwether_collector::fingerprint::{parameterize, Fingerprint};
 use bellwether_collector::ingest::summarize::{summarize_logs, summarize_traces};
 use bellwether_collector::ingest::wire::decode_logs;
 use bellwether_collector::limits::{self, Limits};
 use bellwether_collector::routing;
+use bellwether_fingerprint::{parameterize, Fingerprint};
 use bellwether_proto::otlp::common::{any_value, AnyValue, KeyValue, KeyValueList};
 use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
 use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;

@@ -5,8 +5,8 @@
 //! (`detect::latency`). Scenarios: unchanged; unchanged but 30 % slower for its first
 //! 3 minutes (a cold start); p95 ×1.5 and ×2 (every duration scaled, +23 and +45 ms).
 
-use bellwether_collector::detect::latency::{cutoff, log_e, p95, LatencyRule};
 use bellwether_collector::evaluate::settings::ServiceDetection;
+use bellwether_detect::latency::{cutoff, log_e, p95, LatencyRule};
 
 use super::rng::Rng;
 use super::{fmt_secs, percentile, Diurnal, INSTANCES, WATCH_BUCKETS};

@@ -33,12 +33,12 @@ mod rng;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use bellwether_collector::detect::special::{gamma_p, gamma_q};
-use bellwether_collector::detect::Sample;
 use bellwether_collector::evaluate::analysis::{judge, AnalysisInput, BaselineInput, Method};
 use bellwether_collector::evaluate::baseline::choose_method;
 use bellwether_collector::evaluate::settings::ServiceDetection;
 use bellwether_collector::evaluate::signatures::{IssueClass, IssueObservation, Streaks};
+use bellwether_detect::special::{gamma_p, gamma_q};
+use bellwether_detect::Sample;
 use bellwether_model::health::Verdict;
 
 use rng::Rng;

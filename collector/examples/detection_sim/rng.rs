@@ -1,6 +1,6 @@
 //! The simulation's random numbers: deterministic, the same on every platform.
 
-use bellwether_collector::detect::special::ln_gamma;
+use bellwether_detect::special::ln_gamma;
 
 /// xoshiro256** seeded through SplitMix64: small, fast, the same on every platform.
 pub struct Rng([u64; 4]);

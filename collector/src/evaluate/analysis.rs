@@ -15,8 +15,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::detect::special::{gamma_quantile, poisson_upper_mean};
-use crate::detect::{assess_cutover_with_dispersion, dispersion_upper, Sample, VerdictKind};
+use bellwether_detect::special::{gamma_quantile, poisson_upper_mean};
+use bellwether_detect::{assess_cutover_with_dispersion, dispersion_upper, Sample, VerdictKind};
 use bellwether_model::health::{Evidence, Figures, SideFigures, Verdict};
 
 use super::concurrent::concurrent;

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use crate::detect::Sample;
+use bellwether_detect::Sample;
 use bellwether_model::health::Verdict;
 use bellwether_model::release::{bucket_start, Deployment, ReleaseKey, BUCKET_MS};
 

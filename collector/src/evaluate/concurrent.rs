@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use crate::detect::exposure::exposure_until;
-use crate::detect::two_sample::{log_average, log_e_under_floor};
-use crate::detect::{dispersion_upper, ConcurrentTest, Direction, Sample};
+use bellwether_detect::exposure::exposure_until;
+use bellwether_detect::two_sample::{log_average, log_e_under_floor};
+use bellwether_detect::{dispersion_upper, ConcurrentTest, Direction, Sample};
 use bellwether_model::health::{Evidence, Figures, Verdict};
 
 use super::analysis::{

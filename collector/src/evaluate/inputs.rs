@@ -9,9 +9,9 @@
 
 use std::time::Duration;
 
-use crate::detect::Sample;
 use crate::issues::{self, IssueStatus};
 use crate::store::{ReleaseStore, StoreError};
+use bellwether_detect::Sample;
 use bellwether_model::health::Verdict;
 use bellwether_model::release::{bucket_start, Counts, Deployment, ReleaseKey};
 

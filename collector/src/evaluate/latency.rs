@@ -1,6 +1,6 @@
-//! The latency finding of the judgement (DETECTION.md G, [`crate::detect::latency`]).
+//! The latency finding of the judgement (DETECTION.md G, [`bellwether_detect::latency`]).
 
-use crate::detect::latency::{latency_test, LatencyRule};
+use bellwether_detect::latency::{latency_test, LatencyRule};
 use bellwether_model::health::{Evidence, Verdict};
 
 use super::analysis::{describe_log, finite, AnalysisInput};

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::detect::Thresholds;
+use bellwether_detect::Thresholds;
 use bellwether_model::config::{parse_duration, ConfigError};
 use bellwether_model::health::Verdict;
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::detect::{assess_new_signature, Thresholds};
+use bellwether_detect::{assess_new_signature, Thresholds};
 use bellwether_model::health::Evidence;
 
 /// How an issue relates to earlier releases (from ingest's classification).

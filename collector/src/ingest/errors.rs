@@ -27,7 +27,7 @@ use bellwether_proto::otlp::trace::Span;
 use bellwether_stacktrace::{self as stacktrace, Frame};
 
 use super::summarize::{is_error_log, is_error_span};
-use crate::fingerprint::{Fingerprint, OVERRIDE_ATTRIBUTE};
+use bellwether_fingerprint::{Fingerprint, OVERRIDE_ATTRIBUTE};
 use bellwether_model::issue::{MAX_MESSAGE_BYTES, MAX_STACK_BYTES};
 
 /// Name of the span event that records an exception.

@@ -224,7 +224,7 @@ fn xlny(x: f64, y: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::mixture::{HEALTHY_GRID, REGRESSION_GRID};
+    use crate::mixture::{HEALTHY_GRID, REGRESSION_GRID};
 
     fn test_of(xb: u64, eb: u64) -> TwoSampleTest {
         let prior = Prior::from_counts(xb / 3, eb / 3, 1.0);
