@@ -21,12 +21,12 @@ use std::time::{Duration, Instant};
 use bellwether_collector::config::Settings;
 use bellwether_collector::ingest::summarize::summarize_logs;
 use bellwether_collector::server::{self, Listeners};
-use bellwether_collector::store::{ReleaseStore, SledStore};
 use bellwether_proto::otlp::common::{any_value, AnyValue, KeyValue};
 use bellwether_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
 use bellwether_proto::otlp::logs_service::logs_service_client::LogsServiceClient;
 use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
 use bellwether_proto::otlp::resource::Resource;
+use bellwether_store::{ReleaseStore, SledStore};
 use tonic::codec::CompressionEncoding;
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;

@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use http::StatusCode;
 
-use crate::store::StoreError;
+use bellwether_store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

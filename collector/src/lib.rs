@@ -60,6 +60,6 @@ pub mod releases;
 pub mod retention;
 pub mod routing;
 pub mod server;
-pub mod store;
+
 pub mod tls;
 pub mod ui;

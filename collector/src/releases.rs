@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use crate::error::Error;
-use crate::store::ReleaseStore;
 use bellwether_model::release::{
     Counts, Deployment, DeploymentFilter, DeploymentRecord, ReleaseKey,
 };
 use bellwether_model::time::now_unix_ms;
+use bellwether_store::ReleaseStore;
 
 /// Longest service, environment or version name.
 pub const MAX_NAME_BYTES: usize = 256;

@@ -18,8 +18,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::alerts::engine::RETENTION_MS;
-use crate::store::{SledStore, StoreError};
 use bellwether_model::config::{parse_duration, ConfigError};
+use bellwether_store::{SledStore, StoreError};
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
@@ -141,7 +141,7 @@ fn ms(age: Duration) -> i64 {
 }
 
 impl Pruner {
-    /// `verdicts` is the evaluator's tree ([`crate::evaluate::verdicts::SledVerdicts`]).
+    /// `verdicts` is the evaluator's tree ([`bellwether_store::verdicts::SledVerdicts`]).
     pub fn open(store: &SledStore, verdicts: sled::Tree) -> Result<Self, StoreError> {
         Ok(Self {
             buckets: store.open_tree("buckets")?,
@@ -247,11 +247,11 @@ fn prune_lists(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::evaluate::verdicts::{SledVerdicts, VerdictStore};
-    use crate::store::{IngestBatch, ReleaseDelta, ReleaseStore};
     use bellwether_model::health::{Figures, ReleaseHealth, Verdict};
     use bellwether_model::issue::{IssueDelta, IssueSample, Occurrence};
     use bellwether_model::release::{Counts, ReleaseKey};
+    use bellwether_store::verdicts::{SledVerdicts, VerdictStore};
+    use bellwether_store::{IngestBatch, ReleaseDelta, ReleaseStore};
 
     const HOUR: i64 = 3_600_000;
     const NOW: i64 = 1_000 * 24 * HOUR;

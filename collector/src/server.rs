@@ -13,15 +13,15 @@ use tokio_stream::wrappers::TcpListenerStream;
 use crate::alerts::bridge::AlertBridge;
 use crate::alerts::AlertService;
 use crate::config::Settings;
-use crate::evaluate::verdicts::SledVerdicts;
 use crate::evaluate::Evaluator;
 use crate::grpc_release::ReleaseGrpc;
 use crate::ingest::grpc::{ExportServer, Logs, Traces};
 use crate::ingest::Ingestor;
 use crate::releases::Releases;
 use crate::retention::{Pruner, Retention};
-use crate::store::{ReleaseStore, SledStore, StoreError};
 use bellwether_model::time::now_unix_ms;
+use bellwether_store::verdicts::SledVerdicts;
+use bellwether_store::{ReleaseStore, SledStore, StoreError};
 
 /// Batch ids are remembered this long; a re-sent batch older than that counts again.
 pub const BATCH_ID_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);

@@ -4,8 +4,9 @@
 mod alerting;
 
 use alerting::*;
-use bellwether_collector::alerts::{AlertFilter, AlertState, Matchers, SilenceRequest};
 use bellwether_collector::notify::webhook;
+use bellwether_model::alert::{AlertFilter, AlertState};
+use bellwether_model::silence::{Matchers, SilenceRequest};
 use bellwether_model::time::now_unix_ms;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -113,7 +114,7 @@ async fn new_error_in_billing_code_goes_to_billing_by_code_rule() -> TestResult 
     let h = Harness::open(dir.path(), &receivers.alerting()?)?;
     let t0 = now_unix_ms();
     let mut verdict = unhealthy(deployment("checkout", "2.5.0", t0), t0);
-    verdict.health = bellwether_collector::alerts::Health::Degraded;
+    verdict.health = bellwether_model::alert::Health::Degraded;
     verdict.error_spike = false;
     verdict.new_issues = vec![new_issue("fp-bill", "/srv/app/src/billing/invoice.rs")];
     h.engine.observe(verdict).await?;

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::release::{Counts, ReleaseKey};
+use crate::release::{Counts, Deployment, ReleaseKey};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -184,6 +184,40 @@ pub struct Material {
     flagged: Vec<String>,
     exposure_octave: u32,
     errors_octave: u32,
+}
+
+/// One change of a release's verdict.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    pub at_unix_ms: i64,
+    pub verdict: Verdict,
+    /// The first evidence line that explains it (regression, issue, healthy, needed...).
+    pub summary: String,
+    pub revision: u64,
+}
+
+/// The line of evidence a timeline entry shows for `health`.
+pub fn headline(health: &ReleaseHealth) -> String {
+    const PREFERRED: &[&str] = &[
+        "regression",
+        "new_issue",
+        "regressed_issue",
+        "latency_regression",
+        "healthy",
+        "needed",
+    ];
+    PREFERRED
+        .iter()
+        .find_map(|kind| health.evidence.iter().find(|e| e.kind == *kind))
+        .or_else(|| health.evidence.last())
+        .map(|e| e.summary.clone())
+        .unwrap_or_default()
+}
+
+/// Hears every scheduled evaluation of a release, e.g. the alert engine.
+pub trait VerdictSink: Send + Sync + 'static {
+    /// Called on a blocking thread, after the verdict was published.
+    fn observe(&self, deployment: &Deployment, health: &ReleaseHealth);
 }
 
 #[cfg(test)]

@@ -4,16 +4,24 @@
 //! - [`release`]: a release's key, the counts of one time bucket, deployments.
 //! - [`issue`]: error fingerprints of a release (issues), their samples, latency samples,
 //!   and the bounds on how many are kept.
-//! - [`health`]: verdicts and the evidence behind them.
+//! - [`health`]: verdicts, the evidence behind them, the verdict timeline, and the
+//!   [`health::VerdictSink`] that hears every evaluation.
+//! - [`alert`], [`silence`]: alerts and silences as stored and shown.
+//! - [`notification`]: what a receiver is told, and the outbox's records of it.
+//! - [`glob`]: the glob patterns of service matchers, ownership rules and silences.
 //! - [`config`]: the settings error every config module returns, and the duration parser.
 //! - [`limit`]: counters of limit violations, read by `/metrics`.
 //! - [`time`]: the clock and RFC 3339 formatting.
 
 #![forbid(unsafe_code)]
 
+pub mod alert;
 pub mod config;
+pub mod glob;
 pub mod health;
 pub mod issue;
 pub mod limit;
+pub mod notification;
 pub mod release;
+pub mod silence;
 pub mod time;

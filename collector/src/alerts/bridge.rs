@@ -9,12 +9,13 @@ use std::sync::Arc;
 
 use bellwether_stacktrace as stacktrace;
 
-use super::{AlertEngine, EvidenceLine, Health, NewIssue, ReleaseVerdict};
-use crate::evaluate::VerdictSink;
-use crate::routing::CodeLocation;
-use crate::store::{ReleaseStore, StoreError};
+use crate::alerts::AlertEngine;
+use bellwether_model::alert::CodeLocation;
+use bellwether_model::alert::{EvidenceLine, Health, NewIssue, ReleaseVerdict};
+use bellwether_model::health::VerdictSink;
 use bellwether_model::health::{ReleaseHealth, Verdict};
 use bellwether_model::release::Deployment;
+use bellwether_store::{ReleaseStore, StoreError};
 
 /// Evidence kind of a significant error-rate regression.
 const REGRESSION: &str = "regression";

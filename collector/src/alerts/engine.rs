@@ -9,18 +9,22 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::plan::Plan;
-use super::{
-    alert_id, dedup_key, Alert, AlertFilter, AlertKind, AlertState, AlertStore, EvidenceLine,
-    Health, ReleaseVerdict, Severity, Silence, SilenceRequest,
-};
-use crate::notify::outbox::{NewEntry, Outbox};
-use crate::notify::{Event, Notification, Receiver, ReceiverKind, ReleaseInfo, Status};
+use crate::alerts::plan::Plan;
+use crate::notify::outbox::Outbox;
+use crate::notify::{Receiver, ReceiverKind};
 use crate::routing::config::AlertingConfig;
 use crate::routing::Owner;
-use crate::store::StoreError;
+use bellwether_model::alert::{
+    alert_id, dedup_key, Alert, AlertFilter, AlertKind, AlertState, EvidenceLine, Health,
+    ReleaseVerdict, Severity,
+};
+use bellwether_model::notification::NewEntry;
+use bellwether_model::notification::{Event, Notification, ReleaseInfo, Status};
 use bellwether_model::release::Deployment;
+use bellwether_model::silence::{Silence, SilenceRequest};
 use bellwether_model::time::now_unix_ms;
+use bellwether_store::alerts::AlertStore;
+use bellwether_store::StoreError;
 
 /// How often [`AlertEngine::run`] ticks.
 pub const TICK: Duration = Duration::from_secs(1);

@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::Alert;
-use crate::notify::outbox::NewEntry;
-use crate::notify::{
-    AlertSnapshot, Event, Notification, Receiver, ReceiverKind, ReleaseInfo, Status,
-};
+use crate::notify::{Receiver, ReceiverKind};
+use bellwether_model::alert::Alert;
+use bellwether_model::alert::AlertSnapshot;
+use bellwether_model::notification::NewEntry;
+use bellwether_model::notification::{Event, Notification, ReleaseInfo, Status};
 use bellwether_model::release::ReleaseKey;
 
 /// Alerts headed for receivers, grouped by release, team and status.

@@ -5,12 +5,12 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::engine::{AlertEngine, AlertError};
-use super::store::SledAlertStore;
+use crate::alerts::engine::{AlertEngine, AlertError};
 use crate::notify::outbox::{Deliverer, Outbox};
 use crate::notify::transport::HttpTransport;
 use crate::routing::config::Alerting;
-use crate::store::StoreError;
+use bellwether_store::alerts::SledAlertStore;
+use bellwether_store::StoreError;
 
 pub struct AlertService {
     engine: AlertEngine,

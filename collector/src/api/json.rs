@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::evaluate::verdicts::TimelineEntry;
 use crate::releases::{ReleaseStats, ReleaseSummary};
+use bellwether_model::health::TimelineEntry;
 use bellwether_model::health::{Figures, ReleaseHealth};
 use bellwether_model::release::{
     Counts, Deployment, DeploymentRecord, ReleaseKey, Source, BUCKET_MS,

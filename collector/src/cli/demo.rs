@@ -296,7 +296,7 @@ impl Demo {
             let health: HealthResponse = self.client.get(&path).await?;
             since = Some(health.revision);
             if shown.as_deref() != Some(health.verdict.as_str()) {
-                let why = crate::evaluate::verdicts::headline(&to_health(&health));
+                let why = bellwether_model::health::headline(&to_health(&health));
                 self.narrator.say(&format!(
                     "verdict of checkout {version}: {} — {why}",
                     health.verdict

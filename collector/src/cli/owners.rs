@@ -8,7 +8,7 @@ use clap::Args;
 
 use crate::config;
 use crate::routing::config::{from_file_config, AlertingConfig};
-use crate::routing::CodeLocation;
+use bellwether_model::alert::CodeLocation;
 
 #[derive(Debug, Args)]
 pub struct OwnersArgs {

@@ -19,10 +19,10 @@ use bellwether_detect::special::{gamma_quantile, poisson_upper_mean};
 use bellwether_detect::{assess_cutover_with_dispersion, dispersion_upper, Sample, VerdictKind};
 use bellwether_model::health::{Evidence, Figures, SideFigures, Verdict};
 
-use super::concurrent::concurrent;
-use super::latency::judge_latency;
-use super::settings::ServiceDetection;
-use super::signatures::{judge_issues, IssueObservation};
+use crate::evaluate::concurrent::concurrent;
+use crate::evaluate::latency::judge_latency;
+use crate::evaluate::settings::ServiceDetection;
+use crate::evaluate::signatures::{judge_issues, IssueObservation};
 
 /// (bucket start in Unix ms, counts), oldest first.
 pub type Buckets = Vec<(i64, Sample)>;

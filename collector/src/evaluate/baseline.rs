@@ -12,7 +12,7 @@ use bellwether_detect::Sample;
 use bellwether_model::health::Verdict;
 use bellwether_model::release::{bucket_start, Deployment, ReleaseKey, BUCKET_MS};
 
-use super::analysis::Method;
+use crate::evaluate::analysis::Method;
 
 /// The baseline counts as still serving while it had traffic this recently.
 pub const CONCURRENT_RECENCY: Duration = Duration::from_secs(60);

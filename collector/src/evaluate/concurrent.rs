@@ -8,10 +8,10 @@ use bellwether_detect::two_sample::{log_average, log_e_under_floor};
 use bellwether_detect::{dispersion_upper, ConcurrentTest, Direction, Sample};
 use bellwether_model::health::{Evidence, Figures, Verdict};
 
-use super::analysis::{
+use crate::evaluate::analysis::{
     describe_log, finite, millis, ratio_interval, side, AnalysisInput, BaselineInput,
 };
-use super::settings::ServiceDetection;
+use crate::evaluate::settings::ServiceDetection;
 
 pub(super) fn concurrent(
     input: &AnalysisInput,

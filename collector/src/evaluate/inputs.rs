@@ -10,16 +10,16 @@
 use std::time::Duration;
 
 use crate::issues::{self, IssueStatus};
-use crate::store::{ReleaseStore, StoreError};
 use bellwether_detect::Sample;
 use bellwether_model::health::Verdict;
 use bellwether_model::release::{bucket_start, Counts, Deployment, ReleaseKey};
+use bellwether_store::{ReleaseStore, StoreError};
 
-use super::analysis::{AnalysisInput, BaselineInput, Buckets};
-use super::baseline::{choose_baseline, choose_method};
-use super::settings::ServiceDetection;
-use super::signatures::{IssueClass, IssueObservation};
-use super::verdicts::VerdictStore;
+use crate::evaluate::analysis::{AnalysisInput, BaselineInput, Buckets};
+use crate::evaluate::baseline::{choose_baseline, choose_method};
+use crate::evaluate::settings::ServiceDetection;
+use crate::evaluate::signatures::{IssueClass, IssueObservation};
+use bellwether_store::verdicts::VerdictStore;
 
 /// Longest sample message carried into evidence.
 const MAX_SAMPLE_CHARS: usize = 300;

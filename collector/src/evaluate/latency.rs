@@ -3,8 +3,8 @@
 use bellwether_detect::latency::{latency_test, LatencyRule};
 use bellwether_model::health::{Evidence, Verdict};
 
-use super::analysis::{describe_log, finite, AnalysisInput};
-use super::settings::ServiceDetection;
+use crate::evaluate::analysis::{describe_log, finite, AnalysisInput};
+use crate::evaluate::settings::ServiceDetection;
 
 pub(super) fn judge_latency(
     input: &AnalysisInput,

@@ -26,7 +26,6 @@ pub mod inputs;
 mod latency;
 pub mod settings;
 pub mod signatures;
-pub mod verdicts;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -37,15 +36,17 @@ use tokio::sync::watch;
 
 use crate::error::Error;
 use crate::releases::{resolve, ReleaseRef};
-use crate::store::{ReleaseStore, StoreError};
 use bellwether_model::health::{Material, ReleaseHealth};
 use bellwether_model::release::{Deployment, DeploymentFilter, ReleaseKey};
 use bellwether_model::time::now_unix_ms;
+use bellwether_store::{ReleaseStore, StoreError};
 
 use baseline::{is_active, TRAFFIC_RECENCY};
+use bellwether_model::health::TimelineEntry;
+use bellwether_model::health::VerdictSink;
+use bellwether_store::verdicts::VerdictStore;
 use settings::DetectionSettings;
 use signatures::Streaks;
-use verdicts::{TimelineEntry, VerdictStore};
 
 /// Longest a long-poll may wait.
 pub const MAX_WAIT: Duration = Duration::from_secs(120);
@@ -78,12 +79,6 @@ impl ReleaseState {
 #[derive(Default)]
 pub struct ServiceState {
     releases: HashMap<(String, String), ReleaseState>,
-}
-
-/// Hears every scheduled evaluation of a release, e.g. the alert engine.
-pub trait VerdictSink: Send + Sync + 'static {
-    /// Called on a blocking thread, after the verdict was published.
-    fn observe(&self, deployment: &Deployment, health: &ReleaseHealth);
 }
 
 struct Inner {

@@ -3,14 +3,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::settings::DetectionSettings;
-use super::verdicts::{SledVerdicts, VerdictStore};
-use super::Evaluator;
+use crate::evaluate::settings::DetectionSettings;
+use crate::evaluate::Evaluator;
 use crate::releases::ReleaseRef;
-use crate::store::{IngestBatch, ReleaseDelta, ReleaseStore, SledStore};
 use bellwether_model::health::Verdict;
 use bellwether_model::release::{bucket_start, Counts, DeploymentRecord, ReleaseKey, BUCKET_MS};
 use bellwether_model::time::now_unix_ms;
+use bellwether_store::verdicts::{SledVerdicts, VerdictStore};
+use bellwether_store::{IngestBatch, ReleaseDelta, ReleaseStore, SledStore};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 

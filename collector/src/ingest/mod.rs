@@ -26,10 +26,10 @@ use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
 use crate::error::Error;
 use crate::limits::{self, Limits, Seen};
 use crate::metrics;
-use crate::store::{ApplyOutcome, IngestBatch, ReleaseStore};
 use bellwether_model::limit::Limit;
 use bellwether_model::release::DeploymentFilter;
 use bellwether_model::time::now_unix_ms;
+use bellwether_store::{ApplyOutcome, IngestBatch, ReleaseStore};
 use dedup::RecentErrors;
 use summarize::Summary;
 
@@ -237,7 +237,6 @@ mod tests {
     use std::cell::Cell;
 
     use super::*;
-    use crate::store::SledStore;
     use bellwether_model::release::ReleaseKey;
     use bellwether_proto::otlp::common::any_value::Value;
     use bellwether_proto::otlp::common::{AnyValue, KeyValue};
@@ -247,6 +246,7 @@ mod tests {
     use bellwether_proto::otlp::trace::status::StatusCode;
     use bellwether_proto::otlp::trace::{ResourceSpans, ScopeSpans};
     use bellwether_proto::otlp::trace::{Span, Status};
+    use bellwether_store::SledStore;
 
     const NOW_MS: i64 = 1_700_000_005_000;
     const TIME_NS: u64 = 1_700_000_001_000_000_000;

@@ -28,10 +28,10 @@ use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
 
 use super::dedup::{error_keys, RecentErrors};
 use super::errors::{log_error, span_errors, ErrorInfo};
-use crate::store::{duration_micros, IngestBatch, ReleaseDelta};
 use bellwether_model::issue::{IssueDelta, IssueSample, Occurrence};
 use bellwether_model::issue::{MAX_FINGERPRINTS_PER_RELEASE, OTHER_FINGERPRINT, OTHER_TITLE};
 use bellwether_model::release::{bucket_start, Counts, ReleaseKey, ResourceIdentity};
+use bellwether_store::{duration_micros, IngestBatch, ReleaseDelta};
 
 /// Name used for a missing service, version or environment.
 pub const UNKNOWN: &str = "unknown";

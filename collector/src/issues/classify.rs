@@ -4,9 +4,9 @@
 use std::collections::BTreeSet;
 
 use super::{IssueStatus, IssueSummary, LOOKBACK_MS, LOOKBACK_RELEASES, MAX_LOOKBACK_RELEASES};
-use crate::store::{ReleaseStore, StoreError};
 use bellwether_model::issue::{FirstSeen, ReleaseIssue};
 use bellwether_model::release::{Deployment, DeploymentFilter, ReleaseKey};
+use bellwether_store::{ReleaseStore, StoreError};
 
 /// Occurrences this long before a deployment's start still count as part of it: record
 /// times and deployment times come from different clocks, and an auto-detected deployment

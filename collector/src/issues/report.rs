@@ -2,9 +2,9 @@
 
 use crate::error::Error;
 use crate::releases::{resolve, ReleaseRef};
-use crate::store::ReleaseStore;
 use bellwether_model::issue::IssueSample;
 use bellwether_model::release::Deployment;
+use bellwether_store::ReleaseStore;
 
 use super::{classify, IssueSummary};
 

@@ -2,12 +2,12 @@ use std::collections::BTreeMap;
 
 use super::classify::DEPLOY_CLOCK_SLACK_MS;
 use super::*;
-use crate::store::{IngestBatch, ReleaseDelta, ReleaseStore, SledStore, StoreError};
 use bellwether_model::issue::{
     IssueDelta, Occurrence, MAX_FINGERPRINTS_PER_RELEASE, OTHER_FINGERPRINT,
 };
 use bellwether_model::issue::{IssueSample, ReleaseIssue};
 use bellwether_model::release::{Deployment, DeploymentRecord, ReleaseKey, Source};
+use bellwether_store::{IngestBatch, ReleaseDelta, ReleaseStore, SledStore, StoreError};
 
 const DAY: i64 = 24 * 3600 * 1000;
 const T0: i64 = 1_700_000_000_000;

@@ -39,7 +39,7 @@ use axum::Router;
 
 use crate::alerts::AlertEngine;
 use crate::evaluate::Evaluator;
-use crate::store::ReleaseStore;
+use bellwether_store::ReleaseStore;
 
 pub use registry::Signal;
 pub use registry::{ingested, log_records, notification_attempt, notification_failed, spans};

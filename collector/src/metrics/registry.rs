@@ -14,9 +14,9 @@ use std::time::Duration;
 use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
 use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
 
-use crate::notify::outbox::Counter;
 use crate::notify::transport::Delivery;
-use crate::store::ApplyOutcome;
+use bellwether_model::notification::Counter;
+use bellwether_store::ApplyOutcome;
 
 /// Upper bounds (seconds) of the ingest latency histogram.
 pub const DURATION_BUCKETS: [f64; 12] = [

@@ -9,13 +9,13 @@ use super::registry::{
 };
 use super::text::Text;
 use super::Sources;
-use crate::alerts::{AlertFilter, AlertState};
 use crate::error::Error;
 use crate::evaluate::baseline::{is_active, TRAFFIC_RECENCY};
-use crate::store::ReleaseStore;
+use bellwether_model::alert::{AlertFilter, AlertState};
 use bellwether_model::health::Verdict;
 use bellwether_model::release::{Counts, Deployment, DeploymentFilter, ReleaseKey};
 use bellwether_model::time::now_unix_ms;
+use bellwether_store::ReleaseStore;
 
 const VERDICTS: [Verdict; 4] = [
     Verdict::Pending,

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{json_body, Event, Notification, Outgoing, Receiver, RenderError, Status};
+use crate::notify::{json_body, Outgoing, Receiver, RenderError};
+use bellwether_model::notification::{Event, Notification, Status};
 use bellwether_model::time::rfc3339_utc;
 
 pub fn body(n: &Notification, resend: Duration, now_unix_ms: i64) -> Result<Value, RenderError> {

@@ -18,110 +18,23 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
-use super::transport::{Delivery, HttpTransport};
-use super::{render, Event, Notification, Receiver};
+use crate::notify::transport::{Delivery, HttpTransport};
+use crate::notify::{render, Receiver};
 use crate::routing::config::DeliverySettings;
-use crate::store::StoreError;
+use bellwether_model::notification::Counter;
+use bellwether_model::notification::EntryState;
+use bellwether_model::notification::Event;
+use bellwether_model::notification::NewEntry;
+use bellwether_model::notification::OutboxCounters;
+use bellwether_model::notification::OutboxEntry;
 use bellwether_model::time::now_unix_ms;
+use bellwether_store::alerts::OutboxStore;
+use bellwether_store::StoreError;
 
 /// Longest the delivery loop sleeps before looking at the outbox again.
 const MAX_IDLE: Duration = Duration::from_secs(1);
 /// Failed entries are listed by the API for this long, then removed.
 const FAILED_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Counter {
-    Enqueued,
-    Delivered,
-    Retries,
-    GivenUp,
-    Rejected,
-}
-
-impl Counter {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Counter::Enqueued => "enqueued",
-            Counter::Delivered => "delivered",
-            Counter::Retries => "retries",
-            Counter::GivenUp => "given_up",
-            Counter::Rejected => "rejected",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OutboxCounters {
-    pub enqueued: u64,
-    pub delivered: u64,
-    /// Failed attempts that were retried later.
-    pub retries: u64,
-    /// Entries dropped after the maximum age.
-    pub given_up: u64,
-    /// Entries a receiver refused for good (4xx) or that had no receiver any more.
-    pub rejected: u64,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EntryState {
-    Pending,
-    Failed,
-}
-
-/// A notification for one receiver, before it is stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NewEntry {
-    pub receiver: String,
-    /// Entries sharing receiver and order key are delivered in order.
-    pub order_key: String,
-    pub notification: Notification,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OutboxEntry {
-    pub id: u64,
-    pub receiver: String,
-    pub order_key: String,
-    pub notification: Notification,
-    pub state: EntryState,
-    pub attempts: u32,
-    pub created_at_unix_ms: i64,
-    pub next_attempt_at_unix_ms: i64,
-    pub last_error: Option<String>,
-    pub failed_at_unix_ms: Option<i64>,
-}
-
-impl OutboxEntry {
-    pub fn new(id: u64, new: NewEntry, now_unix_ms: i64) -> Self {
-        Self {
-            id,
-            receiver: new.receiver,
-            order_key: new.order_key,
-            notification: new.notification,
-            state: EntryState::Pending,
-            attempts: 0,
-            created_at_unix_ms: now_unix_ms,
-            next_attempt_at_unix_ms: now_unix_ms,
-            last_error: None,
-            failed_at_unix_ms: None,
-        }
-    }
-}
-
-/// Durable outbox entries and counters. Methods block on IO.
-pub trait OutboxStore: Send + Sync + 'static {
-    /// Stores new pending entries durably; returns their ids.
-    fn enqueue(&self, entries: Vec<NewEntry>, now_unix_ms: i64) -> Result<Vec<u64>, StoreError>;
-    /// Every entry, pending and failed, oldest first.
-    fn entries(&self) -> Result<Vec<OutboxEntry>, StoreError>;
-    /// Updates an entry, counting `counter` if given.
-    fn save(&self, entry: &OutboxEntry, counter: Option<Counter>) -> Result<(), StoreError>;
-    /// Removes a delivered entry and counts it.
-    fn delivered(&self, id: u64) -> Result<(), StoreError>;
-    fn remove(&self, id: u64) -> Result<(), StoreError>;
-    fn counters(&self) -> Result<OutboxCounters, StoreError>;
-}
 
 /// An entry as the API shows it (no secrets: receivers are named, never their URLs).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

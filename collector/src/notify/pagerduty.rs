@@ -4,7 +4,8 @@
 
 use serde_json::{json, Value};
 
-use super::{json_body, Event, Notification, Outgoing, Receiver, RenderError, Status};
+use crate::notify::{json_body, Outgoing, Receiver, RenderError};
+use bellwether_model::notification::{Event, Notification, Status};
 use bellwether_model::time::rfc3339_utc;
 
 /// PagerDuty's limit on `payload.summary`.

@@ -2,7 +2,8 @@
 
 use serde_json::{json, Value};
 
-use super::{json_body, Event, Notification, Outgoing, Receiver, RenderError, Status};
+use crate::notify::{json_body, Outgoing, Receiver, RenderError};
+use bellwether_model::notification::{Event, Notification, Status};
 
 /// Slack caps a section's text at 3000 characters.
 const SECTION_BYTES: usize = 2900;

@@ -11,7 +11,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use super::Outgoing;
+use crate::notify::Outgoing;
 
 /// Longest part of an error response kept in the outbox's `last_error`.
 const ERROR_BODY_BYTES: usize = 200;

@@ -8,7 +8,9 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use super::{json_body, AlertSnapshot, Event, Notification, Outgoing, Receiver, RenderError};
+use crate::notify::{json_body, Outgoing, Receiver, RenderError};
+use bellwether_model::alert::AlertSnapshot;
+use bellwether_model::notification::{Event, Notification};
 use bellwether_model::time::rfc3339_utc;
 
 pub const SCHEMA: &str = "bellwether.webhook.v1";

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use super::{CodePattern, CodeRule, RuleOrigin};
+use crate::routing::{CodePattern, CodeRule, RuleOrigin};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{file}:{line}: bad pattern {pattern:?}: {reason}")]
@@ -88,7 +88,8 @@ fn split_unescaped(line: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::routing::{CodeLocation, Ownership};
+    use crate::routing::Ownership;
+    use bellwether_model::alert::CodeLocation;
 
     #[test]
     fn last_matching_line_wins_and_owners_map_to_teams() -> Result<(), CodeownersError> {

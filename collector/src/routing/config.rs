@@ -23,10 +23,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::glob::Glob;
-use super::{codeowners, CodePattern, CodeRule, Ownership, RuleOrigin, ServiceRule};
 use crate::notify::{Receiver, ReceiverKind, Secret};
+use crate::routing::{codeowners, CodePattern, CodeRule, Ownership, RuleOrigin, ServiceRule};
 use bellwether_model::config::parse_duration;
+use bellwether_model::glob::Glob;
 
 pub const DEFAULT_GROUP_WINDOW: Duration = Duration::from_secs(30);
 pub const DEFAULT_REPEAT_INTERVAL: Duration = Duration::from_secs(4 * 3600);

@@ -155,7 +155,7 @@ fn codeowners_file_maps_org_teams() -> Result<(), String> {
     let owner = |path: &str| {
         config
             .ownership
-            .code_owner(&crate::routing::CodeLocation {
+            .code_owner(&bellwether_model::alert::CodeLocation {
                 path: Some(path.into()),
                 module: None,
             })

@@ -17,14 +17,14 @@
 pub mod codeowners;
 pub mod config;
 pub mod duration;
-pub mod glob;
 
 use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::Serialize;
 
-use glob::{Glob, GlobError};
+use bellwether_model::alert::CodeLocation;
+use bellwether_model::glob::{Glob, GlobError};
 
 /// A service rule: `match` on `service.name`, optionally `environment`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -149,14 +149,6 @@ impl CodePattern {
 /// `a::b::c` and `a.b.c` → `a/b/c`.
 fn module_to_path(module: &str) -> String {
     module.replace("::", "/").replace('.', "/")
-}
-
-/// The code an error comes from: its top in-app frame, or `code.filepath` /
-/// `code.namespace` attributes.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct CodeLocation {
-    pub path: Option<String>,
-    pub module: Option<String>,
 }
 
 /// Why a team was chosen.

@@ -23,7 +23,7 @@ use axum::Router;
 use crate::alerts::AlertEngine;
 use crate::evaluate::Evaluator;
 use crate::releases::Releases;
-use crate::store::ReleaseStore;
+use bellwether_store::ReleaseStore;
 
 /// Scripts, styles, images and API calls from this origin only; nothing inline.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \

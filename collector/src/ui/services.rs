@@ -15,11 +15,11 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::Views;
-use crate::alerts::{Alert, AlertFilter, AlertState};
 use crate::error::Error;
 use crate::issues::IssueStatus;
 use crate::metrics::releases::exposure;
 use crate::releases::ReleaseRef;
+use bellwether_model::alert::{Alert, AlertFilter, AlertState};
 use bellwether_model::health::ReleaseHealth;
 use bellwether_model::release::{Deployment, DeploymentFilter, ReleaseKey, Source};
 use bellwether_model::time::{now_unix_ms, rfc3339_utc};
@@ -175,7 +175,7 @@ impl Views {
             verdict: health.as_ref().map(|h| h.verdict.as_str().to_owned()),
             summary: health
                 .as_ref()
-                .map(crate::evaluate::verdicts::headline)
+                .map(bellwether_model::health::headline)
                 .filter(|s| !s.is_empty()),
             exposure,
             errors,
@@ -201,7 +201,7 @@ impl Views {
         let (totals, samples) = tokio::task::spawn_blocking(move || {
             let totals = store.totals(&key)?;
             let samples = store.latency_samples(&key, since..i64::MAX)?;
-            Ok::<_, crate::store::StoreError>((totals, samples))
+            Ok::<_, bellwether_store::StoreError>((totals, samples))
         })
         .await??;
         let issues = self

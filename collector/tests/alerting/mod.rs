@@ -14,17 +14,17 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use bellwether_collector::alerts::{
-    AlertEngine, EvidenceLine, Health, NewIssue, ReleaseVerdict, SledAlertStore,
-};
-use bellwether_collector::notify::outbox::{
-    Counter, NewEntry, Outbox, OutboxCounters, OutboxEntry, OutboxStore,
-};
+use bellwether_collector::alerts::AlertEngine;
+use bellwether_collector::notify::outbox::Outbox;
 use bellwether_collector::notify::transport::HttpTransport;
 use bellwether_collector::routing::config::{load, Alerting};
-use bellwether_collector::routing::CodeLocation;
-use bellwether_collector::store::StoreError;
+use bellwether_model::alert::CodeLocation;
+use bellwether_model::alert::{EvidenceLine, Health, NewIssue, ReleaseVerdict};
+use bellwether_model::notification::{Counter, NewEntry, OutboxCounters, OutboxEntry};
 use bellwether_model::release::{Deployment, ReleaseKey, Source};
+use bellwether_store::alerts::OutboxStore;
+use bellwether_store::alerts::SledAlertStore;
+use bellwether_store::StoreError;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 

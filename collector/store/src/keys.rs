@@ -20,7 +20,7 @@
 //! fingerprint ids are hex digits or `other`, so the NUL separators keep `api` and `api2`
 //! apart and make prefix scans exact.
 
-use crate::store::StoreError;
+use crate::StoreError;
 use bellwether_model::release::{Counts, ReleaseKey};
 
 /// `service \0 environment \0 version`.

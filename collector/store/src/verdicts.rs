@@ -5,22 +5,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::StoreError;
-use bellwether_model::health::{ReleaseHealth, Verdict};
+use crate::StoreError;
+use bellwether_model::health::{headline, ReleaseHealth, TimelineEntry};
 use bellwether_model::release::ReleaseKey;
 
 /// Timeline entries kept per release (oldest dropped first).
 pub const MAX_TIMELINE: usize = 500;
-
-/// One change of a release's verdict.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TimelineEntry {
-    pub at_unix_ms: i64,
-    pub verdict: Verdict,
-    /// The first evidence line that explains it (regression, issue, healthy, needed...).
-    pub summary: String,
-    pub revision: u64,
-}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Stored {
@@ -72,24 +62,6 @@ fn key(release: &ReleaseKey) -> Vec<u8> {
     key
 }
 
-/// The line of evidence a timeline entry shows for `health`.
-pub fn headline(health: &ReleaseHealth) -> String {
-    const PREFERRED: &[&str] = &[
-        "regression",
-        "new_issue",
-        "regressed_issue",
-        "latency_regression",
-        "healthy",
-        "needed",
-    ];
-    PREFERRED
-        .iter()
-        .find_map(|kind| health.evidence.iter().find(|e| e.kind == *kind))
-        .or_else(|| health.evidence.last())
-        .map(|e| e.summary.clone())
-        .unwrap_or_default()
-}
-
 impl VerdictStore for SledVerdicts {
     fn latest(&self, release: &ReleaseKey) -> Result<Option<ReleaseHealth>, StoreError> {
         Ok(self.load(release)?.map(|s| s.latest))
@@ -132,7 +104,7 @@ impl VerdictStore for SledVerdicts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bellwether_model::health::{Evidence, Figures};
+    use bellwether_model::health::{Evidence, Figures, Verdict};
     use bellwether_model::release::Counts;
 
     fn health(verdict: Verdict, at: i64, revision: u64) -> ReleaseHealth {

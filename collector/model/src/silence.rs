@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Alert;
-use crate::routing::glob::Glob;
-use bellwether_model::config::parse_duration;
+use crate::alert::Alert;
+use crate::config::parse_duration;
+use crate::glob::Glob;
 
 /// Globs on alert labels; an absent matcher matches anything. At least one is required.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,9 +12,24 @@ use std::path::Path;
 use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
 
-use super::{Alert, Silence};
-use crate::notify::outbox::{Counter, NewEntry, OutboxCounters, OutboxEntry, OutboxStore};
-use crate::store::{from_tx, StoreError};
+use crate::{from_tx, StoreError};
+use bellwether_model::alert::Alert;
+use bellwether_model::notification::{Counter, NewEntry, OutboxCounters, OutboxEntry};
+use bellwether_model::silence::Silence;
+
+/// Durable outbox entries and counters. Methods block on IO.
+pub trait OutboxStore: Send + Sync + 'static {
+    /// Stores new pending entries durably; returns their ids.
+    fn enqueue(&self, entries: Vec<NewEntry>, now_unix_ms: i64) -> Result<Vec<u64>, StoreError>;
+    /// Every entry, pending and failed, oldest first.
+    fn entries(&self) -> Result<Vec<OutboxEntry>, StoreError>;
+    /// Updates an entry, counting `counter` if given.
+    fn save(&self, entry: &OutboxEntry, counter: Option<Counter>) -> Result<(), StoreError>;
+    /// Removes a delivered entry and counts it.
+    fn delivered(&self, id: u64) -> Result<(), StoreError>;
+    fn remove(&self, id: u64) -> Result<(), StoreError>;
+    fn counters(&self) -> Result<OutboxCounters, StoreError>;
+}
 
 /// Durable alerts and silences. Methods block on IO.
 pub trait AlertStore: Send + Sync + 'static {
@@ -42,7 +57,7 @@ impl SledAlertStore {
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Sled(e.into()))?;
-        Self::new(crate::store::open_sled(dir)?)
+        Self::new(crate::open_sled(dir)?)
     }
 
     pub fn new(db: sled::Db) -> Result<Self, StoreError> {

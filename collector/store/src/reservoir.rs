@@ -4,7 +4,7 @@
 //! Randomness comes from SplitMix64 over the reservoir's own state, so a run is
 //! reproducible and no RNG needs seeding or sharing between threads.
 
-use crate::store::StoreError;
+use crate::StoreError;
 use bellwether_model::issue::MAX_LATENCY_SAMPLES;
 
 /// At most [`MAX_LATENCY_SAMPLES`] durations (microseconds, saturating at `u32::MAX`,

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
-use crate::store::{keys, ReleaseDelta, Reservoir, StoreError};
+use crate::{keys, ReleaseDelta, Reservoir, StoreError};
 use bellwether_model::issue::{FirstSeen, IssueCount};
 use bellwether_model::issue::{
     IssueDelta, IssueRecord, IssueSample, LatencyBucket, ReleaseIssue,

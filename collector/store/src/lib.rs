@@ -6,10 +6,12 @@
 //! service sits in one contiguous key range and can later move between nodes as a unit.
 //! The bounds on issues and latency samples are listed in [`bellwether_model::issue`].
 
+pub mod alerts;
 mod keys;
 mod reservoir;
 mod sled_issues;
 mod sled_store;
+pub mod verdicts;
 
 use std::collections::BTreeMap;
 use std::ops::Range;

@@ -6,9 +6,9 @@ use std::path::Path;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 
-use crate::store::sled_issues::{self, DetectionTrees};
-use crate::store::{from_tx, keys};
-use crate::store::{ApplyOutcome, IngestBatch, ReleaseStore, StoreError};
+use crate::sled_issues::{self, DetectionTrees};
+use crate::{from_tx, keys};
+use crate::{ApplyOutcome, IngestBatch, ReleaseStore, StoreError};
 use bellwether_model::issue::{IssueCount, IssueRecord, IssueSample, LatencyBucket, ReleaseIssue};
 use bellwether_model::release::{
     Counts, Deployment, DeploymentFilter, DeploymentRecord, ReleaseKey,
@@ -321,7 +321,7 @@ impl ReleaseStore for SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::ReleaseDelta;
+    use crate::ReleaseDelta;
     use bellwether_model::release::{ResourceIdentity, Source};
 
     fn batch(id: Option<&str>, release: &ReleaseKey, start: i64, logs: u64) -> IngestBatch {
