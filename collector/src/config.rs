@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 
 use bellwether_model::config::ConfigError;
 
+use crate::routing::config::{validate, Alerting, AlertingConfig, RoutingConfigError, Source};
+
 use serde::Deserialize;
 
 use crate::evaluate::settings::{self as detection, DetectionFile, DetectionSettings};
@@ -171,6 +173,49 @@ pub fn resolve(overrides: Overrides, file: FileConfig) -> Result<Settings, Confi
         retention: file.retention.unwrap_or_default().resolve()?,
         tls: None,
     })
+}
+
+/// Validates the routing sections and resolves secrets; `env` looks up environment
+/// variables (read by the caller, so tests pass their own).
+pub fn load_alerting(
+    file: &FileConfig,
+    text: Option<&str>,
+    config_path: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Alerting, RoutingConfigError> {
+    let config = alerting_from_file(file, text, config_path)?;
+    let receivers = config.resolve_receivers(env)?;
+    Ok(Alerting { config, receivers })
+}
+
+/// A config file's parse error with its line, e.g. `c.toml: line 12: unknown field ...`.
+pub fn describe_parse_error(path: &Path, text: &str) -> Option<String> {
+    let error = toml::from_str::<FileConfig>(text).err()?;
+    let line = error
+        .span()
+        .and_then(|span| text.get(..span.start))
+        .map(|before| before.matches('\n').count() + 1);
+    Some(match line {
+        Some(line) => format!("{}: line {line}: {}", path.display(), error.message()),
+        None => format!("{}: {}", path.display(), error.message()),
+    })
+}
+
+/// Validates the routing sections of a parsed config file; `text` gives line numbers.
+pub fn alerting_from_file(
+    file: &FileConfig,
+    text: Option<&str>,
+    config_path: Option<&Path>,
+) -> Result<AlertingConfig, RoutingConfigError> {
+    let dir = config_path
+        .and_then(Path::parent)
+        .unwrap_or_else(|| Path::new("."));
+    validate(
+        file.routing.as_ref(),
+        &file.teams,
+        &file.receivers,
+        &Source { text, dir },
+    )
 }
 
 #[cfg(test)]

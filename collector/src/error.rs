@@ -117,11 +117,13 @@ impl IntoResponse for Error {
     }
 }
 
-impl From<crate::auth::Denied> for Error {
-    fn from(denied: crate::auth::Denied) -> Self {
-        match denied {
-            crate::auth::Denied::Forbidden { .. } => Self::PermissionDenied(denied.to_string()),
-            _ => Self::Unauthenticated(denied.to_string()),
+impl From<crate::alerts::AlertError> for Error {
+    fn from(e: crate::alerts::AlertError) -> Self {
+        match e {
+            crate::alerts::AlertError::Store(e) => Self::Store(e),
+            crate::alerts::AlertError::NotFound(m) => Self::NotFound(m),
+            crate::alerts::AlertError::Invalid(m) => Self::InvalidArgument(m),
+            crate::alerts::AlertError::Internal(m) => Self::Internal(m),
         }
     }
 }

@@ -10,7 +10,8 @@ use tonic::{Request, Response, Status};
 
 use crate::error::Error;
 use crate::evaluate::Evaluator;
-use crate::releases::{ReleaseRef, ReleaseSummary, Releases};
+use crate::lookup::ReleaseRef;
+use crate::releases::{ReleaseSummary, Releases};
 use bellwether_model::health::{ReleaseHealth, Verdict};
 use bellwether_model::release::{
     Counts, Deployment, DeploymentFilter, DeploymentRecord, ReleaseKey, Source,

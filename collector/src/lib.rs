@@ -54,6 +54,7 @@ pub mod grpc_release;
 pub mod ingest;
 pub mod issues;
 pub mod limits;
+pub mod lookup;
 pub mod metrics;
 pub mod notify;
 pub mod releases;

@@ -32,10 +32,9 @@ use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
 use serde::Deserialize;
 
 use bellwether_model::config::ConfigError;
-use bellwether_model::limit::{hit, hits, Limit};
+use bellwether_model::limit::{hit, Limit};
 
 use crate::error::Error;
-use crate::metrics::text::Text;
 use bellwether_model::release::ReleaseKey;
 
 /// Release identity attributes are names and keys: shorter than other values.
@@ -50,19 +49,6 @@ const IDENTITY_KEYS: [&str; 8] = [
     "deployment.id",
     "bellwether.team",
 ];
-
-/// Writes `bellwether_limit_exceeded_total`.
-pub fn write_metrics(out: &mut Text) {
-    out.family(
-        "limit_exceeded_total",
-        "counter",
-        "Limit violations: requests refused, attributes dropped or values truncated, by limit.",
-    );
-    for limit in Limit::ALL {
-        let n = hits(limit) as f64;
-        out.sample("limit_exceeded_total", &[("limit", limit.as_str())], n);
-    }
-}
 
 /// Validated limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -342,6 +328,7 @@ impl Seen {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bellwether_model::limit::hits;
     use bellwether_proto::otlp::common::AnyValue;
 
     fn kv(key: &str, value: &str) -> KeyValue {

@@ -5,9 +5,8 @@
 use std::sync::Arc;
 
 use crate::error::Error;
-use bellwether_model::release::{
-    Counts, Deployment, DeploymentFilter, DeploymentRecord, ReleaseKey,
-};
+use crate::lookup::{resolve, ReleaseRef};
+use bellwether_model::release::{Counts, Deployment, DeploymentFilter, DeploymentRecord};
 use bellwether_model::time::now_unix_ms;
 use bellwether_store::ReleaseStore;
 
@@ -27,14 +26,6 @@ pub struct ReleaseStats {
     pub release: ReleaseSummary,
     /// (bucket start, counts), oldest first.
     pub buckets: Vec<(i64, Counts)>,
-}
-
-/// A release as named by a caller; the environment may be left for the store to infer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReleaseRef {
-    pub service: String,
-    pub environment: Option<String>,
-    pub version: String,
 }
 
 #[derive(Clone)]
@@ -131,44 +122,6 @@ impl Releases {
     }
 }
 
-/// Finds a release's deployment. Without an environment, the release must exist in
-/// exactly one environment.
-pub fn resolve(store: &dyn ReleaseStore, release: &ReleaseRef) -> Result<Deployment, Error> {
-    let not_found = || {
-        let mut what = format!("release {} {}", release.service, release.version);
-        if let Some(environment) = &release.environment {
-            what.push_str(&format!(" in environment {environment}"));
-        }
-        Error::NotFound(format!("{what} not found"))
-    };
-    if let Some(environment) = &release.environment {
-        let key = ReleaseKey::new(&release.service, environment, &release.version);
-        return store.deployment(&key)?.ok_or_else(not_found);
-    }
-    let filter = DeploymentFilter {
-        service: Some(release.service.clone()),
-        environment: None,
-        version: Some(release.version.clone()),
-    };
-    let mut found = store.deployments(&filter)?;
-    match found.len() {
-        0 => Err(not_found()),
-        1 => Ok(found.remove(0)),
-        _ => {
-            let environments: Vec<&str> = found
-                .iter()
-                .map(|d| d.release.environment.as_str())
-                .collect();
-            Err(Error::invalid(format!(
-                "release {} {} exists in several environments ({}): pass environment",
-                release.service,
-                release.version,
-                environments.join(", ")
-            )))
-        }
-    }
-}
-
 fn validate_name(field: &str, value: &str) -> Result<(), Error> {
     if value.trim().is_empty() {
         return Err(Error::invalid(format!("{field} must not be empty")));
@@ -211,6 +164,7 @@ pub fn validate_record(mut record: DeploymentRecord) -> Result<DeploymentRecord,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bellwether_model::release::ReleaseKey;
 
     fn record(service: &str, environment: &str, version: &str) -> DeploymentRecord {
         DeploymentRecord {

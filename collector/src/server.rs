@@ -184,7 +184,7 @@ pub async fn run(
         alerts: alert_service.engine(),
     };
     let api = crate::api::router(releases, evaluator.clone())
-        .merge(crate::alerts::http::routes(alert_service.engine()))
+        .merge(crate::api::alerts::routes(alert_service.engine()))
         .merge(crate::metrics::routes(crate::metrics::Sources {
             store: Arc::clone(&store),
             evaluator: evaluator.clone(),

@@ -12,7 +12,6 @@ use bellwether_collector::config::{self, Overrides};
 use bellwether_collector::ingest::summarize::{summarize_logs, summarize_traces};
 use bellwether_collector::ingest::wire::decode_logs;
 use bellwether_collector::limits::{self, Limits};
-use bellwether_collector::routing;
 use bellwether_fingerprint::{parameterize, Fingerprint};
 use bellwether_proto::otlp::common::{any_value, AnyValue, KeyValue, KeyValueList};
 use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
@@ -300,7 +299,7 @@ fn load_config(text: &str) {
         return;
     };
     let env = |name: &str| (name == "T").then(|| "a-token-of-enough-length".to_owned());
-    let _ = routing::config::load(&file, Some(text), Some(path), &env);
+    let _ = config::load_alerting(&file, Some(text), Some(path), &env);
     let _ = auth::config::load(file.auth.as_ref(), path.parent(), &env);
     let _ = config::resolve(Overrides::default(), file);
 }

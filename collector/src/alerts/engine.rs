@@ -43,17 +43,6 @@ pub enum AlertError {
     Internal(String),
 }
 
-impl From<AlertError> for crate::error::Error {
-    fn from(e: AlertError) -> Self {
-        match e {
-            AlertError::Store(e) => crate::error::Error::Store(e),
-            AlertError::NotFound(m) => crate::error::Error::NotFound(m),
-            AlertError::Invalid(m) => crate::error::Error::InvalidArgument(m),
-            AlertError::Internal(m) => crate::error::Error::Internal(m),
-        }
-    }
-}
-
 struct State {
     alerts: BTreeMap<String, Alert>,
     silences: BTreeMap<String, Silence>,

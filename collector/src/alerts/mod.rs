@@ -16,11 +16,12 @@
 //!   notification; firing, unacknowledged alerts are re-sent every repeat interval.
 //! - Silences match on service, environment, version, team and kind (globs).
 //!
-//! [`engine`] holds the logic, [`store`] the durable state, [`http`] the API routes.
+//! [`engine`] holds the logic; the durable state is `bellwether_store::alerts`, the API
+//! routes are in the collector's API.
 
 pub mod bridge;
 pub mod engine;
-pub mod http;
+
 pub mod plan;
 pub mod service;
 

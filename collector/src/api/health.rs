@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::json::{HealthResponse, VerdictsResponse};
 use crate::error::Error;
 use crate::evaluate::{Evaluator, MAX_WAIT};
-use crate::releases::ReleaseRef;
+use crate::lookup::ReleaseRef;
 use bellwether_model::config::parse_duration;
 
 pub fn router(evaluator: Evaluator) -> Router {

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::issues::ReleaseIssues;
-use crate::releases::{ReleaseRef, Releases};
+use crate::lookup::ReleaseRef;
+use crate::releases::Releases;
 use bellwether_model::issue::{FirstSeen, IssueSample};
 use bellwether_model::release::ReleaseKey;
 

@@ -2,6 +2,7 @@
 //! (long-poll) and verdict timelines.
 //! Every error answers `{"error": "<message>"}`.
 
+pub mod alerts;
 mod health;
 pub mod issues;
 pub mod json;

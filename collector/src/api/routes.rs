@@ -13,7 +13,8 @@ use super::json::{
 };
 use crate::error::Error;
 use crate::evaluate::Evaluator;
-use crate::releases::{ReleaseRef, Releases};
+use crate::lookup::ReleaseRef;
+use crate::releases::Releases;
 use bellwether_model::release::DeploymentFilter;
 
 pub fn router(releases: Releases, evaluator: Evaluator) -> Router {

@@ -248,6 +248,15 @@ pub fn exposure(
     }
 }
 
+impl From<Denied> for crate::error::Error {
+    fn from(denied: crate::auth::Denied) -> Self {
+        match denied {
+            Denied::Forbidden { .. } => Self::PermissionDenied(denied.to_string()),
+            _ => Self::Unauthenticated(denied.to_string()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -197,7 +197,7 @@ async fn story(args: DemoArgs) -> Result<()> {
     std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
     let file = config::parse_file(&path, &text)?;
     let no_env = |_: &str| None;
-    settings.alerting = crate::routing::config::load(&file, Some(&text), Some(&path), &no_env)
+    settings.alerting = crate::config::load_alerting(&file, Some(&text), Some(&path), &no_env)
         .map_err(|e| anyhow!("demo config: {e}"))?;
     settings.detection = config::resolve(Overrides::default(), file)?.detection;
     let server = tokio::spawn(server::run(settings, listeners, stopped()));
@@ -539,7 +539,7 @@ mod tests {
         let text = demo_config(hooks, "http://127.0.0.1:8480");
         let path = std::path::Path::new("demo.toml");
         let file = config::parse_file(path, &text)?;
-        let alerting = crate::routing::config::load(&file, Some(&text), Some(path), &|_| None)
+        let alerting = crate::config::load_alerting(&file, Some(&text), Some(path), &|_| None)
             .map_err(|e| anyhow!("{e}"))?;
         assert_eq!(alerting.config.teams.len(), 4);
         let owner = alerting

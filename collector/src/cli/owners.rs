@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use clap::Args;
 
 use crate::config;
-use crate::routing::config::{from_file_config, AlertingConfig};
+use crate::config::alerting_from_file;
+use crate::routing::config::AlertingConfig;
 use bellwether_model::alert::CodeLocation;
 
 #[derive(Debug, Args)]
@@ -41,7 +42,7 @@ pub fn run(args: OwnersArgs) -> ExitCode {
     let loaded = config::parse_file(&args.config, &text)
         .map_err(|e| e.to_string())
         .and_then(|file| {
-            from_file_config(&file, Some(&text), Some(&args.config)).map_err(|e| e.to_string())
+            alerting_from_file(&file, Some(&text), Some(&args.config)).map_err(|e| e.to_string())
         });
     match loaded {
         Ok(alerting) => {

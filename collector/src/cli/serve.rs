@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 
 use crate::config::{self, FileConfig, Overrides};
-use crate::routing;
 use crate::server::{self, Listeners};
 
 use super::ServeArgs;
@@ -21,7 +20,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             Err(e) => {
                 let described = text
                     .as_deref()
-                    .and_then(|t| routing::config::describe_parse_error(path, t));
+                    .and_then(|t| crate::config::describe_parse_error(path, t));
                 return match described {
                     Some(message) => fail_config(check, &message),
                     None => fail_config(check, &e),
@@ -32,7 +31,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     };
     let env = |name: &str| std::env::var(name).ok();
     let config_path = args.config.as_deref();
-    let alerting = match routing::config::load(&file, text.as_deref(), config_path, &env) {
+    let alerting = match crate::config::load_alerting(&file, text.as_deref(), config_path, &env) {
         Ok(alerting) => alerting,
         Err(e) => return fail_config(check, &e),
     };

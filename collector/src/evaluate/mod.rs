@@ -35,7 +35,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::error::Error;
-use crate::releases::{resolve, ReleaseRef};
+use crate::lookup::{resolve, ReleaseRef};
 use bellwether_model::health::{Material, ReleaseHealth};
 use bellwether_model::release::{Deployment, DeploymentFilter, ReleaseKey};
 use bellwether_model::time::now_unix_ms;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::evaluate::settings::DetectionSettings;
 use crate::evaluate::Evaluator;
-use crate::releases::ReleaseRef;
+use crate::lookup::ReleaseRef;
 use bellwether_model::health::Verdict;
 use bellwether_model::release::{bucket_start, Counts, DeploymentRecord, ReleaseKey, BUCKET_MS};
 use bellwether_model::time::now_unix_ms;

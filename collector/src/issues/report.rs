@@ -1,7 +1,7 @@
 //! A release's issues as the API shows them: classified, with samples.
 
 use crate::error::Error;
-use crate::releases::{resolve, ReleaseRef};
+use crate::lookup::{resolve, ReleaseRef};
 use bellwether_model::issue::IssueSample;
 use bellwether_model::release::Deployment;
 use bellwether_store::ReleaseStore;

@@ -42,7 +42,7 @@ use crate::evaluate::Evaluator;
 use bellwether_store::ReleaseStore;
 
 pub use registry::Signal;
-pub use registry::{ingested, log_records, notification_attempt, notification_failed, spans};
+pub use registry::{ingested, log_records, spans};
 
 /// What a scrape reads.
 #[derive(Clone)]

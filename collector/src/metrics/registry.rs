@@ -1,21 +1,18 @@
-//! Process-wide counters that code on the hot paths bumps: ingest requests, records and
-//! latency ([`ingested`], called by [`crate::ingest::Ingestor`]) and notification
-//! deliveries ([`notification_attempt`], [`notification_failed`], called by the outbox).
+//! Process-wide counters that the ingest path bumps: requests, records and latency
+//! ([`ingested`], called by the ingestor once per request). Notification deliveries are
+//! counted by the notifier itself (`bellwether_alerting::notify::counts`).
 //!
 //! They are plain atomics in one static so a call site costs a few relaxed adds and needs
 //! no handle threaded through its constructor. Like any Prometheus counter they only go
 //! up for the life of the process.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+
 use std::time::Duration;
 
 use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
 use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
 
-use crate::notify::transport::Delivery;
-use bellwether_model::notification::Counter;
 use bellwether_store::ApplyOutcome;
 
 /// Upper bounds (seconds) of the ingest latency histogram.
@@ -47,9 +44,6 @@ impl Signal {
 
 /// How an ingest request ended.
 pub const INGEST_RESULTS: [&str; 3] = ["applied", "duplicate", "error"];
-
-/// Results of a notification attempt.
-pub const NOTIFICATION_RESULTS: [&str; 4] = ["delivered", "retried", "rejected", "given_up"];
 
 struct Histogram {
     buckets: [AtomicU64; DURATION_BUCKETS.len()],
@@ -97,13 +91,10 @@ impl IngestSeries {
 
 struct Registry {
     ingest: [IngestSeries; 2],
-    /// (receiver, result) → attempts.
-    notifications: Mutex<BTreeMap<(String, &'static str), u64>>,
 }
 
 static REGISTRY: Registry = Registry {
     ingest: [IngestSeries::new(), IngestSeries::new()],
-    notifications: Mutex::new(BTreeMap::new()),
 };
 
 /// Log records in a request.
@@ -148,34 +139,6 @@ pub fn ingested<E>(
     series.duration.observe(elapsed);
 }
 
-fn count_notification(receiver: &str, result: &'static str) {
-    let mut map = REGISTRY
-        .notifications
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    *map.entry((receiver.to_owned(), result)).or_default() += 1;
-}
-
-/// Counts one delivery attempt to `receiver`.
-pub fn notification_attempt(receiver: &str, delivery: &Delivery) {
-    let result = match delivery {
-        Delivery::Delivered => "delivered",
-        Delivery::Retry { .. } => "retried",
-        Delivery::Reject { .. } => "rejected",
-    };
-    count_notification(receiver, result);
-}
-
-/// Counts a notification the outbox gave up on without an attempt (too old, or its
-/// receiver is no longer configured).
-pub fn notification_failed(receiver: &str, counter: Counter) {
-    let result = match counter {
-        Counter::GivenUp => "given_up",
-        _ => "rejected",
-    };
-    count_notification(receiver, result);
-}
-
 /// A snapshot of one signal's ingest series.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct IngestSnapshot {
@@ -198,15 +161,6 @@ pub fn ingest_snapshot(signal: Signal) -> IngestSnapshot {
         sum_seconds: load(&series.duration.sum_micros) as f64 / 1e6,
         count: load(&series.duration.count),
     }
-}
-
-/// (receiver, result) → attempts so far.
-pub fn notifications_snapshot() -> BTreeMap<(String, &'static str), u64> {
-    REGISTRY
-        .notifications
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .clone()
 }
 
 #[cfg(test)]
@@ -233,24 +187,5 @@ mod tests {
             "10 s is above every bound"
         );
         assert_eq!(h.count.load(Ordering::Relaxed), 3);
-    }
-
-    #[test]
-    fn notification_results_are_counted_per_receiver() {
-        let name = "registry-test-receiver";
-        notification_attempt(name, &Delivery::Delivered);
-        notification_attempt(
-            name,
-            &Delivery::Retry {
-                error: "503".into(),
-                retry_after: None,
-            },
-        );
-        notification_failed(name, Counter::GivenUp);
-        let snapshot = notifications_snapshot();
-        assert_eq!(snapshot.get(&(name.to_owned(), "delivered")), Some(&1));
-        assert_eq!(snapshot.get(&(name.to_owned(), "retried")), Some(&1));
-        assert_eq!(snapshot.get(&(name.to_owned(), "given_up")), Some(&1));
-        assert_eq!(snapshot.get(&(name.to_owned(), "rejected")), None);
     }
 }

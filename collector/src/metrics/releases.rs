@@ -3,14 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use super::registry::{
-    ingest_snapshot, notifications_snapshot, Signal, DURATION_BUCKETS, INGEST_RESULTS,
-    NOTIFICATION_RESULTS,
-};
+use super::registry::{ingest_snapshot, Signal, DURATION_BUCKETS, INGEST_RESULTS};
 use super::text::Text;
 use super::Sources;
 use crate::error::Error;
 use crate::evaluate::baseline::{is_active, TRAFFIC_RECENCY};
+use crate::notify::counts::{notifications_snapshot, NOTIFICATION_RESULTS};
 use bellwether_model::alert::{AlertFilter, AlertState};
 use bellwether_model::health::Verdict;
 use bellwether_model::release::{Counts, Deployment, DeploymentFilter, ReleaseKey};
@@ -179,7 +177,7 @@ pub async fn render(sources: &Sources) -> Result<String, Error> {
     }
 
     write_ingest(&mut out);
-    crate::limits::write_metrics(&mut out);
+    write_limits(&mut out);
     Ok(out.finish())
 }
 
@@ -308,5 +306,18 @@ fn write_ingest(out: &mut Text) {
             &[("signal", signal)],
             snap.count as f64,
         );
+    }
+}
+
+/// Writes `bellwether_limit_exceeded_total`.
+fn write_limits(out: &mut Text) {
+    out.family(
+        "limit_exceeded_total",
+        "counter",
+        "Limit violations: requests refused, attributes dropped or values truncated, by limit.",
+    );
+    for limit in bellwether_model::limit::Limit::ALL {
+        let n = bellwether_model::limit::hits(limit) as f64;
+        out.sample("limit_exceeded_total", &[("limit", limit.as_str())], n);
     }
 }

@@ -7,6 +7,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// How often firing alerts are re-sent to Alertmanager unless a receiver says otherwise.
+pub const DEFAULT_RESEND_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
 use serde_json::{json, Value};
 
 use crate::notify::{json_body, Outgoing, Receiver, RenderError};
@@ -79,9 +82,7 @@ pub fn render(
     receiver: &Receiver,
     now_unix_ms: i64,
 ) -> Result<Outgoing, RenderError> {
-    let resend = receiver
-        .resend_interval
-        .unwrap_or(crate::routing::config::DEFAULT_RESEND_INTERVAL);
+    let resend = receiver.resend_interval.unwrap_or(DEFAULT_RESEND_INTERVAL);
     Ok(Outgoing {
         url: format!(
             "{}/api/v2/alerts",

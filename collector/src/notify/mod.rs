@@ -15,6 +15,7 @@
 //!   and the classification of its result.
 
 pub mod alertmanager;
+pub mod counts;
 pub mod outbox;
 pub mod pagerduty;
 pub mod slack;

@@ -20,7 +20,6 @@ use tokio::task::JoinSet;
 
 use crate::notify::transport::{Delivery, HttpTransport};
 use crate::notify::{render, Receiver};
-use crate::routing::config::DeliverySettings;
 use bellwether_model::notification::Counter;
 use bellwether_model::notification::EntryState;
 use bellwether_model::notification::Event;
@@ -35,6 +34,30 @@ use bellwether_store::StoreError;
 const MAX_IDLE: Duration = Duration::from_secs(1);
 /// Failed entries are listed by the API for this long, then removed.
 const FAILED_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
+
+pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+pub const DEFAULT_RETRY_INITIAL: Duration = Duration::from_secs(1);
+pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(300);
+
+/// How the outbox retries and when it gives up (`[routing]` `delivery_max_age`,
+/// `retry_initial`, `retry_max`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeliverySettings {
+    /// A notification not delivered after this long is given up.
+    pub max_age: Duration,
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            max_age: DEFAULT_MAX_AGE,
+            retry_initial: DEFAULT_RETRY_INITIAL,
+            retry_max: DEFAULT_RETRY_MAX,
+        }
+    }
+}
 
 /// An entry as the API shows it (no secrets: receivers are named, never their URLs).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -320,7 +343,7 @@ impl Deliverer {
         entry.state = EntryState::Failed;
         entry.failed_at_unix_ms = Some(now);
         entry.last_error = Some(error);
-        crate::metrics::notification_failed(&entry.receiver, counter);
+        crate::notify::counts::notification_failed(&entry.receiver, counter);
         let store = Arc::clone(&self.shared.store);
         let entry = entry.clone();
         tokio::task::spawn_blocking(move || store.save(&entry, Some(counter)))
@@ -344,7 +367,7 @@ async fn deliver(
         },
     };
     entry.attempts = entry.attempts.saturating_add(1);
-    crate::metrics::notification_attempt(&receiver.name, &delivery);
+    crate::notify::counts::notification_attempt(&receiver.name, &delivery);
     let now = now_unix_ms();
     let store = Arc::clone(&shared.store);
     let writing = Arc::clone(&shared.writes).try_acquire_owned().ok();

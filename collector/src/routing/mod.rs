@@ -17,6 +17,8 @@
 pub mod codeowners;
 pub mod config;
 pub mod duration;
+mod receivers;
+mod validate;
 
 use std::collections::BTreeSet;
 use std::fmt;

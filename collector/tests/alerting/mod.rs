@@ -15,9 +15,10 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bellwether_collector::alerts::AlertEngine;
+use bellwether_collector::config::load_alerting;
 use bellwether_collector::notify::outbox::Outbox;
 use bellwether_collector::notify::transport::HttpTransport;
-use bellwether_collector::routing::config::{load, Alerting};
+use bellwether_collector::routing::config::Alerting;
 use bellwether_model::alert::CodeLocation;
 use bellwether_model::alert::{EvidenceLine, Health, NewIssue, ReleaseVerdict};
 use bellwether_model::notification::{Counter, NewEntry, OutboxCounters, OutboxEntry};
@@ -248,7 +249,7 @@ url = "{platform}/hook"
             "PAYMENTS_PD_KEY" => Some(PD_KEY.to_owned()),
             _ => None,
         };
-        Ok(load(&file, Some(&text), None, &env)?)
+        Ok(load_alerting(&file, Some(&text), None, &env)?)
     }
 
     pub fn others_silent(&self) -> bool {
