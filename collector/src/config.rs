@@ -10,7 +10,7 @@
 //! | `http_addr` | `--http-addr` | `BELLWETHER_HTTP_ADDR` | `127.0.0.1:8480` |
 //!
 //! The `[detection]` table (file only) is validated by [`crate::evaluate::settings`].
-//! `[routing]`, `[[teams]]` and `[[receivers]]` (file only) by [`crate::routing::config`].
+//! `[routing]`, `[[teams]]` and `[[receivers]]` (file only) by [`bellwether_alerting::routing::config`].
 //! `[[auth.tokens]]` (file only) by [`crate::auth::config`]; `[limits]` by [`crate::limits`];
 //! `[retention]` by [`crate::retention`]; `[tls]` by [`crate::tls`].
 
@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 
 use bellwether_model::config::ConfigError;
 
-use crate::routing::config::{validate, Alerting, AlertingConfig, RoutingConfigError, Source};
+use bellwether_alerting::routing::config::{
+    validate, Alerting, AlertingConfig, RoutingConfigError, Source,
+};
 
 use serde::Deserialize;
 
@@ -38,8 +40,8 @@ pub struct Settings {
     pub otlp_http_addr: SocketAddr,
     pub http_addr: SocketAddr,
     pub detection: DetectionSettings,
-    /// Routing and receivers; `bellwether serve` fills it via [`crate::routing::config`].
-    pub alerting: crate::routing::config::Alerting,
+    /// Routing and receivers; `bellwether serve` fills it via [`bellwether_alerting::routing::config`].
+    pub alerting: bellwether_alerting::routing::config::Alerting,
     /// Bearer tokens; `bellwether serve` fills them via [`crate::auth::config`]. Empty
     /// means no authentication.
     pub auth: crate::auth::Tokens,
@@ -61,7 +63,7 @@ impl Settings {
             otlp_http_addr: any,
             http_addr: any,
             detection: DetectionSettings::default(),
-            alerting: crate::routing::config::Alerting::default(),
+            alerting: bellwether_alerting::routing::config::Alerting::default(),
             auth: crate::auth::Tokens::default(),
             limits: crate::limits::Limits::default(),
             retention: crate::retention::Retention::default(),
@@ -79,12 +81,12 @@ pub struct FileConfig {
     pub otlp_http_addr: Option<String>,
     pub http_addr: Option<String>,
     pub detection: Option<DetectionFile>,
-    /// `[routing]`, `[[teams]]`, `[[receivers]]`: validated by [`crate::routing::config`].
-    pub routing: Option<crate::routing::config::RawRouting>,
+    /// `[routing]`, `[[teams]]`, `[[receivers]]`: validated by [`bellwether_alerting::routing::config`].
+    pub routing: Option<bellwether_alerting::routing::config::RawRouting>,
     #[serde(default)]
-    pub teams: Vec<toml::Spanned<crate::routing::config::RawTeam>>,
+    pub teams: Vec<toml::Spanned<bellwether_alerting::routing::config::RawTeam>>,
     #[serde(default)]
-    pub receivers: Vec<toml::Spanned<crate::routing::config::RawReceiver>>,
+    pub receivers: Vec<toml::Spanned<bellwether_alerting::routing::config::RawReceiver>>,
     /// `[[auth.tokens]]`: validated by [`crate::auth::config`].
     pub auth: Option<crate::auth::config::RawAuth>,
     /// `[limits]`: see [`crate::limits`].
@@ -167,7 +169,7 @@ pub fn resolve(overrides: Overrides, file: FileConfig) -> Result<Settings, Confi
             DEFAULT_HTTP_ADDR,
         )?,
         detection: detection::resolve(file.detection.as_ref())?,
-        alerting: crate::routing::config::Alerting::default(),
+        alerting: bellwether_alerting::routing::config::Alerting::default(),
         auth: crate::auth::Tokens::default(),
         limits: file.limits.unwrap_or_default().resolve()?,
         retention: file.retention.unwrap_or_default().resolve()?,

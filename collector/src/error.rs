@@ -117,13 +117,13 @@ impl IntoResponse for Error {
     }
 }
 
-impl From<crate::alerts::AlertError> for Error {
-    fn from(e: crate::alerts::AlertError) -> Self {
+impl From<bellwether_alerting::alerts::AlertError> for Error {
+    fn from(e: bellwether_alerting::alerts::AlertError) -> Self {
         match e {
-            crate::alerts::AlertError::Store(e) => Self::Store(e),
-            crate::alerts::AlertError::NotFound(m) => Self::NotFound(m),
-            crate::alerts::AlertError::Invalid(m) => Self::InvalidArgument(m),
-            crate::alerts::AlertError::Internal(m) => Self::Internal(m),
+            bellwether_alerting::alerts::AlertError::Store(e) => Self::Store(e),
+            bellwether_alerting::alerts::AlertError::NotFound(m) => Self::NotFound(m),
+            bellwether_alerting::alerts::AlertError::Invalid(m) => Self::InvalidArgument(m),
+            bellwether_alerting::alerts::AlertError::Internal(m) => Self::Internal(m),
         }
     }
 }

@@ -41,7 +41,6 @@
 
 #![forbid(unsafe_code)]
 
-pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod cli;
@@ -56,10 +55,8 @@ pub mod issues;
 pub mod limits;
 pub mod lookup;
 pub mod metrics;
-pub mod notify;
 pub mod releases;
 pub mod retention;
-pub mod routing;
 pub mod server;
 
 pub mod tls;

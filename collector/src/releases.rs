@@ -31,7 +31,7 @@ pub struct ReleaseStats {
 #[derive(Clone)]
 pub struct Releases {
     store: Arc<dyn ReleaseStore>,
-    alerts: Option<crate::alerts::AlertEngine>,
+    alerts: Option<bellwether_alerting::alerts::AlertEngine>,
 }
 
 impl Releases {
@@ -43,7 +43,7 @@ impl Releases {
     }
 
     /// Recorded deployments are also announced through `alerts` (release notifications).
-    pub fn with_alerts(mut self, alerts: crate::alerts::AlertEngine) -> Self {
+    pub fn with_alerts(mut self, alerts: bellwether_alerting::alerts::AlertEngine) -> Self {
         self.alerts = Some(alerts);
         self
     }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::alerts::engine::RETENTION_MS;
+use bellwether_alerting::alerts::engine::RETENTION_MS;
 use bellwether_model::config::{parse_duration, ConfigError};
 use bellwether_store::{SledStore, StoreError};
 

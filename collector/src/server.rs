@@ -10,8 +10,6 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 
-use crate::alerts::bridge::AlertBridge;
-use crate::alerts::AlertService;
 use crate::config::Settings;
 use crate::evaluate::Evaluator;
 use crate::grpc_release::ReleaseGrpc;
@@ -19,6 +17,8 @@ use crate::ingest::grpc::{ExportServer, Logs, Traces};
 use crate::ingest::Ingestor;
 use crate::releases::Releases;
 use crate::retention::{Pruner, Retention};
+use bellwether_alerting::alerts::bridge::AlertBridge;
+use bellwether_alerting::alerts::AlertService;
 use bellwether_model::time::now_unix_ms;
 use bellwether_store::verdicts::SledVerdicts;
 use bellwether_store::{ReleaseStore, SledStore, StoreError};
@@ -268,7 +268,7 @@ async fn serve_http(
 struct Maintenance {
     store: Arc<dyn ReleaseStore>,
     pruner: Pruner,
-    alerts: crate::alerts::AlertEngine,
+    alerts: bellwether_alerting::alerts::AlertEngine,
     retention: Retention,
 }
 

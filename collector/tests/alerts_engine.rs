@@ -4,7 +4,7 @@
 mod alerting;
 
 use alerting::*;
-use bellwether_collector::notify::webhook;
+use bellwether_alerting::notify::webhook;
 use bellwether_model::alert::{AlertFilter, AlertState};
 use bellwether_model::silence::{Matchers, SilenceRequest};
 use bellwether_model::time::now_unix_ms;

@@ -15,9 +15,9 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::alerts::AlertEngine;
 use crate::error::Error;
-use crate::notify::outbox::OutboxView;
+use bellwether_alerting::alerts::AlertEngine;
+use bellwether_alerting::notify::outbox::OutboxView;
 use bellwether_model::alert::{Alert, AlertFilter, AlertState};
 use bellwether_model::silence::{Silence, SilenceRequest};
 use bellwether_model::time::{now_unix_ms, rfc3339_utc};

@@ -8,7 +8,7 @@ use clap::Args;
 
 use crate::config;
 use crate::config::alerting_from_file;
-use crate::routing::config::AlertingConfig;
+use bellwether_alerting::routing::config::AlertingConfig;
 use bellwether_model::alert::CodeLocation;
 
 #[derive(Debug, Args)]
@@ -62,7 +62,7 @@ pub fn explain(alerting: &AlertingConfig, args: &OwnersArgs) -> String {
     let service_owner =
         ownership.service_owner(&args.service, &args.environment, args.team.as_deref());
     let mut out = String::new();
-    let mut describe = |label: &str, owner: &crate::routing::Owner| {
+    let mut describe = |label: &str, owner: &bellwether_alerting::routing::Owner| {
         out.push_str(&format!(
             "{label}: team {} (by {})\n",
             owner.team, owner.matched_by

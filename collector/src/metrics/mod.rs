@@ -37,8 +37,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-use crate::alerts::AlertEngine;
 use crate::evaluate::Evaluator;
+use bellwether_alerting::alerts::AlertEngine;
 use bellwether_store::ReleaseStore;
 
 pub use registry::Signal;

@@ -8,7 +8,7 @@ use super::text::Text;
 use super::Sources;
 use crate::error::Error;
 use crate::evaluate::baseline::{is_active, TRAFFIC_RECENCY};
-use crate::notify::counts::{notifications_snapshot, NOTIFICATION_RESULTS};
+use bellwether_alerting::notify::counts::{notifications_snapshot, NOTIFICATION_RESULTS};
 use bellwether_model::alert::{AlertFilter, AlertState};
 use bellwether_model::health::Verdict;
 use bellwether_model::release::{Counts, Deployment, DeploymentFilter, ReleaseKey};

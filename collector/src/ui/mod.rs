@@ -20,9 +20,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-use crate::alerts::AlertEngine;
 use crate::evaluate::Evaluator;
 use crate::releases::Releases;
+use bellwether_alerting::alerts::AlertEngine;
 use bellwether_store::ReleaseStore;
 
 /// Scripts, styles, images and API calls from this origin only; nothing inline.
