@@ -29,6 +29,7 @@ pub mod agent_ops;
 pub mod agent_sources;
 pub mod browser;
 pub mod detection;
+pub mod loggers;
 pub mod prometheus;
 pub mod receiver;
 pub mod sdk_traffic;

@@ -3,6 +3,8 @@
 //! from a joined multi-line record, or from a structured record's error fields (a stack
 //! field, and the type / message / error-string fields the common JSON loggers write).
 
+mod dict_traceback;
+
 use bellwether_proto::otlp::common::any_value::Value;
 use bellwether_proto::otlp::common::KeyValue;
 use bellwether_proto::otlp::logs::LogRecord;
@@ -41,7 +43,8 @@ enum Role {
     /// the message when no message field is there.
     ErrorText,
     /// A formatted trace: a key ending in one of [`STACK_KEYS`], python-json-logger
-    /// `exc_info`, Serilog `@x`.
+    /// `exc_info`, Serilog `@x`; or structlog's structured traceback under such a key,
+    /// rendered as its text first.
     Stack,
 }
 
@@ -88,10 +91,14 @@ struct ErrorFields {
 pub(crate) fn from_attributes(record: &mut LogRecord) {
     let mut fields = ErrorFields::default();
     let mut any = false;
-    for (index, kv) in record.attributes.iter().enumerate() {
+    for (index, kv) in record.attributes.iter_mut().enumerate() {
         let Some(role) = role(&kv.key) else {
             continue;
         };
+        if role == Role::Stack {
+            // structlog's `dict_tracebacks`: a list of stacks, read as their text.
+            dict_traceback::render_in_place(kv);
+        }
         // Only strings name an error: `"error": true` or a zerolog `stack` array do not.
         if !matches!(string_of(kv), Some(s) if !s.trim().is_empty()) {
             continue;

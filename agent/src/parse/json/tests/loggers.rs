@@ -227,6 +227,105 @@ fn structlog() {
     );
 }
 
+/// structlog's `dict_tracebacks`, as structlog 26 writes a `raise … from …` chain:
+/// the reported exception first, then its causes.
+const DICT_CHAIN: &str = r#"[{"exc_type": "PaymentError", "exc_value": "charge failed for order 42", "exc_notes": [], "syntax_error": null, "is_cause": false, "frames": [{"filename": "/app/emit.py", "lineno": 49, "name": "failures", "locals": {"what": "'checkout failed'"}}, {"filename": "/app/emit.py", "lineno": 26, "name": "cause_chain", "locals": {}}], "is_group": false, "exceptions": []}, {"exc_type": "LookupError", "exc_value": "query on payments failed", "exc_notes": ["retried twice"], "syntax_error": null, "is_cause": true, "frames": [{"filename": "/app/emit.py", "lineno": 24, "name": "cause_chain", "locals": {}}], "is_group": false, "exceptions": []}, {"exc_type": "ConnectionRefusedError", "exc_value": "connect to 10.0.0.5:5432 refused", "exc_notes": [], "syntax_error": null, "is_cause": false, "frames": [{"filename": "/app/emit.py", "lineno": 22, "name": "cause_chain", "locals": {}}], "is_group": false, "exceptions": []}]"#;
+
+#[test]
+fn structlog_dict_tracebacks() {
+    let line = format!(
+        r#"{{"event": "checkout failed", "level": "error", "timestamp": "2024-01-02T10:00:00Z", "exception": {DICT_CHAIN}}}"#
+    );
+    let record = check(
+        &line,
+        Want {
+            body: &line,
+            level: Level::Error,
+            exception_type: Some("PaymentError"),
+            message: Some("charge failed for order 42"),
+            stack_starts: Some("Traceback (most recent call last)"),
+        },
+    );
+    // The text CPython prints for the same chain, less the source lines, which the
+    // structured form does not keep; the list is moved into it.
+    let want = "\
+Traceback (most recent call last):
+  File \"/app/emit.py\", line 22, in cause_chain
+ConnectionRefusedError: connect to 10.0.0.5:5432 refused
+
+During handling of the above exception, another exception occurred:
+
+Traceback (most recent call last):
+  File \"/app/emit.py\", line 24, in cause_chain
+LookupError: query on payments failed
+retried twice
+
+The above exception was the direct cause of the following exception:
+
+Traceback (most recent call last):
+  File \"/app/emit.py\", line 49, in failures
+  File \"/app/emit.py\", line 26, in cause_chain
+PaymentError: charge failed for order 42";
+    assert_eq!(text(&record, STACKTRACE_ATTR), Some(want));
+    assert!(!record.attributes.iter().any(|kv| kv.key == "exception"));
+    let parsed = bellwether_proto::stacktrace::parse(want).expect("a trace");
+    assert_eq!(parsed.caused_by, ["LookupError"]);
+    assert_eq!(parsed.context, ["ConnectionRefusedError"]);
+    assert_eq!(parsed.frames[0].function, "cause_chain");
+}
+
+#[test]
+fn structlog_dict_tracebacks_of_an_exception_group() {
+    let line = r#"{"event": "uploads failed", "level": "error", "exception": [{"exc_type": "ExceptionGroup", "exc_value": "all uploads failed (2 sub-exceptions)", "exc_notes": [], "syntax_error": null, "is_cause": false, "frames": [{"filename": "/app/emit.py", "lineno": 30, "name": "group", "locals": {}}], "is_group": true, "exceptions": [[{"exc_type": "TypeError", "exc_value": "upload 1 has no body", "exc_notes": [], "syntax_error": null, "is_cause": false, "frames": [], "is_group": false, "exceptions": []}], [{"exc_type": "ValueError", "exc_value": "upload 2 is too large", "exc_notes": [], "syntax_error": null, "is_cause": false, "frames": [{"filename": "/app/up.py", "lineno": 3, "name": "put", "locals": {}}], "is_group": false, "exceptions": []}]]}]}"#;
+    let record = check(
+        line,
+        Want {
+            body: line,
+            level: Level::Error,
+            exception_type: Some("ExceptionGroup"),
+            message: Some("all uploads failed (2 sub-exceptions)"),
+            stack_starts: Some("  + Exception Group Traceback (most recent call last):"),
+        },
+    );
+    let want = "  + Exception Group Traceback (most recent call last):
+  |   File \"/app/emit.py\", line 30, in group
+  | ExceptionGroup: all uploads failed (2 sub-exceptions)
+  +-+---------------- 1 ----------------
+    | TypeError: upload 1 has no body
+    +---------------- 2 ----------------
+    | Traceback (most recent call last):
+    |   File \"/app/up.py\", line 3, in put
+    | ValueError: upload 2 is too large
+    +------------------------------------";
+    assert_eq!(text(&record, STACKTRACE_ATTR), Some(want));
+    // Only the group's own frames are its frames.
+    let parsed = bellwether_proto::stacktrace::parse(want).expect("a trace");
+    assert_eq!(parsed.frames.len(), 1);
+    assert_eq!(parsed.frames[0].function, "group");
+}
+
+#[test]
+fn lists_under_stack_keys_that_are_no_structlog_traceback_stay() {
+    // zerolog's `pkgerrors` stack: frames without an exception.
+    let line = r#"{"level":"error","message":"read failed","stack":[{"func":"read","line":"12","source":"main.go"}],"exception":[{"exc_value":"no type"}]}"#;
+    let record = parsed(line);
+    assert_eq!(body(&record), "read failed");
+    for key in [TYPE_ATTR, MESSAGE_ATTR, STACKTRACE_ATTR] {
+        assert_eq!(text(&record, key), None, "{key}");
+    }
+    for key in ["stack", "exception"] {
+        let kept = record.attributes.iter().find(|kv| kv.key == key);
+        assert!(
+            matches!(
+                kept.and_then(|kv| kv.value.as_ref())
+                    .and_then(|v| v.value.as_ref()),
+                Some(Value::ArrayValue(_))
+            ),
+            "{key}: {kept:?}"
+        );
+    }
+}
+
 #[test]
 fn python_json_logger() {
     let line = format!(
@@ -376,6 +475,9 @@ fn error_value() -> impl Strategy<Value = String> {
         Just("[\"a\",{\"b\":1}]".to_owned()),
         Just("{\"type\":{\"x\":[1]},\"stack\":7}".to_owned()),
         Just("\"Error: x\\n    at f (/a.js:1:1)\"".to_owned()),
+        // structlog `dict_tracebacks` shapes, well and badly formed.
+        Just(r#"[{"exc_type":"E","exc_value":"m","frames":[{"lineno":"x"},3],"is_group":true,"exceptions":[[{"exc_type":5}],7,[{"exc_type":"F","is_group":true,"exceptions":[[]]}]]},{"exc_type":"C","is_cause":true}]"#.to_owned()),
+        Just(r#"[{"exc_type":""},{"frames":null}]"#.to_owned()),
         "\\PC{0,40}".prop_map(|s| serde_json::Value::String(s).to_string()),
     ]
 }
