@@ -268,7 +268,7 @@ Traceback (most recent call last):
 PaymentError: charge failed for order 42";
     assert_eq!(text(&record, STACKTRACE_ATTR), Some(want));
     assert!(!record.attributes.iter().any(|kv| kv.key == "exception"));
-    let parsed = bellwether_proto::stacktrace::parse(want).expect("a trace");
+    let parsed = bellwether_stacktrace::parse(want).expect("a trace");
     assert_eq!(parsed.caused_by, ["LookupError"]);
     assert_eq!(parsed.context, ["ConnectionRefusedError"]);
     assert_eq!(parsed.frames[0].function, "cause_chain");
@@ -299,7 +299,7 @@ fn structlog_dict_tracebacks_of_an_exception_group() {
     +------------------------------------";
     assert_eq!(text(&record, STACKTRACE_ATTR), Some(want));
     // Only the group's own frames are its frames.
-    let parsed = bellwether_proto::stacktrace::parse(want).expect("a trace");
+    let parsed = bellwether_stacktrace::parse(want).expect("a trace");
     assert_eq!(parsed.frames.len(), 1);
     assert_eq!(parsed.frames[0].function, "group");
 }
