@@ -112,24 +112,24 @@ impl Notification {
         let r = &self.release;
         Some(format!(
             "{base}/releases/{}/{}?environment={}",
-            encode(&r.service),
-            encode(&r.version),
-            encode(&r.environment)
+            encode_component(&r.service),
+            encode_component(&r.version),
+            encode_component(&r.environment)
         ))
     }
 }
 
-/// Percent-encodes all but RFC 3986 unreserved characters.
-fn encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+/// Everything but RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`).
+const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encodes all but RFC 3986 unreserved characters, for a URL path segment or
+/// query value.
+pub fn encode_component(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, COMPONENT).to_string()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

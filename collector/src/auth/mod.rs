@@ -201,32 +201,17 @@ fn credential(header: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-/// Standard base64 with optional padding; None on anything else.
+/// Standard base64 with optional padding; None on anything else (or on more than 4 KiB).
 fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    fn value(c: u8) -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    }
-    let bytes = text.trim_end_matches('=').as_bytes();
-    if bytes.len() % 4 == 1 || text.len() > 4096 {
+    use base64::engine::{general_purpose, DecodePaddingMode, GeneralPurpose};
+    const STANDARD_ANY_PADDING: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        general_purpose::PAD.with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    if text.len() > 4096 {
         return None;
     }
-    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
-    for chunk in bytes.chunks(4) {
-        let mut acc = 0u32;
-        for (i, c) in chunk.iter().enumerate() {
-            acc |= value(*c)? << (18 - 6 * i);
-        }
-        let [_, a, b, c] = acc.to_be_bytes();
-        out.extend_from_slice(&[a, b, c][..chunk.len() - 1]);
-    }
-    Some(out)
+    base64::Engine::decode(&STANDARD_ANY_PADDING, text).ok()
 }
 
 /// Refuses a listener on a non-loopback address while no tokens are configured, unless

@@ -40,18 +40,7 @@ pub struct ApiClient {
     client: Client<HttpConnector, Full<Bytes>>,
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-pub fn encode_component(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
+pub use bellwether_model::notification::encode_component;
 
 impl ApiClient {
     /// `base` like `http://127.0.0.1:8480` (a path prefix is kept).
