@@ -56,7 +56,8 @@ fn level_number(name: &str) -> i32 {
 
 #[test]
 fn real_runtime_output_becomes_the_expected_records() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../stacktrace/tests/fixtures/stacktraces");
+    let dir =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../stacktrace/tests/fixtures/stacktraces");
     let expected: Json = serde_json::from_str(
         &std::fs::read_to_string(dir.join("expected.json")).expect("read expected.json"),
     )
