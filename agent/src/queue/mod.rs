@@ -36,9 +36,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::watch;
 use tracing::{error, warn};
 
-use crate::export::Compression;
-use crate::pipeline::{Batch, EncodedBatch, Payload};
-use crate::stats::Stats;
+use crate::batch::{Batch, Compression, EncodedBatch, Payload};
+use crate::stats::{now_unix_ms, Stats};
 use seq_file::{SeqFile, RESERVE_BLOCK};
 
 /// Name of the queue's database directory inside the data directory.
@@ -693,12 +692,6 @@ fn sanitize(s: &str, max: usize) -> String {
         .take(max)
         .map(|c| if c.is_ascii_graphic() { c } else { '_' })
         .collect()
-}
-
-pub fn now_unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Parses a byte size: `65536`, `64KiB`, `256MiB`, `1GiB` (also `K`, `M`, `G`, `KB`, `MB`,
