@@ -3,8 +3,8 @@
 //! [`Compression`] as stored) and the encoding of log records as the pipeline batches
 //! them ([`EncodedLogs`], framed into a request by [`encode_request`]).
 //!
-//! - [`encoded`]: log records held as protobuf bytes, and the request framing around them.
-//! - [`resource`]: [`ResourceBatch`], resource-level containers of records that can be
+//! - `encoded.rs`: log records held as protobuf bytes, and the request framing around them.
+//! - `resource.rs`: [`ResourceBatch`], resource-level containers of records that can be
 //!   sized and split at record granularity.
 //!
 //! It sits below every module that moves batches and names none of them: the pipeline

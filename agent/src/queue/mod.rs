@@ -22,8 +22,8 @@
 //!   data is lost (which is then detected and counted too).
 //!
 //! [`codec`] is the form of one entry. The handle's methods are grouped by what they do:
-//! [`open`] rebuilds the state at start-up, [`write`] appends and removes, [`read`] reads
-//! back in order; this file holds the state they share and the byte bound.
+//! `open.rs` rebuilds the state at start-up, `write.rs` appends and removes, `read.rs`
+//! reads back in order; this file holds the state they share and the byte bound.
 
 pub mod codec;
 mod open;
