@@ -7,9 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bellwether_agent::export::Compression;
+use bellwether_agent::batch::{Compression, EncodedLogs, Payload};
 use bellwether_agent::identity::Identity;
-use bellwether_agent::pipeline::{self, BatchConfig, EncodedLogs, Payload, Tagger, Telemetry};
+use bellwether_agent::pipeline::{self, BatchConfig, Tagger, Telemetry};
 use bellwether_agent::queue::{codec, Queue, Read};
 use bellwether_agent::stats::{Source, Stats};
 use bellwether_proto::otlp::common::{any_value::Value, AnyValue};

@@ -23,8 +23,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
-use crate::queue::now_unix_ms;
-use crate::stats::{Stats, StatsSnapshot};
+use crate::stats::{now_unix_ms, Stats, StatsSnapshot};
 
 /// How long queued data may wait with no successful export before the agent reports
 /// itself not ready.

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::batch::Compression;
 use crate::config::{parse_duration, Config, Listen, ListenAddrs};
-use crate::export::{Compression, CredentialSources, Credentials, CredentialsError, Token};
+use crate::export::{CredentialSources, Credentials, CredentialsError, Token};
 use crate::identity::{Identity, IdentityFlags};
 use crate::sources::exec::ExecConfig;
 use crate::sources::files::{discover, StartAt};

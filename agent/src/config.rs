@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::export::{Compression, Credentials, RetryPolicy};
+use crate::batch::Compression;
+use crate::export::{Credentials, RetryPolicy};
 use crate::identity::Identity;
 use crate::parse::MultilineConfig;
 use crate::pipeline::BatchConfig;

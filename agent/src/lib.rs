@@ -4,29 +4,52 @@
 //! # Layout
 //!
 //! ```text
-//! sources ──Telemetry──▶ pipeline (tag + batch) ──▶ queue ──▶ export ──OTLP/gRPC──▶ collector
-//!  otlp_grpc   submit() returns once     durable, sled   in order, retry, backoff,
-//!  otlp_http   the data is flushed       in data dir,    delete after the collector
-//!  stdin ─ parse  to the queue           byte-bounded    accepted it
-//!  files ─ parse
-//!  exec ── parse  (parse: lines → multi-line join → JSON / logfmt / plain records)
+//! sources ──Telemetry──▶ pipeline ──Payload──▶ queue ──EncodedBatch──▶ export ──▶ collector
+//!  otlp_grpc             tag, cut batches      durable segment         in order, retry
+//!  otlp_http             by count and size;    files, byte-bounded;    with backoff; sent
+//!  stdin ─┐              submit() returns      each batch encoded      as stored, deleted
+//!  files ─┼─ parse       once flushed to       and compressed once,    once the collector
+//!  exec ──┘              the queue             its id fixed            accepted it
+//! ```
+//!
+//! (parse: lines → multi-line join → JSON / logfmt / plain records.) What travels between
+//! the pipeline, the queue and the exporter is in the [`batch`] format.
+//!
+//! Modules only use modules in the rows below their own (`tests/layering.rs` checks that
+//! the graph has no cycle):
+//!
+//! ```text
+//! run  cli                 wiring and shutdown; command-line flags
+//! config  admin            settings, composed; the admin endpoint
+//! sources                  receivers and line sources
+//! pipeline  export         tagging and batching into the queue; the queue to the collector
+//! queue                    the durable store of encoded batches
+//! batch  parse             the batch format; lines into log records
+//! identity  otlp  stats    release identity; OTLP helpers; counters and the clock
 //! ```
 //!
 //! - [`identity`]: resolves the release identity (flags, `BELLWETHER_*`, `OTEL_*`,
 //!   release file) from an environment map passed in by `main`.
 //! - [`sources`]: OTLP/gRPC and OTLP/HTTP receivers, and the line sources (standard
 //!   input, tailed files, the stdout / stderr of a wrapped command), whose lines
-//!   [`parse`] joins into multi-line records and turns into log records. A source acknowledges data once it is durably
-//!   queued (`submit` returned).
+//!   [`parse`] joins into multi-line records and turns into log records. A source
+//!   acknowledges data once it is durably queued (`submit` returned).
 //! - [`pipeline`]: one task that stamps the identity onto every resource
-//!   ([`pipeline::tagger`]), cuts batches by record count and encoded size, and appends
-//!   them to the queue, acknowledging submissions appended together at once.
+//!   ([`pipeline::tagger`]), cuts batches by record count and encoded size
+//!   ([`pipeline::pending`]), and appends them to the queue, acknowledging submissions
+//!   appended together at once.
+//! - [`batch`]: what a batch holds, its wire form (the encoded export request and its
+//!   [`Compression`](batch::Compression)), log records kept encoded, and the request
+//!   framing around them.
 //! - [`queue`]: the durable, byte-bounded queue in the data directory; batch ids are
 //!   fixed when a batch is queued, so re-sends after a restart are recognised.
-//! - [`export`]: sends queued batches with gzip and their `bellwether-batch-id`, retrying
-//!   transient failures with exponential backoff and jitter.
+//! - [`export`]: sends queued batches with their `bellwether-batch-id`, as stored (gzip
+//!   or not), retrying transient failures with exponential backoff and jitter.
 //! - [`stats`] counters, served by [`admin`] on `/healthz`, `/readyz`, `/metrics` and
 //!   `/stats`.
+//! - [`otlp`]: small helpers over the OTLP types.
+//! - [`config`]: the run configuration, composed of each module's settings; [`cli`]
+//!   builds it from flags and `BELLWETHER_*` variables.
 //! - [`run()`] wires it all together and owns the shutdown sequence: stop receivers,
 //!   drain the pipeline into the queue, deliver within the flush timeout, keep the rest
 //!   queued for the next start.
@@ -34,6 +57,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod export;

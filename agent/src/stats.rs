@@ -242,8 +242,12 @@ impl Stats {
     }
 }
 
-fn now_unix_ms() -> u64 {
-    crate::queue::now_unix_ms()
+/// Milliseconds since the Unix epoch, now: the clock of every `*_unix_ms` value here
+/// (the queue stamps batches with it, so their age is read against it too).
+pub fn now_unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

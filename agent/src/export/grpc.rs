@@ -5,7 +5,6 @@
 //! decodes only the small response. A compressed body is marked as such in its gRPC
 //! frame by [`precompressed`], which sits between the client and the channel.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use bellwether_proto::otlp::logs_service::ExportLogsServiceResponse;
@@ -22,7 +21,7 @@ use tonic::Status;
 
 use super::credentials::Credentials;
 use super::{Accepted, Transport};
-use crate::pipeline::{EncodedBatch, Kind};
+use crate::batch::{Compression, EncodedBatch, Kind};
 
 /// Largest message the client will send or accept.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
@@ -45,27 +44,6 @@ pub enum InvalidCollectorUrl {
     Tls { source: tonic::transport::Error },
     #[error("the token cannot be sent as gRPC metadata")]
     Token,
-}
-
-/// Compression of queued batches, and so of export requests: batches are compressed once,
-/// when they are queued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Compression {
-    #[default]
-    Gzip,
-    None,
-}
-
-impl FromStr for Compression {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "gzip" => Ok(Compression::Gzip),
-            "none" => Ok(Compression::None),
-            other => Err(format!("expected `gzip` or `none`, got {other:?}")),
-        }
-    }
 }
 
 /// OTLP/gRPC export over one lazily connected channel: an unreachable collector does not
@@ -325,13 +303,6 @@ impl<R: Message + Default> Decoder for MessageDecoder<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn compression_values() {
-        assert_eq!("gzip".parse::<Compression>(), Ok(Compression::Gzip));
-        assert_eq!("None".parse::<Compression>(), Ok(Compression::None));
-        assert!("zstd".parse::<Compression>().is_err());
-    }
 
     fn credentials(token: Option<&str>, ca: Option<&[u8]>) -> Credentials {
         Credentials {

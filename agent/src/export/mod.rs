@@ -31,12 +31,12 @@ use tonic::Status;
 use tracing::{debug, error, warn};
 
 pub use credentials::{CredentialSources, Credentials, CredentialsError, Token};
-pub use grpc::{Compression, GrpcTransport, InvalidCollectorUrl};
+pub use grpc::{GrpcTransport, InvalidCollectorUrl};
 pub use retry::{Backoff, Class, RetryPolicy};
 
-use crate::pipeline::{EncodedBatch, Kind};
-use crate::queue::{now_unix_ms, Queue, Read};
-use crate::stats::{DropReason, Stats};
+use crate::batch::{EncodedBatch, Kind};
+use crate::queue::{Queue, Read};
+use crate::stats::{now_unix_ms, DropReason, Stats};
 
 /// Pause before retrying after the queue's storage failed to read or delete.
 const STORAGE_RETRY: Duration = Duration::from_secs(1);

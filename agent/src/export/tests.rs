@@ -7,7 +7,7 @@ use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
 use tokio::time::Instant;
 
 use super::*;
-use crate::pipeline::Payload;
+use crate::batch::Payload;
 use crate::queue::Queue;
 
 /// Scripted transport: answers from a queue and records when and with which id it was

@@ -3,13 +3,12 @@
 //! Sources hand [`Telemetry`] to a [`PipelineSender`]. [`PipelineSender::submit`] first
 //! reserves room in the queue (waiting while it is full: the back-pressure), then passes
 //! the telemetry to one task ([`run_pipeline`]) that stamps the identity onto each
-//! resource ([`tagger`]), cuts batches by record count and encoded size ([`batch`]) and
+//! resource ([`tagger`]), cuts batches by record count and encoded size ([`pending`]) and
 //! appends them to the [`Queue`]. `submit` returns only once that append is flushed to
 //! disk, so a source that acknowledges after `submit` never acknowledges data a crash can
 //! lose. Submissions that arrive together are appended (and flushed) together.
 
-pub mod batch;
-pub mod encoded;
+pub mod pending;
 pub mod tagger;
 
 use std::sync::Arc;
@@ -24,11 +23,10 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tracing::error;
 
-pub use batch::{Batch, EncodedBatch, Kind, Payload};
-use batch::{Pending, ResourceBatch};
-pub use encoded::EncodedLogs;
+use pending::Pending;
 pub use tagger::Tagger;
 
+use crate::batch::{EncodedLogs, Payload, ResourceBatch};
 use crate::otlp::{log_record_count, span_count};
 use crate::queue::{Admission, Queue};
 use crate::stats::{Source, Stats};

@@ -6,6 +6,7 @@ use bellwether_proto::otlp::resource::Resource;
 use bellwether_proto::otlp::trace::{ScopeSpans, Span};
 
 use super::*;
+use crate::batch::Batch;
 use crate::identity::Identity;
 use crate::otlp::{as_str, string_kv};
 use crate::queue::{Queue, Read};
@@ -60,7 +61,7 @@ fn start_with(max_records: usize, queue_max_bytes: u64) -> Harness {
     // Stored uncompressed, so the queue's byte count follows the records submitted.
     let options = crate::queue::Options {
         max_bytes: queue_max_bytes,
-        compression: crate::export::Compression::None,
+        compression: crate::batch::Compression::None,
         ..crate::queue::Options::default()
     };
     let (queue, _) =

@@ -17,8 +17,7 @@ use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
 use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
 use prost::Message;
 
-use crate::export::Compression;
-use crate::pipeline::{Batch, EncodedBatch, Kind, Payload};
+use crate::batch::{encode_request, Batch, Compression, EncodedBatch, Kind, Payload};
 
 const MAGIC: &[u8; 4] = b"BWQ2";
 const MAGIC_V1: &[u8; 4] = b"BWQ1";
@@ -73,7 +72,7 @@ pub fn encode(
 ) -> Vec<u8> {
     let (kind, body) = match payload {
         Payload::Logs(request) => (KIND_LOGS, request.encode_to_vec()),
-        Payload::EncodedLogs(items) => (KIND_LOGS, crate::pipeline::encoded::encode_request(items)),
+        Payload::EncodedLogs(items) => (KIND_LOGS, encode_request(items)),
         Payload::Spans(request) => (KIND_SPANS, request.encode_to_vec()),
     };
     let (encoding, body) = match compression {

@@ -21,12 +21,17 @@
 //!   `<data-dir>/queue.seq` ([`seq_file`]), so they are never reused even when stored
 //!   data is lost (which is then detected and counted too).
 //!
-//! [`codec`] is the form of one entry.
+//! [`codec`] is the form of one entry. The handle's methods are grouped by what they do:
+//! `open.rs` rebuilds the state at start-up, `write.rs` appends and removes, `read.rs`
+//! reads back in order; this file holds the state they share and the byte bound.
 
 pub mod codec;
+mod open;
+mod read;
 mod recover;
 mod segments;
 mod seq_file;
+mod write;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,12 +39,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
-use tracing::{error, warn};
 
-use crate::export::Compression;
-use crate::pipeline::{Batch, EncodedBatch, Payload};
+use crate::batch::{Batch, Compression};
 use crate::stats::Stats;
-use seq_file::{SeqFile, RESERVE_BLOCK};
+use seq_file::SeqFile;
 
 /// Name of the queue's database directory inside the data directory.
 pub const DIR_NAME: &str = "queue";
@@ -199,191 +202,6 @@ impl Drop for Admission {
 }
 
 impl Queue {
-    /// Opens (or creates) the queue in `data_dir`, recovering from damage. `instance_id`
-    /// starts every batch id. New batches are stored gzip-compressed.
-    pub fn open(
-        data_dir: &Path,
-        instance_id: &str,
-        max_bytes: u64,
-        stats: Arc<Stats>,
-    ) -> Result<(Self, Recovered), QueueError> {
-        let options = Options {
-            max_bytes,
-            ..Options::default()
-        };
-        Self::open_with(data_dir, instance_id, options, stats)
-    }
-
-    /// [`open`](Self::open), with every setting given.
-    pub fn open_with(
-        data_dir: &Path,
-        instance_id: &str,
-        options: Options,
-        stats: Arc<Stats>,
-    ) -> Result<(Self, Recovered), QueueError> {
-        let Options {
-            max_bytes,
-            cache_bytes,
-            compression,
-            segment_bytes,
-        } = options;
-        let mut opened = recover::open(&data_dir.join(DIR_NAME), data_dir, cache_bytes)?;
-        let segments_dir = data_dir.join(SEGMENTS_DIR_NAME);
-        let segments_error = |source| segments_error(&segments_dir, source);
-        let (mut segments, mut scan) =
-            segments::Segments::open(&segments_dir, segment_bytes).map_err(segments_error)?;
-        if !opened.legacy.is_empty() {
-            // Batches stored by an earlier version: move them into a segment.
-            let legacy = std::mem::take(&mut opened.legacy);
-            let locs = segments.append(&legacy).map_err(segments_error)?;
-            for ((seq, entry), loc) in legacy.iter().zip(locs) {
-                if let Ok(header) = codec::header(entry) {
-                    scan.entries.push(segments::Found {
-                        seq: *seq,
-                        loc,
-                        header,
-                    });
-                }
-            }
-            scan.entries.sort_by_key(|f| f.seq);
-            opened.legacy_tree.clear()?;
-        }
-        let stored_id = opened
-            .meta
-            .get(META_QUEUE_ID)?
-            .map(|id| String::from_utf8_lossy(&id).into_owned());
-        let stored_next = match opened.meta.get(META_NEXT_SEQ)? {
-            Some(v) if v.len() == 8 => {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(&v);
-                u64::from_be_bytes(b)
-            }
-            _ => 0,
-        };
-        let last_seq = scan.entries.last().map(|f| f.seq);
-        let db_next = stored_next.max(last_seq.map_or(0, |s| s + 1));
-        let seq_path = SeqFile::path(data_dir);
-        let side = SeqFile::load(&seq_path)
-            .filter(|side| stored_id.as_ref().is_none_or(|id| *id == side.queue_id));
-        let (queue_id, next_seq, truncated) = match (stored_id, side) {
-            (_, Some(side)) => {
-                let truncated = side.appended > db_next;
-                (side.queue_id, db_next.max(side.reserved), truncated)
-            }
-            (Some(id), None) => (id, db_next, false),
-            (None, None) => (crate::identity::random_hex_id(), db_next, false),
-        };
-        // A segment the database lists but the disk lacks was lost whole.
-        let on_disk: std::collections::BTreeSet<u64> = segments.firsts().collect();
-        let mut lost_segments = 0u64;
-        for item in opened.segments.iter() {
-            let (key, _) = item?;
-            let first = <[u8; 8]>::try_from(key.as_ref()).map(u64::from_be_bytes);
-            if !first.is_ok_and(|first| on_disk.contains(&first)) {
-                lost_segments += 1;
-                opened.segments.remove(key)?;
-            }
-        }
-        for first in &on_disk {
-            opened.segments.insert(first.to_be_bytes(), &[])?;
-        }
-        let truncated = truncated || lost_segments > 0;
-        if truncated {
-            error!(
-                path = %segments_dir.display(),
-                lost_segments,
-                "queue storage lost batches it had written: continuing with what is left"
-            );
-        }
-        opened.meta.insert(META_QUEUE_ID, queue_id.as_bytes())?;
-        opened.meta.insert(META_NEXT_SEQ, &db_next.to_be_bytes())?;
-        // Deliveries noted for batches that are gone with their segment are forgotten.
-        let mut acked = std::collections::BTreeSet::new();
-        for item in opened.acked.iter() {
-            let (key, _) = item?;
-            match <[u8; 8]>::try_from(key.as_ref()).map(u64::from_be_bytes) {
-                Ok(seq) if segments.holds(seq) => {
-                    acked.insert(seq);
-                }
-                _ => {
-                    opened.acked.remove(key)?;
-                }
-            }
-        }
-        opened.db.flush()?;
-        let seq_file = SeqFile::new(
-            &seq_path,
-            queue_id.clone(),
-            next_seq + RESERVE_BLOCK,
-            db_next,
-        );
-        seq_file.store(true).map_err(|source| QueueError::SeqFile {
-            path: seq_path.clone(),
-            source,
-        })?;
-        let mut state = State {
-            next_seq,
-            ..State::default()
-        };
-        for found in scan.entries {
-            if acked.contains(&found.seq) {
-                // Delivered: only its segment's count of live batches goes down.
-                if let Some(range) = segments.release(found.loc.segment) {
-                    opened.segments.remove(range.0.to_be_bytes())?;
-                    state.unlisted.push(range);
-                }
-                continue;
-            }
-            let meta = Meta {
-                bytes: u64::from(found.loc.len),
-                records: u64::from(found.header.records),
-                enqueued_unix_ms: found.header.enqueued_unix_ms,
-                loc: found.loc,
-            };
-            state.bytes += meta.bytes;
-            state.records += meta.records;
-            state.index.insert(found.seq, meta);
-        }
-        opened.db.flush()?;
-        let corrupt_entries = opened.corrupt_entries + scan.damaged;
-        let recovered = Recovered {
-            batches: state.index.len() as u64,
-            records: state.records,
-            corrupt_entries,
-            reset: opened.reset,
-            truncated: truncated && !opened.reset,
-        };
-        stats
-            .queue_corrupt_entries
-            .fetch_add(corrupt_entries, Ordering::Relaxed);
-        if recovered.reset || recovered.truncated {
-            Stats::incr(&stats.queue_corrupt_resets);
-        }
-        let unlisted = std::mem::take(&mut state.unlisted);
-        delete_segments(&segments_dir, &mut segments, &opened.acked, unlisted)?;
-        let queue = Self {
-            inner: Arc::new(Inner {
-                db: opened.db,
-                meta: opened.meta,
-                acked: opened.acked,
-                segment_list: opened.segments,
-                segments: Mutex::new(segments),
-                segments_dir,
-                id_prefix: format!("{}:{}:", sanitize(instance_id, 200), queue_id),
-                max_bytes: max_bytes.max(1),
-                compression,
-                state: Mutex::new(state),
-                appended: watch::Sender::new(0),
-                freed: watch::Sender::new(0),
-                closed: AtomicBool::new(false),
-                stats,
-                seq_file: Mutex::new(seq_file),
-            }),
-        };
-        queue.publish(&queue.lock());
-        Ok((queue, recovered))
-    }
-
     fn lock(&self) -> MutexGuard<'_, State> {
         self.inner
             .state
@@ -420,218 +238,11 @@ impl Queue {
         }
     }
 
-    /// Durably appends batches, in order: returns once they are synced to disk.
-    /// Blocking: call from a blocking-capable thread.
-    pub fn append(&self, batches: &[(Payload, usize)]) -> Result<Vec<u64>, QueueError> {
-        if batches.is_empty() {
-            return Ok(Vec::new());
-        }
-        let first = {
-            let mut state = self.lock();
-            let first = state.next_seq;
-            state.next_seq += batches.len() as u64;
-            first
-        };
-        let now = now_unix_ms();
-        let mut entries = Vec::with_capacity(batches.len());
-        let mut metas = Vec::with_capacity(batches.len());
-        for (i, (payload, records)) in batches.iter().enumerate() {
-            let seq = first + i as u64;
-            let records = u32::try_from(*records).unwrap_or(u32::MAX);
-            let value = codec::encode(
-                &self.batch_id(seq),
-                records,
-                now,
-                payload,
-                self.inner.compression,
-            );
-            metas.push((seq, u64::from(records), value.len() as u64));
-            entries.push((seq, value));
-        }
-        let next = first + batches.len() as u64;
-        let mut seq_file = self
-            .inner
-            .seq_file
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if next > seq_file.reserved {
-            seq_file.reserved = next + RESERVE_BLOCK;
-            seq_file.store(true).map_err(|source| QueueError::SeqFile {
-                path: seq_file.file().to_owned(),
-                source,
-            })?;
-        }
-        let (locs, retired) = {
-            let mut segments = self.segments();
-            let locs = segments
-                .append(&entries)
-                .map_err(|source| segments_error(&self.inner.segments_dir, source))?;
-            (locs, segments.take_retired())
-        };
-        if let Some(loc) = locs.first() {
-            self.inner
-                .segment_list
-                .insert(loc.segment.to_be_bytes(), &[])?;
-        }
-        if let Some(range) = retired {
-            self.unlist(range)?;
-        }
-        // Also makes the deliveries noted since the last append durable.
-        self.inner.meta.insert(META_NEXT_SEQ, &next.to_be_bytes())?;
-        self.flush()?;
-        seq_file.appended = next;
-        // Not synced: the note may lag behind the segments, never run ahead of them.
-        if let Err(e) = seq_file.store(false) {
-            warn!(error = %e, "cannot note the queue sequence");
-        }
-        drop(seq_file);
-        let mut state = self.lock();
-        for ((seq, records, bytes), loc) in metas.iter().zip(locs) {
-            state.bytes += bytes;
-            state.records += records;
-            state.index.insert(
-                *seq,
-                Meta {
-                    bytes: *bytes,
-                    records: *records,
-                    enqueued_unix_ms: now,
-                    loc,
-                },
-            );
-        }
-        self.publish(&state);
-        drop(state);
-        self.inner.appended.send_modify(|n| *n += 1);
-        Ok(metas.into_iter().map(|(seq, _, _)| seq).collect())
-    }
-
     fn segments(&self) -> MutexGuard<'_, segments::Segments> {
         self.inner
             .segments
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// The first queued sequence number after `cursor` (from the start when `None`).
-    pub fn next_after(&self, cursor: Option<u64>) -> Option<u64> {
-        let state = self.lock();
-        let mut range = match cursor {
-            Some(c) => state.index.range(c.saturating_add(1)..),
-            None => state.index.range(..),
-        };
-        range.next().map(|(seq, _)| *seq)
-    }
-
-    /// Reads the batch at `seq`; a damaged entry is deleted and counted.
-    pub fn read(&self, seq: u64) -> Result<Read, QueueError> {
-        self.read_with(seq, |value| {
-            codec::decode(value).map(|(_, batch)| Queued { seq, batch })
-        })
-    }
-
-    /// Reads the batch at `seq` in its wire form, without decoding the payload; a
-    /// damaged entry is deleted and counted.
-    pub fn read_encoded(&self, seq: u64) -> Result<Read<EncodedBatch>, QueueError> {
-        self.read_with(seq, |value| codec::decode_encoded(value).map(|(_, b)| b))
-    }
-
-    fn read_with<T>(
-        &self,
-        seq: u64,
-        decode: impl FnOnce(&[u8]) -> Result<T, codec::DecodeError>,
-    ) -> Result<Read<T>, QueueError> {
-        let Some(meta) = self.lock().index.get(&seq).copied() else {
-            return Ok(Read::Gone);
-        };
-        let read = self.segments().read(meta.loc);
-        let decoded = match read {
-            Ok(value) => decode(&value).map_err(|e| e.to_string()),
-            // The file was there when the batch was appended or found at start-up.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(e.to_string()),
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(e.to_string()),
-            Err(source) => return Err(segments_error(&self.inner.segments_dir, source)),
-        };
-        match decoded {
-            Ok(batch) => Ok(Read::Batch(batch)),
-            Err(error) => {
-                warn!(seq, error = %error, "queued batch is damaged, deleting it");
-                let stats = &self.inner.stats;
-                Stats::incr(&stats.queue_corrupt_entries);
-                stats.dropped(crate::stats::DropReason::Corrupt, meta.records);
-                self.remove(seq)?;
-                Ok(Read::Corrupt)
-            }
-        }
-    }
-
-    /// Deletes the batch at `seq` (delivered or dropped). Not synced by itself: a crash
-    /// before the next append or [`flush`](Self::flush) may bring it back, and the
-    /// collector ignores the re-sent batch id.
-    pub fn remove(&self, seq: u64) -> Result<(), QueueError> {
-        let Some(meta) = self.forget(seq) else {
-            return Ok(());
-        };
-        self.inner.acked.insert(seq.to_be_bytes(), &[])?;
-        match self.segments().release(meta.loc.segment) {
-            Some(range) => self.unlist(range),
-            None => Ok(()),
-        }
-    }
-
-    /// Takes an emptied segment off the database's list; its file is deleted once that is
-    /// durable (next append or flush). A crash in between leaves a file whose batches are
-    /// all noted as delivered, which the next start deletes; never a listed file that is
-    /// gone (which would be reported as lost).
-    fn unlist(&self, range: (u64, u64)) -> Result<(), QueueError> {
-        self.inner.segment_list.remove(range.0.to_be_bytes())?;
-        self.lock().unlisted.push(range);
-        Ok(())
-    }
-
-    fn forget(&self, seq: u64) -> Option<Meta> {
-        let mut state = self.lock();
-        let meta = state.index.remove(&seq);
-        if let Some(meta) = &meta {
-            state.bytes -= meta.bytes;
-            state.records -= meta.records;
-        }
-        self.publish(&state);
-        drop(state);
-        self.inner.freed.send_modify(|n| *n += 1);
-        meta
-    }
-
-    /// Makes removals durable, and deletes the segment files they emptied. Blocking.
-    pub fn flush(&self) -> Result<(), QueueError> {
-        let unlisted = std::mem::take(&mut self.lock().unlisted);
-        self.inner.db.flush()?;
-        let dir = &self.inner.segments_dir;
-        delete_segments(dir, &mut self.segments(), &self.inner.acked, unlisted)
-    }
-
-    /// Marks the end of appends: readers waiting in [`wait_for_more`](Self::wait_for_more)
-    /// learn there is nothing more to come.
-    pub fn close_input(&self) {
-        self.inner.closed.store(true, Ordering::SeqCst);
-        self.inner.appended.send_modify(|n| *n += 1);
-    }
-
-    /// Waits until something after `cursor` is queued (`true`) or input is closed with
-    /// nothing left after it (`false`).
-    pub async fn wait_for_more(&self, cursor: Option<u64>) -> bool {
-        let mut appended = self.inner.appended.subscribe();
-        loop {
-            appended.borrow_and_update();
-            if self.next_after(cursor).is_some() {
-                return true;
-            }
-            if self.inner.closed.load(Ordering::SeqCst) {
-                return false;
-            }
-            if appended.changed().await.is_err() {
-                return false;
-            }
-        }
     }
 
     /// (batches, records, bytes) queued now.
@@ -660,45 +271,11 @@ impl Queue {
     }
 }
 
-/// Deletes segment files taken off the database's list (durably), then forgets the
-/// deliveries noted for their batches.
-fn delete_segments(
-    dir: &Path,
-    segments: &mut segments::Segments,
-    acked: &sled::Tree,
-    ranges: Vec<(u64, u64)>,
-) -> Result<(), QueueError> {
-    for (first, last) in ranges {
-        segments
-            .delete(first)
-            .map_err(|source| segments_error(dir, source))?;
-        for item in acked.range(first.to_be_bytes()..=last.to_be_bytes()) {
-            let (key, _) = item?;
-            acked.remove(key)?;
-        }
-    }
-    Ok(())
-}
-
 fn segments_error(dir: &Path, source: std::io::Error) -> QueueError {
     QueueError::Segments {
         path: dir.to_owned(),
         source,
     }
-}
-
-/// Batch ids travel as gRPC metadata, which must be visible ASCII.
-fn sanitize(s: &str, max: usize) -> String {
-    s.chars()
-        .take(max)
-        .map(|c| if c.is_ascii_graphic() { c } else { '_' })
-        .collect()
-}
-
-pub fn now_unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Parses a byte size: `65536`, `64KiB`, `256MiB`, `1GiB` (also `K`, `M`, `G`, `KB`, `MB`,

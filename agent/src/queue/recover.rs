@@ -99,7 +99,7 @@ pub(super) fn open(path: &Path, data_dir: &Path, cache_bytes: u64) -> Result<Ope
 }
 
 fn aside_path(data_dir: &Path) -> PathBuf {
-    let seconds = super::now_unix_ms() / 1000;
+    let seconds = crate::stats::now_unix_ms() / 1000;
     let base = data_dir.join(format!("{DIR_NAME}.corrupt-{seconds}"));
     if !base.exists() {
         return base;

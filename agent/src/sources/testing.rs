@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use crate::batch::Payload;
 use crate::identity::Identity;
-use crate::pipeline::{self, BatchConfig, Payload, PipelineSender, Tagger, Telemetry};
+use crate::pipeline::{self, BatchConfig, PipelineSender, Tagger, Telemetry};
 use crate::queue::{Queue, Read};
 use crate::stats::Stats;
 

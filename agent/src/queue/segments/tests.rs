@@ -1,6 +1,5 @@
 use super::*;
-use crate::export::Compression;
-use crate::pipeline::Payload;
+use crate::batch::{Compression, Payload};
 use bellwether_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
 use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
 

@@ -45,9 +45,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
+use crate::batch::EncodedLogs;
 use crate::otlp::now_unix_nanos;
 use crate::parse::MultilineConfig;
-use crate::pipeline::{EncodedLogs, PipelineSender, SubmitError, Telemetry};
+use crate::pipeline::{PipelineSender, SubmitError, Telemetry};
 use crate::stats::{Source, Stats};
 use checkpoint::{Checkpoint, Checkpoints};
 use metrics::FileMetrics;

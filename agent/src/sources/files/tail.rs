@@ -12,9 +12,9 @@ use bellwether_proto::otlp::logs::LogRecord;
 use bellwether_stacktrace::JoinerConfig;
 
 use super::PATH_ATTR;
+use crate::batch::attribute_field;
 use crate::otlp::string_kv;
 use crate::parse::{LineAssembler, LineCounts, MAX_LINE_BYTES};
-use crate::pipeline::encoded::attribute_field;
 use crate::sources::lines::LineSplitter;
 
 /// Bytes of a file's start that tell it apart from another file on the same inode.

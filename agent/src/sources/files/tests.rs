@@ -361,7 +361,7 @@ fn positions_commit_only_for_the_contents_they_were_taken_of() {
 fn paths_of(round: &EncodedLogs) -> Vec<String> {
     use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
     use prost::Message;
-    let bytes = crate::pipeline::encoded::encode_request(std::slice::from_ref(round));
+    let bytes = crate::batch::encode_request(std::slice::from_ref(round));
     let request = ExportLogsServiceRequest::decode(bytes.as_slice()).expect("decodes");
     request
         .resource_logs

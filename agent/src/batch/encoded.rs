@@ -11,7 +11,7 @@ use bellwether_proto::otlp::resource::Resource;
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, WireType};
 use prost::Message;
 
-use super::batch::ResourceBatch;
+use super::ResourceBatch;
 
 /// `ScopeLogs.log_records`.
 const LOG_RECORDS: u32 = 2;

@@ -1,133 +1,7 @@
-//! Batches: grouping by record count and encoded size, splitting oversized inputs at
+//! Cutting batches by record count and encoded size, splitting oversized inputs at
 //! record granularity.
 
-use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
-use bellwether_proto::otlp::resource::Resource;
-use bellwether_proto::otlp::trace::{ResourceSpans, ScopeSpans};
-use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
-use prost::Message;
-
-pub use super::encoded::EncodedLogs;
-
-/// One export unit, ready for the wire.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Batch {
-    /// `<instance-id>:<queue-id>:<sequence>`, fixed when the batch is queued; every
-    /// re-send, after a restart too, carries the same id.
-    pub id: String,
-    /// Log records plus spans in the payload.
-    pub records: usize,
-    pub payload: Payload,
-}
-
-/// What a batch holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Logs,
-    Spans,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Logs => "logs",
-            Kind::Spans => "spans",
-        }
-    }
-}
-
-/// A queued batch in its wire form: the protobuf export request, encoded (and compressed)
-/// once when it was queued and sent as it is.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EncodedBatch {
-    /// As [`Batch::id`].
-    pub id: String,
-    pub records: usize,
-    pub kind: Kind,
-    /// How `body` is compressed.
-    pub compression: crate::export::Compression,
-    /// `ExportLogsServiceRequest` or `ExportTraceServiceRequest`, encoded, then compressed
-    /// as `compression` says.
-    pub body: bytes::Bytes,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Payload {
-    Logs(ExportLogsServiceRequest),
-    /// Logs as the pipeline batches them: records already encoded.
-    EncodedLogs(Vec<EncodedLogs>),
-    Spans(ExportTraceServiceRequest),
-}
-
-impl Payload {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Payload::Logs(_) | Payload::EncodedLogs(_) => "logs",
-            Payload::Spans(_) => "spans",
-        }
-    }
-}
-
-/// A resource-level container of records that can be split at record granularity.
-pub trait ResourceBatch: Sized {
-    fn count(&self) -> usize;
-    /// Encoded size, as one resource-level message of a request.
-    fn batch_len(&self) -> usize;
-    /// Moves the first `n` records (with their resource and scope) into a new value.
-    fn split_front(&mut self, n: usize) -> Self;
-    /// The resource the records share, which the pipeline tags.
-    fn resource_mut(&mut self) -> &mut Option<Resource>;
-    /// Encoded size of what [`split_front`](Self::split_front) copies into both halves:
-    /// the resource, the schema url, and the scope the cut goes through.
-    fn shared_len(&self) -> usize;
-}
-
-impl ResourceBatch for ResourceSpans {
-    fn batch_len(&self) -> usize {
-        Message::encoded_len(self)
-    }
-
-    fn resource_mut(&mut self) -> &mut Option<Resource> {
-        &mut self.resource
-    }
-
-    fn count(&self) -> usize {
-        self.scope_spans.iter().map(|s| s.spans.len()).sum()
-    }
-
-    fn shared_len(&self) -> usize {
-        let scope = self.scope_spans.first().map_or(0, |s| {
-            s.scope.as_ref().map_or(0, Message::encoded_len) + s.schema_url.len() + 8
-        });
-        self.resource.as_ref().map_or(0, Message::encoded_len) + self.schema_url.len() + 8 + scope
-    }
-
-    fn split_front(&mut self, n: usize) -> Self {
-        let mut head = ResourceSpans {
-            resource: self.resource.clone(),
-            scope_spans: Vec::new(),
-            schema_url: self.schema_url.clone(),
-        };
-        let mut remaining = n;
-        while remaining > 0 && !self.scope_spans.is_empty() {
-            let first = &mut self.scope_spans[0];
-            if first.spans.len() <= remaining {
-                remaining -= first.spans.len();
-                head.scope_spans.push(self.scope_spans.remove(0));
-            } else {
-                let rest = first.spans.split_off(remaining);
-                let taken = std::mem::replace(&mut first.spans, rest);
-                head.scope_spans.push(ScopeSpans {
-                    scope: first.scope.clone(),
-                    spans: taken,
-                    schema_url: first.schema_url.clone(),
-                });
-                remaining = 0;
-            }
-        }
-        head
-    }
-}
+use crate::batch::ResourceBatch;
 
 /// Records waiting to form batches, with their encoded sizes.
 #[derive(Debug)]
@@ -244,9 +118,9 @@ impl<T: ResourceBatch> Pending<T> {
 mod tests {
     use bellwether_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
     use bellwether_proto::otlp::resource::Resource;
-    use bellwether_proto::otlp::trace::Span;
 
     use super::*;
+    use crate::batch::EncodedLogs;
     use crate::otlp::string_kv;
 
     fn logs(records: usize) -> EncodedLogs {
@@ -267,19 +141,6 @@ mod tests {
             schema_url: String::new(),
         };
         EncodedLogs::encode(item, 0).pop().unwrap_or_default()
-    }
-
-    #[test]
-    fn split_front_spans() {
-        let mut rs = ResourceSpans {
-            scope_spans: vec![ScopeSpans {
-                spans: vec![Span::default(); 5],
-                ..ScopeSpans::default()
-            }],
-            ..ResourceSpans::default()
-        };
-        let head = rs.split_front(2);
-        assert_eq!((head.count(), rs.count()), (2, 3));
     }
 
     #[test]
