@@ -15,8 +15,8 @@
 //! (parse: lines → multi-line join → JSON / logfmt / plain records.) What travels between
 //! the pipeline, the queue and the exporter is in the [`batch`] format.
 //!
-//! Modules only use modules in the rows below their own (`tests/layering.rs` checks that
-//! the graph has no cycle):
+//! Modules only use modules in the rows below their own (the workspace's `tests/tests/layering.rs`
+//! checks that the graph has no cycle):
 //!
 //! ```text
 //! run  cli                 wiring and shutdown; command-line flags
