@@ -1,6 +1,7 @@
 //! `dashboards/`: the Grafana dashboards are valid, importable JSON with a Prometheus
 //! datasource variable; the rules pass `promtool check rules`; and every metric name they
-//! query is one the collector or the agent really exports (read from their `/metrics`).
+//! query is one the collector or the agent really exports (read from their `/metrics`),
+//! whose text passes `promtool check metrics`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -185,5 +186,40 @@ async fn every_queried_metric_is_exported() -> Result<()> {
     if !missing.is_empty() {
         bail!("queried but not exported: {missing:?}\nexported: {exported:?}");
     }
+
+    // Both writers are hand-written: Prometheus' own linter checks what they wrote.
+    promtool_check_metrics("collector", &text)?;
+    promtool_check_metrics("agent", &agent_metrics(admin)?)?;
+    Ok(())
+}
+
+/// `promtool check metrics` over an exposition: format, HELP and TYPE, naming rules.
+fn promtool_check_metrics(whose: &str, exposition: &str) -> Result<()> {
+    use std::io::Write;
+    let Some(promtool) = tool_or_skip(&["promtool"], "promtool (Debian package `prometheus`)")?
+    else {
+        return Ok(());
+    };
+    let mut child = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .context("promtool's stdin")?
+        .write_all(exposition.as_bytes())?;
+    let output = child.wait_with_output()?;
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "promtool check metrics failed on the {whose}'s /metrics:\n{report}"
+    );
     Ok(())
 }

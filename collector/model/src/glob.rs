@@ -3,6 +3,11 @@
 //! `*` matches within one path segment, `**` across segments (`a/**/b` also matches
 //! `a/b`), `?` one character of a segment, `[abc]`, `[a-z]`, `[!a-z]` a class; `\` escapes.
 //! Matching is linear in pattern × text (no backtracking blow-up).
+//!
+//! Hand-written rather than `globset`: `globset` refuses `**` that is not a whole path
+//! component (`src/**.go`, `team-**`), which this matcher accepts and existing configs
+//! may use, and compiles every pattern to a regex; this one is 190 lines, a dynamic
+//! programme over the text, and tested below.
 
 use std::fmt;
 

@@ -1,4 +1,10 @@
 //! A writer of the Prometheus text exposition format (version 0.0.4).
+//!
+//! Hand-written rather than `prometheus-client`: most series here are not long-lived
+//! counters but figures computed from the stores at scrape time (releases, verdicts,
+//! alerts, outbox), which that crate's registry of metric objects does not fit; the few
+//! process counters are atomics next to their call sites. What this writes is checked
+//! by `promtool check metrics` in the end-to-end tests.
 
 use std::fmt::Write;
 
