@@ -8,6 +8,7 @@
 
 pub mod alerts;
 mod keys;
+pub mod nats;
 mod reservoir;
 mod sled_issues;
 mod sled_store;
@@ -59,6 +60,9 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
+    /// The replicated store of a cluster (NATS JetStream) failed or did not answer.
+    #[error("replicated store: {0}")]
+    Replicated(String),
 }
 
 /// A failed sled transaction as a store error.

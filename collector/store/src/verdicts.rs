@@ -12,10 +12,38 @@ use bellwether_model::release::ReleaseKey;
 /// Timeline entries kept per release (oldest dropped first).
 pub const MAX_TIMELINE: usize = 500;
 
+/// What is kept per release, in every backend.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-struct Stored {
-    latest: ReleaseHealth,
-    timeline: Vec<TimelineEntry>,
+pub(crate) struct Stored {
+    pub(crate) latest: ReleaseHealth,
+    pub(crate) timeline: Vec<TimelineEntry>,
+}
+
+impl Stored {
+    /// `health` recorded over `previous`: the latest replaced, a timeline entry added
+    /// when the verdict changed, the oldest dropped past [`MAX_TIMELINE`].
+    pub(crate) fn next(previous: Option<Stored>, health: &ReleaseHealth) -> Stored {
+        let (previous, mut timeline) = match previous {
+            Some(stored) => (Some(stored.latest.verdict), stored.timeline),
+            None => (None, Vec::new()),
+        };
+        if previous != Some(health.verdict) {
+            timeline.push(TimelineEntry {
+                at_unix_ms: health.evaluated_at_unix_ms,
+                verdict: health.verdict,
+                summary: headline(health),
+                revision: health.revision,
+            });
+            if timeline.len() > MAX_TIMELINE {
+                let excess = timeline.len() - MAX_TIMELINE;
+                timeline.drain(..excess);
+            }
+        }
+        Stored {
+            latest: health.clone(),
+            timeline,
+        }
+    }
 }
 
 /// Durable verdict history.
@@ -72,28 +100,7 @@ impl VerdictStore for SledVerdicts {
     }
 
     fn record(&self, health: &ReleaseHealth) -> Result<(), StoreError> {
-        let mut timeline = Vec::new();
-        let mut previous = None;
-        if let Some(stored) = self.load(&health.release)? {
-            previous = Some(stored.latest.verdict);
-            timeline = stored.timeline;
-        }
-        if previous != Some(health.verdict) {
-            timeline.push(TimelineEntry {
-                at_unix_ms: health.evaluated_at_unix_ms,
-                verdict: health.verdict,
-                summary: headline(health),
-                revision: health.revision,
-            });
-            if timeline.len() > MAX_TIMELINE {
-                let excess = timeline.len() - MAX_TIMELINE;
-                timeline.drain(..excess);
-            }
-        }
-        let stored = Stored {
-            latest: health.clone(),
-            timeline,
-        };
+        let stored = Stored::next(self.load(&health.release)?, health);
         let raw = serde_json::to_vec(&stored)
             .map_err(|e| StoreError::Corrupt(format!("encoding verdict: {e}")))?;
         self.tree.insert(key(&health.release), raw)?;
