@@ -15,6 +15,7 @@ const LAYERS: &[&[&str]] = &[
         "bellwether-proto",
         "bellwether-stacktrace",
         "bellwether-detect",
+        "bellwether-cluster",
     ],
     &["bellwether-model", "bellwether-fingerprint"],
     &["bellwether-store"],
