@@ -7,13 +7,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use bellwether_e2e::detection::{
-    bucket_aligned_now_ms, export_logs, kv, log_record, now_ms, record_deployment,
-    release_resource, start_collector_with_config_env, SEVERITY_ERROR, SEVERITY_INFO,
-};
-use bellwether_e2e::receiver::{Receiver, Recorded};
-use bellwether_e2e::{eventually, Collector};
+use bellwether_e2e::detection::{self, record_deployment, start_collector_with_config_env};
+use bellwether_e2e::Collector;
 use bellwether_proto::otlp::logs::LogRecord;
+use bellwether_testkit::clock::{bucket_aligned_now_ms, now_ms};
+use bellwether_testkit::eventually;
+use bellwether_testkit::otlp::{kv, log_record, SEVERITY_ERROR};
+use bellwether_testkit::receiver::{Receiver, Recorded};
+use bellwether_testkit::traffic::{declined, Mix};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
@@ -147,28 +148,11 @@ fn start_collector(data_dir: &Path, config: &str) -> Result<Collector> {
     )
 }
 
-/// v1 deployed 30 min ago with 20 000 log records over the 5 minutes before `deploy_ms`,
-/// 0.1 % of them `TimeoutError`s; `version` recorded as deployed at `deploy_ms`.
+/// v1 deployed 30 min ago with its baseline (20 000 log records over the 5 minutes before
+/// `deploy_ms`, 0.1 % of them `TimeoutError`s); `version` recorded as deployed at
+/// `deploy_ms`.
 async fn baseline_then_deploy(collector: &Collector, deploy_ms: i64, version: &str) -> Result<()> {
-    record_deployment(collector, SERVICE, ENV, "1", deploy_ms - 30 * 60_000).await?;
-    let records = (0..20_000i64)
-        .map(|i| {
-            let at = deploy_ms - 300_000 + i * 14;
-            if i % 1_000 == 0 {
-                log_record(
-                    "upstream timeout",
-                    SEVERITY_ERROR,
-                    Some(("TimeoutError", "upstream timed out")),
-                    at,
-                )
-            } else {
-                log_record("order placed", SEVERITY_INFO, None, at)
-            }
-        })
-        .collect();
-    let resource = release_resource(SERVICE, "1", ENV, "checkout-1-a");
-    export_logs(&collector.grpc_url(), &resource, records).await?;
-    record_deployment(collector, SERVICE, ENV, version, deploy_ms).await
+    detection::baseline_then_deploy(collector, SERVICE, ENV, version, deploy_ms).await
 }
 
 /// Traffic of `version` from two instances, timestamped now: per instance 2 000 records,
@@ -192,42 +176,13 @@ async fn release_traffic_of(
     new_errors: usize,
     new_error: &dyn Fn(i64) -> LogRecord,
 ) -> Result<()> {
-    for instance in ["a", "b"] {
-        let now = now_ms();
-        let records = (0..per_instance)
-            .map(|i| {
-                if i < timeouts {
-                    log_record(
-                        "upstream timeout",
-                        SEVERITY_ERROR,
-                        Some(("TimeoutError", "upstream timed out")),
-                        now,
-                    )
-                } else if i < timeouts + new_errors {
-                    new_error(now)
-                } else {
-                    log_record("order placed", SEVERITY_INFO, None, now)
-                }
-            })
-            .collect();
-        let resource = release_resource(
-            SERVICE,
-            version,
-            ENV,
-            &format!("checkout-{version}-{instance}"),
-        );
-        export_logs(&collector.grpc_url(), &resource, records).await?;
-    }
-    Ok(())
-}
-
-fn declined(now: i64) -> LogRecord {
-    log_record(
-        "payment failed",
-        SEVERITY_ERROR,
-        Some(("PaymentDeclinedError", "card 4242 declined by issuer")),
-        now,
-    )
+    let mix = Mix {
+        total: per_instance,
+        timeouts,
+        new_errors,
+        new_error,
+    };
+    detection::release_traffic(collector, SERVICE, ENV, version, &mix).await
 }
 
 /// A Python `KeyError` raised in `src/billing/tax.py`, called from `src/api/orders.py`.
