@@ -4,7 +4,7 @@
 mod alerting;
 mod common;
 
-use alerting::{Receivers, SECRET};
+use alerting::{Receivers, SECRET, WAIT};
 use bellwether_collector::config::Settings;
 use bellwether_collector::server::{self, Listeners};
 use common::{get, post_json, request};
@@ -47,11 +47,11 @@ async fn alert_routes_silences_outbox_and_deploy_notifications() -> TestResult {
                         "commit": "abc123", "notes": "faster checkout"});
     let response = post_json(addr, "/api/v1/deployments", &deploy).await?;
     assert_eq!(response.status, 201, "{}", response.text());
-    let hook = receivers.hook.wait_accepted(1).await?;
+    let hook = receivers.hook.wait_accepted(1, WAIT).await?;
     assert_eq!(hook[0].json()["type"], "deploy");
     assert_eq!(hook[0].json()["release"]["commit"], "abc123");
-    receivers.pagerduty.wait_accepted(1).await?;
-    assert!(receivers.slack.all().is_empty());
+    receivers.pagerduty.wait_accepted(1, WAIT).await?;
+    assert!(receivers.slack.requests().is_empty());
     assert!(receivers.others_silent());
 
     let alerts = get(addr, "/api/v1/alerts?state=firing&team=payments").await?;

@@ -8,6 +8,7 @@ use bellwether_alerting::notify::webhook;
 use bellwether_model::alert::{AlertFilter, AlertState};
 use bellwether_model::silence::{Matchers, SilenceRequest};
 use bellwether_model::time::now_unix_ms;
+use bellwether_testkit::eventually;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
@@ -119,7 +120,7 @@ async fn new_error_in_billing_code_goes_to_billing_by_code_rule() -> TestResult 
     verdict.new_issues = vec![new_issue("fp-bill", "/srv/app/src/billing/invoice.rs")];
     h.engine.observe(verdict).await?;
     h.engine.tick(t0 + WINDOW_MS).await?;
-    let got = receivers.billing.wait_accepted(1).await?;
+    let got = receivers.billing.wait_accepted(1, WAIT).await?;
     h.settled().await?;
     let body = got[0].json();
     assert_eq!(body["team"], "billing");
@@ -128,9 +129,9 @@ async fn new_error_in_billing_code_goes_to_billing_by_code_rule() -> TestResult 
     assert!(body["alerts"][0]["routed_by"]
         .as_str()
         .is_some_and(|r| r.contains("src/billing/**") && r.contains("routing.code[0]")));
-    assert!(receivers.hook.all().is_empty());
-    assert!(receivers.pagerduty.all().is_empty());
-    assert!(receivers.platform.all().is_empty());
+    assert!(receivers.hook.requests().is_empty());
+    assert!(receivers.pagerduty.requests().is_empty());
+    assert!(receivers.platform.requests().is_empty());
     h.stop().await
 }
 
@@ -146,7 +147,7 @@ async fn failing_receiver_gets_the_notification_once_after_retries() -> TestResu
         .await?;
     h.engine.tick(t0 + WINDOW_MS).await?;
     let counters = h.settled().await?;
-    assert_eq!(receivers.hook.all().len(), 4);
+    assert_eq!(receivers.hook.requests().len(), 4);
     let accepted = receivers.hook.accepted();
     assert_eq!(accepted.len(), 1);
     assert_eq!(counters.retries, 3);
@@ -154,7 +155,7 @@ async fn failing_receiver_gets_the_notification_once_after_retries() -> TestResu
     // The retried body carries the same notification id.
     let ids: Vec<String> = receivers
         .hook
-        .all()
+        .requests()
         .iter()
         .map(|r| r.json()["id"].as_str().unwrap_or_default().to_owned())
         .collect();
@@ -176,13 +177,13 @@ async fn outbox_survives_a_restart_and_delivers_once() -> TestResult {
     h.engine.tick(t0 + WINDOW_MS).await?;
     // At least one failed attempt recorded in the outbox, then "crash". (The receiver
     // seeing a request is not enough: the attempt is saved once the answer is back.)
-    wait_for(|| {
+    eventually(WAIT, || async {
         let recorded = h.outbox.view().ok().is_some_and(|view| {
             view.pending
                 .iter()
                 .any(|e| e.receiver == "payments-hook" && e.attempts >= 1)
         });
-        recorded.then_some(())
+        Ok(recorded.then_some(()))
     })
     .await?;
     h.stop().await?;
@@ -353,7 +354,7 @@ async fn recorded_deploys_reach_receivers_that_opted_in() -> TestResult {
         pd[0].json()["payload"]["custom_details"]["version"],
         "7.0.0"
     );
-    assert!(receivers.slack.all().is_empty());
+    assert!(receivers.slack.requests().is_empty());
     h.stop().await
 }
 
@@ -375,8 +376,13 @@ async fn a_delivery_ending_while_the_outbox_is_read_is_sent_once() -> TestResult
     // Time for a second send to show.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     assert_eq!(counters.delivered, 2);
-    assert_eq!(receivers.hook.all().len(), 1, "{:?}", receivers.hook.all());
-    assert_eq!(receivers.pagerduty.all().len(), 1);
+    assert_eq!(
+        receivers.hook.requests().len(),
+        1,
+        "{:?}",
+        receivers.hook.requests()
+    );
+    assert_eq!(receivers.pagerduty.requests().len(), 1);
     assert_eq!(h.outbox.view()?.counters.delivered, 2);
     h.stop().await
 }

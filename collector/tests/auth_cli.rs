@@ -4,7 +4,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
+use bellwether_testkit::process::Supervised;
 use tokio::process::Command;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -52,7 +52,8 @@ async fn cli_sends_its_token() -> TestResult {
         &config,
         "[[auth.tokens]]\nname = \"ci\"\nscopes = [\"deploy\"]\ntoken_env = \"CI_TOKEN\"\n",
     )?;
-    let mut child = Command::new(BIN)
+    let mut command = std::process::Command::new(BIN);
+    command
         .args([
             "serve",
             "--otlp-grpc-addr",
@@ -66,29 +67,9 @@ async fn cli_sends_its_token() -> TestResult {
         .env("CI_TOKEN", DEPLOY_TOKEN)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let stderr = child.stderr.take().ok_or("no stderr")?;
-    let mut lines = BufReader::new(stderr).lines();
-    let http = tokio::time::timeout(DEADLINE, async {
-        while let Some(line) = lines.next_line().await? {
-            if let Some(addr) = line.split("listening kind=http addr=").nth(1) {
-                return Ok(addr.trim().to_owned());
-            }
-        }
-        Err(std::io::Error::other("serve exited before listening"))
-    })
-    .await??;
-    let log = tokio::spawn(async move {
-        let mut all = String::new();
-        while let Ok(Some(line)) = lines.next_line().await {
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
+        .stdout(Stdio::null());
+    let mut server = Supervised::spawn(command)?;
+    let http = server.wait_for_listeners(&["http"])?["http"];
     let url = format!("http://{http}");
     let deploy = |token: Option<&str>| {
         let mut command = Command::new(BIN);
@@ -126,9 +107,8 @@ async fn cli_sends_its_token() -> TestResult {
     assert_eq!(listed.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&listed.stdout).contains("\"pay\""));
 
-    child.start_kill()?;
-    child.wait().await?;
-    let log = log.await?;
+    server.terminate()?;
+    let log = server.stderr_text();
     assert!(!log.contains(DEPLOY_TOKEN), "the token was logged");
     Ok(())
 }

@@ -1,11 +1,12 @@
 //! The `bellwether` binary: serve, deploy and releases as a pipeline would run them.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use bellwether_testkit::process::Supervised;
+use tokio::process::Command;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
@@ -13,10 +14,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_bellwether");
 const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Starts `bellwether serve` on ephemeral ports; returns the child and kind → address.
-async fn serve(
+fn serve(
     data_dir: &std::path::Path,
-) -> Result<(Child, HashMap<String, String>), Box<dyn std::error::Error + Send + Sync>> {
-    let mut child = Command::new(BIN)
+) -> Result<(Supervised, HashMap<String, SocketAddr>), Box<dyn std::error::Error + Send + Sync>> {
+    let mut command = std::process::Command::new(BIN);
+    command
         .args([
             "serve",
             "--otlp-grpc-addr",
@@ -31,36 +33,9 @@ async fn serve(
         .env_remove("BELLWETHER_CONFIG")
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let stderr = child.stderr.take().ok_or("no stderr")?;
-    let mut lines = BufReader::new(stderr).lines();
-    let mut addrs = HashMap::new();
-    tokio::time::timeout(DEADLINE, async {
-        while addrs.len() < 3 {
-            let Some(line) = lines.next_line().await? else {
-                break;
-            };
-            if let Some(rest) = line.split("listening kind=").nth(1) {
-                let mut parts = rest.split(" addr=");
-                if let (Some(kind), Some(addr)) = (parts.next(), parts.next()) {
-                    addrs.insert(kind.to_owned(), addr.trim().to_owned());
-                }
-            }
-        }
-        // Keep draining so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok::<_, std::io::Error>(())
-    })
-    .await??;
-    for kind in ["otlp-grpc", "otlp-http", "http"] {
-        assert!(
-            addrs.contains_key(kind),
-            "no listening line for {kind}: {addrs:?}"
-        );
-    }
+        .stdout(Stdio::null());
+    let mut child = Supervised::spawn(command)?;
+    let addrs = child.wait_for_listeners(&["otlp-grpc", "otlp-http", "http"])?;
     Ok((child, addrs))
 }
 
@@ -85,7 +60,7 @@ async fn cli(
 #[tokio::test]
 async fn deploy_and_releases_against_a_served_collector() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let (mut child, addrs) = serve(dir.path()).await?;
+    let (mut child, addrs) = serve(dir.path())?;
     let url = format!("http://{}", addrs["http"]);
 
     let (code, stdout, stderr) = cli(&[
@@ -147,21 +122,21 @@ async fn deploy_and_releases_against_a_served_collector() -> TestResult {
     assert_eq!(code, 2);
 
     // SIGTERM stops the server cleanly.
-    let pid = child.id().ok_or("server exited early")?;
+    let pid = child.id();
     let status = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()?;
     assert!(status.success());
-    let exit = tokio::time::timeout(DEADLINE, child.wait()).await??;
+    let exit = child.wait_exit(DEADLINE)?;
     assert!(exit.success(), "{exit:?}");
 
     // Data survives into a new process.
-    let (mut child, addrs) = serve(dir.path()).await?;
+    let (child, addrs) = serve(dir.path())?;
     let (code, stdout, _) =
         cli(&["releases", "--url", &format!("http://{}", addrs["http"])]).await?;
     assert_eq!(code, 0);
     assert!(stdout.contains("1.4.2"), "{stdout}");
-    child.kill().await?;
+    drop(child);
     Ok(())
 }
 

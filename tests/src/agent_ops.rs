@@ -6,19 +6,16 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::Duration;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use bellwether_proto::otlp::common::{any_value::Value, AnyValue};
 use bellwether_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
 use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use bellwether_testkit::http;
+use bellwether_testkit::process::Supervised;
 use prost::Message;
 
-use crate::{clean_command, AgentProcess, Identity, Supervised};
+use crate::{clean_command, AgentProcess, Identity};
 
 /// Starts an agent with its OTLP receivers and admin endpoint on free ports, no stdin,
 /// exporting to `collector_url`, plus `extra` flags.
@@ -86,29 +83,20 @@ pub fn logs_request(tag: &str, records: usize, body_bytes: usize) -> ExportLogsS
 /// POSTs a protobuf OTLP logs request to the agent's HTTP receiver; the HTTP status, or
 /// an error when no answer came (connection refused or reset, as when the agent dies).
 pub async fn post_logs(otlp_http: SocketAddr, request: &ExportLogsServiceRequest) -> Result<u16> {
-    let client = Client::builder(TokioExecutor::new()).build_http();
-    let req = hyper::Request::post(format!("http://{otlp_http}/v1/logs"))
-        .header("content-type", "application/x-protobuf")
-        .body(Full::new(Bytes::from(request.encode_to_vec())))?;
-    let response = tokio::time::timeout(Duration::from_secs(60), client.request(req))
-        .await
-        .map_err(|_| anyhow!("request timed out"))??;
-    let status = response.status().as_u16();
-    // Read the body so the answer is complete.
-    response.into_body().collect().await?;
-    Ok(status)
+    let response = http::request(
+        "POST",
+        &format!("http://{otlp_http}/v1/logs"),
+        &[("content-type", "application/x-protobuf")],
+        request.encode_to_vec(),
+    )
+    .await?;
+    Ok(response.status)
 }
 
 /// `GET url` → (status, body text).
 pub async fn http_get_text(url: &str) -> Result<(u16, String)> {
-    let client = Client::builder(TokioExecutor::new()).build_http();
-    let req = hyper::Request::get(url).body(Full::new(Bytes::new()))?;
-    let response = tokio::time::timeout(Duration::from_secs(30), client.request(req))
-        .await
-        .map_err(|_| anyhow!("request timed out"))??;
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await?.to_bytes();
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    let response = http::get(url).await?;
+    Ok((response.status, response.text()))
 }
 
 /// The agent's `/metrics`, as `series → value` where series is the name with its labels

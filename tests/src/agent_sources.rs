@@ -8,8 +8,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use bellwether_testkit::process::Supervised;
 
-use crate::{clean_command, Identity, Supervised};
+use crate::{clean_command, Identity};
 
 /// Starts `bellwether-agent` with `identity`, exporting to `collector_url`, with its data
 /// in `data_dir`, OTLP receivers off, a free admin port, and `args` after the common ones

@@ -2,28 +2,27 @@
 //!
 //! The tests run the real `bellwether` and `bellwether-agent` binaries as child processes on
 //! loopback with temporary data directories. This crate starts them ([`Collector`],
-//! [`AgentProcess`]), learns the ports they bound from their `listening kind=… addr=…` log
-//! lines, and talks to the collector's HTTP API ([`http_get_json`], [`http_post_json`]).
-//! Traffic comes as raw OTLP requests ([`detection`]) or through the OpenTelemetry SDK,
-//! the way an instrumented service sends it ([`sdk_traffic`]).
+//! [`AgentProcess`]) as [`Supervised`] children, which learn the ports they bound from
+//! their `listening kind=… addr=…` log lines, and talks to the collector's HTTP API
+//! ([`http_get_json`], [`http_post_json`]). Traffic comes as raw OTLP requests
+//! ([`detection`], built with `bellwether_testkit::otlp` and `::traffic`) or through the
+//! OpenTelemetry SDK, the way an instrumented service sends it ([`sdk_traffic`]).
+//! Receivers, polling and the HTTP client are `bellwether-testkit`'s, shared with the
+//! collector's own tests.
 //!
 //! The binaries are looked up in `BELLWETHER_BIN_DIR`, else in the workspace's target
 //! directory (`CARGO_TARGET_DIR` or `target/`), debug profile: run
 //! `cargo build --workspace --bins` before `cargo test` (the README's test command does).
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus, Stdio};
 
-use anyhow::{anyhow, bail, Context, Result};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use anyhow::{bail, Context, Result};
+use bellwether_testkit::http::{self, HttpResponse};
+use bellwether_testkit::process::Supervised;
 
 pub mod agent_ops;
 pub mod agent_sources;
@@ -31,12 +30,8 @@ pub mod browser;
 pub mod detection;
 pub mod loggers;
 pub mod prometheus;
-pub mod receiver;
 pub mod sdk_traffic;
 pub mod security;
-
-/// How long a child gets to announce its listeners or to exit.
-pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Path of a workspace binary, with a clear error when it has not been built.
 pub fn bin_path(name: &str) -> Result<PathBuf> {
@@ -70,164 +65,6 @@ pub fn clean_command(bin: &str) -> Result<Command> {
     cmd.env("BELLWETHER_LOG", "info");
     cmd.env("NO_COLOR", "1");
     Ok(cmd)
-}
-
-/// Removes ANSI escape sequences (colours) from a log line.
-pub fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.peek() == Some(&'[') {
-                chars.next();
-                for c in chars.by_ref() {
-                    if c.is_ascii_alphabetic() {
-                        break;
-                    }
-                }
-            }
-            continue;
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Parses `listening kind=K addr=A` out of a log line.
-pub fn parse_listening(line: &str) -> Option<(String, SocketAddr)> {
-    let line = strip_ansi(line);
-    if !line.contains("listening") {
-        return None;
-    }
-    let field = |name: &str| {
-        line.split_whitespace()
-            .find_map(|word| word.strip_prefix(name))
-            .map(|value| value.trim_matches('"').to_string())
-    };
-    let kind = field("kind=")?;
-    let addr = field("addr=")?.parse().ok()?;
-    Some((kind, addr))
-}
-
-/// A child process whose stderr is collected in the background and scanned for listeners.
-pub struct Supervised {
-    child: Child,
-    stderr: Arc<Mutex<Vec<String>>>,
-    listeners: Arc<Mutex<HashMap<String, SocketAddr>>>,
-}
-
-impl Supervised {
-    /// Spawns `cmd` with piped stderr (and stdin/stdout as given by the caller).
-    pub fn spawn(mut cmd: Command) -> Result<Self> {
-        cmd.stderr(Stdio::piped());
-        let mut child = cmd.spawn().context("spawning child process")?;
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let listeners = Arc::new(Mutex::new(HashMap::new()));
-        let pipe = child.stderr.take().context("child has no stderr")?;
-        let (lines, found) = (stderr.clone(), listeners.clone());
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                if let Some((kind, addr)) = parse_listening(&line) {
-                    lock(&found).insert(kind, addr);
-                }
-                lock(&lines).push(line);
-            }
-        });
-        Ok(Self {
-            child,
-            stderr,
-            listeners,
-        })
-    }
-
-    /// Waits until the child has announced a listener of each kind.
-    pub fn wait_for_listeners(&mut self, kinds: &[&str]) -> Result<HashMap<String, SocketAddr>> {
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        loop {
-            {
-                let found = lock(&self.listeners);
-                if kinds.iter().all(|k| found.contains_key(*k)) {
-                    return Ok(found.clone());
-                }
-            }
-            if let Some(status) = self.child.try_wait()? {
-                bail!(
-                    "child exited with {status} before listening:\n{}",
-                    self.stderr_text()
-                );
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "child did not announce {kinds:?} in time:\n{}",
-                    self.stderr_text()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Waits for the child to exit on its own.
-    pub fn wait_exit(&mut self, timeout: Duration) -> Result<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                // Let the stderr reader catch up with the final lines.
-                std::thread::sleep(Duration::from_millis(50));
-                return Ok(status);
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "child still running after {timeout:?}:\n{}",
-                    self.stderr_text()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Sends SIGTERM and waits for a clean exit.
-    pub fn terminate(&mut self) -> Result<ExitStatus> {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill").args(["-TERM", &pid]).status()?;
-        if !status.success() {
-            bail!("kill -TERM {pid} failed");
-        }
-        self.wait_exit(STARTUP_TIMEOUT)
-    }
-
-    /// The child's process id, for signals the harness does not send itself.
-    pub fn id(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Everything the child wrote to stderr so far.
-    pub fn stderr_text(&self) -> String {
-        lock(&self.stderr).join("\n")
-    }
-
-    /// The child's stdin, if it was piped.
-    pub fn stdin(&mut self) -> Option<&mut ChildStdin> {
-        self.child.stdin.as_mut()
-    }
-
-    /// Closes the child's stdin (end of input).
-    pub fn close_stdin(&mut self) {
-        drop(self.child.stdin.take());
-    }
-}
-
-impl Drop for Supervised {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A running `bellwether serve`.
@@ -368,20 +205,15 @@ pub fn run_cli(args: &[&str]) -> Result<(ExitStatus, String, String)> {
     Ok((child.wait()?, stdout, stderr))
 }
 
-async fn request(req: hyper::Request<Full<Bytes>>) -> Result<(u16, serde_json::Value)> {
-    let client = Client::builder(TokioExecutor::new()).build_http();
-    let response = tokio::time::timeout(Duration::from_secs(30), client.request(req))
-        .await
-        .map_err(|_| anyhow!("http request timed out"))??;
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await?.to_bytes();
-    let json = if body.is_empty() {
+/// An answer's status and its body as JSON (`Null` when empty).
+fn json_answer(response: HttpResponse) -> Result<(u16, serde_json::Value)> {
+    let json = if response.body.is_empty() {
         serde_json::Value::Null
     } else {
-        serde_json::from_slice(&body)
-            .with_context(|| format!("non-JSON body: {}", String::from_utf8_lossy(&body)))?
+        serde_json::from_slice(&response.body)
+            .with_context(|| format!("non-JSON body: {}", response.text()))?
     };
-    Ok((status, json))
+    Ok((response.status, json))
 }
 
 /// Log records the collector at `collector_url` counted for `identity`'s release (0 before
@@ -403,8 +235,7 @@ pub async fn counted_log_records(collector_url: &str, identity: &Identity) -> Re
 
 /// `GET url` → (status, JSON body).
 pub async fn http_get_json(url: &str) -> Result<(u16, serde_json::Value)> {
-    let req = hyper::Request::get(url).body(Full::new(Bytes::new()))?;
-    request(req).await
+    json_answer(http::get(url).await?)
 }
 
 /// `POST url` with a JSON body → (status, JSON body).
@@ -412,50 +243,5 @@ pub async fn http_post_json(
     url: &str,
     body: &serde_json::Value,
 ) -> Result<(u16, serde_json::Value)> {
-    let req = hyper::Request::post(url)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(serde_json::to_vec(body)?)))?;
-    request(req).await
-}
-
-/// Polls `check` until it returns `Some`, or fails after `timeout`.
-pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Option<T>>>,
-{
-    let deadline = Instant::now() + timeout;
-    let mut last_error = None;
-    loop {
-        match check().await {
-            Ok(Some(value)) => return Ok(value),
-            Ok(None) => {}
-            Err(e) => last_error = Some(e),
-        }
-        if Instant::now() > deadline {
-            return Err(last_error.unwrap_or_else(|| anyhow!("condition not met in {timeout:?}")));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn listening_line_is_parsed_with_and_without_colours() {
-        let plain =
-            "2026-11-26T19:00:00Z  INFO bellwether: listening kind=otlp-grpc addr=127.0.0.1:4317";
-        assert_eq!(
-            parse_listening(plain),
-            Some(("otlp-grpc".into(), "127.0.0.1:4317".parse().unwrap()))
-        );
-        let coloured = "\u{1b}[32m INFO\u{1b}[0m listening \u{1b}[3mkind\u{1b}[0m\u{1b}[2m=\u{1b}[0mhttp \u{1b}[3maddr\u{1b}[0m\u{1b}[2m=\u{1b}[0m127.0.0.1:9";
-        assert_eq!(
-            parse_listening(coloured),
-            Some(("http".into(), "127.0.0.1:9".parse().unwrap()))
-        );
-        assert_eq!(parse_listening("listening soon"), None);
-    }
+    json_answer(http::post_json(url, body).await?)
 }

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
+use bellwether_testkit::eventually;
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
 use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _, TracerProvider as _};
 use opentelemetry::KeyValue;
@@ -28,8 +29,6 @@ use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider, SpanData, 
 use opentelemetry_sdk::Resource;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-
-use crate::eventually;
 
 /// How long the exporters get to deliver what was emitted.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(120);

@@ -13,8 +13,11 @@ use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsage
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
+use bellwether_testkit::otlp::logs_request;
+use bellwether_testkit::process::Supervised;
+
 use crate::detection::start_collector_with_config;
-use crate::{clean_command, AgentProcess, Collector, Identity, Supervised};
+use crate::{clean_command, AgentProcess, Collector, Identity};
 
 /// PEM files of a test CA, a server certificate for localhost / 127.0.0.1 and a client
 /// certificate, written into a directory.
@@ -177,18 +180,7 @@ pub async fn export_batch(
     records: Vec<bellwether_proto::otlp::logs::LogRecord>,
     batch_id: &str,
 ) -> Result<()> {
-    use bellwether_proto::otlp::logs::{ResourceLogs, ScopeLogs};
-    use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
-    let mut request = tonic::Request::new(ExportLogsServiceRequest {
-        resource_logs: vec![ResourceLogs {
-            resource: Some(resource.clone()),
-            scope_logs: vec![ScopeLogs {
-                log_records: records,
-                ..ScopeLogs::default()
-            }],
-            ..ResourceLogs::default()
-        }],
-    });
+    let mut request = tonic::Request::new(logs_request(resource.clone(), records));
     request.metadata_mut().insert(
         bellwether_proto::BATCH_ID_HEADER,
         MetadataValue::try_from(batch_id)?,

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use bellwether_e2e::agent_sources::{agent_metrics, metric_sum, start_agent};
-use bellwether_e2e::{eventually, Collector, Identity, Supervised};
+use bellwether_e2e::{Collector, Identity};
+use bellwether_testkit::eventually;
+use bellwether_testkit::process::Supervised;
 use serde_json::Value;
 
 const DEADLINE: Duration = Duration::from_secs(90);

@@ -10,8 +10,9 @@ use anyhow::{bail, Context, Result};
 use bellwether_e2e::agent_ops::{
     agent_metrics, http_get_text, kill_9, logs_request, metric_sum, post_logs, start_agent,
 };
-use bellwether_e2e::{counted_log_records, eventually, AgentProcess, Collector, Identity};
+use bellwether_e2e::{counted_log_records, AgentProcess, Collector, Identity};
 use bellwether_proto::otlp::logs_service::logs_service_client::LogsServiceClient;
+use bellwether_testkit::eventually;
 use tokio::sync::watch;
 
 const IDENTITY: Identity = Identity {

@@ -14,9 +14,9 @@ use anyhow::{ensure, Context, Result};
 use bellwether_e2e::agent_ops::{
     agent_metrics, http_get_text, kill_9, logs_request, parse_metrics, post_logs, start_agent,
 };
-use bellwether_e2e::{
-    counted_log_records, eventually, AgentProcess, Collector, Identity, Supervised,
-};
+use bellwether_e2e::{counted_log_records, AgentProcess, Collector, Identity};
+use bellwether_testkit::eventually;
+use bellwether_testkit::process::Supervised;
 
 const IDENTITY: Identity = Identity {
     service: "resend-svc",

@@ -8,10 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use bellwether_e2e::detection::{log_record, now_ms, release_resource, SEVERITY_INFO};
 use bellwether_e2e::security::export_batch;
-use bellwether_e2e::{eventually, Collector};
+use bellwether_e2e::Collector;
 use bellwether_proto::otlp::logs_service::logs_service_client::LogsServiceClient;
+use bellwether_testkit::clock::now_ms;
+use bellwether_testkit::eventually;
+use bellwether_testkit::otlp::{log_record, release_resource, SEVERITY_INFO};
 
 const SERVICE: &str = "crash-svc";
 const VERSION: &str = "4.0.0";

@@ -11,7 +11,8 @@ use anyhow::{bail, Context, Result};
 use bellwether_e2e::agent_sources::{agent_metrics, start_agent};
 use bellwether_e2e::browser::tool_or_skip;
 use bellwether_e2e::prometheus::{exported_names, parse, referenced_names};
-use bellwether_e2e::{eventually, Collector, Identity};
+use bellwether_e2e::{Collector, Identity};
+use bellwether_testkit::eventually;
 
 fn dashboards_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../dashboards")

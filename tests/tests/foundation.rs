@@ -7,9 +7,9 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use bellwether_e2e::{
-    eventually, http_post_json, run_cli, AgentProcess, Collector, Identity, STARTUP_TIMEOUT,
-};
+use bellwether_e2e::{http_post_json, run_cli, AgentProcess, Collector, Identity};
+use bellwether_testkit::eventually;
+use bellwether_testkit::process::STARTUP_TIMEOUT;
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
 use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _, TracerProvider as _};
 use opentelemetry_otlp::{LogExporter, SpanExporter, WithExportConfig};

@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use bellwether_e2e::detection::{
-    bucket_aligned_now_ms, export_logs, log_record, now_ms, record_deployment, release_resource,
-    start_collector_with_config, SEVERITY_ERROR, SEVERITY_INFO,
-};
-use bellwether_e2e::{eventually, run_cli, Collector};
+use bellwether_e2e::detection::{self, release_traffic, start_collector_with_config};
+use bellwether_e2e::{run_cli, Collector};
+use bellwether_testkit::clock::bucket_aligned_now_ms;
+use bellwether_testkit::eventually;
+use bellwether_testkit::traffic::{self, Mix};
 
 const CONFIG: &str = r#"
 [detection]
@@ -20,27 +20,10 @@ baseline_window = "10m"
 const SERVICE: &str = "checkout";
 const ENV: &str = "prod";
 
-/// v1 deployed 30 min ago with 20 000 log records over the 5 minutes before `deploy_ms`,
-/// 0.1 % of them `TimeoutError`s; v2 recorded as deployed at `deploy_ms`.
+/// v1 deployed 30 min ago with its baseline (20 000 log records over the 5 minutes before
+/// `deploy_ms`, 0.1 % of them `TimeoutError`s); v2 recorded as deployed at `deploy_ms`.
 async fn baseline_then_deploy(collector: &Collector, deploy_ms: i64) -> Result<()> {
-    record_deployment(collector, SERVICE, ENV, "1", deploy_ms - 30 * 60_000).await?;
-    let mut records = Vec::new();
-    for i in 0..20_000i64 {
-        let at = deploy_ms - 300_000 + i * 14;
-        records.push(if i % 1_000 == 0 {
-            log_record(
-                "upstream timeout",
-                SEVERITY_ERROR,
-                Some(("TimeoutError", "upstream timed out")),
-                at,
-            )
-        } else {
-            log_record("order placed", SEVERITY_INFO, None, at)
-        });
-    }
-    let resource = release_resource(SERVICE, "1", ENV, "checkout-1-a");
-    export_logs(&collector.grpc_url(), &resource, records).await?;
-    record_deployment(collector, SERVICE, ENV, "2", deploy_ms).await
+    detection::baseline_then_deploy(collector, SERVICE, ENV, "2", deploy_ms).await
 }
 
 /// v2 traffic from two instances, timestamped now: `total` records per instance, the
@@ -51,33 +34,13 @@ async fn new_release_traffic(
     timeouts: usize,
     declined: usize,
 ) -> Result<()> {
-    for instance in ["checkout-2-a", "checkout-2-b"] {
-        let now = now_ms();
-        let records = (0..total)
-            .map(|i| {
-                if i < timeouts {
-                    log_record(
-                        "upstream timeout",
-                        SEVERITY_ERROR,
-                        Some(("TimeoutError", "upstream timed out")),
-                        now,
-                    )
-                } else if i < timeouts + declined {
-                    log_record(
-                        "payment failed",
-                        SEVERITY_ERROR,
-                        Some(("PaymentDeclinedError", "card 4242 declined by issuer")),
-                        now,
-                    )
-                } else {
-                    log_record("order placed", SEVERITY_INFO, None, now)
-                }
-            })
-            .collect();
-        let resource = release_resource(SERVICE, "2", ENV, instance);
-        export_logs(&collector.grpc_url(), &resource, records).await?;
-    }
-    Ok(())
+    let mix = Mix {
+        total,
+        timeouts,
+        new_errors: declined,
+        new_error: &traffic::declined,
+    };
+    release_traffic(collector, SERVICE, ENV, "2", &mix).await
 }
 
 fn gate(collector: &Collector, extra: &[&str]) -> Result<(i32, String, String)> {

@@ -15,7 +15,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use bellwether_e2e::agent_sources::start_agent;
 use bellwether_e2e::loggers::Emitter;
-use bellwether_e2e::{eventually, Collector, Identity};
+use bellwether_e2e::{Collector, Identity};
+use bellwether_testkit::eventually;
 use serde_json::Value;
 
 const DEADLINE: Duration = Duration::from_secs(90);

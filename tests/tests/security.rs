@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::{ensure, Result};
 use bellwether_e2e::security::{start_secure_collector, start_stdin_agent, tls_log_records, Pki};
-use bellwether_e2e::{eventually, Collector, Identity};
+use bellwether_e2e::{Collector, Identity};
+use bellwether_testkit::eventually;
 
 const INGEST_TOKEN: &str = "ingest-token-0123456789abcdef";
 const READ_TOKEN: &str = "read-token-0123456789abcdef";

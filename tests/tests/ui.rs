@@ -8,10 +8,13 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use bellwether_e2e::browser::{artifacts_dir, Browser, Page};
 use bellwether_e2e::detection::{
-    bucket_aligned_now_ms, export_logs, log_record, now_ms, record_deployment, release_resource,
-    start_collector_with_config, SEVERITY_ERROR, SEVERITY_INFO,
+    baseline_then_deploy, release_traffic, start_collector_with_config,
 };
-use bellwether_e2e::{eventually, http_get_json, prometheus, Collector};
+use bellwether_e2e::{http_get_json, prometheus, Collector};
+use bellwether_testkit::clock::bucket_aligned_now_ms;
+use bellwether_testkit::eventually;
+use bellwether_testkit::otlp::{log_record, SEVERITY_ERROR};
+use bellwether_testkit::traffic::Mix;
 
 const CONFIG: &str = r#"
 [detection]
@@ -42,60 +45,24 @@ url = "http://127.0.0.1:9/hooks/payments"
 /// Baseline 1 (20 000 records, 0.1 % timeouts), then 2 with 10× the timeouts and a new
 /// `PaymentDeclinedError` on two instances; waits until 2 is unhealthy with a firing alert.
 async fn scenario(collector: &Collector) -> Result<()> {
-    let deploy_ms = bucket_aligned_now_ms();
-    record_deployment(collector, "checkout", "prod", "1", deploy_ms - 30 * 60_000).await?;
-    let records = (0..20_000i64)
-        .map(|i| {
-            let at = deploy_ms - 300_000 + i * 14;
-            if i % 1_000 == 0 {
-                log_record(
-                    "timeout",
-                    SEVERITY_ERROR,
-                    Some(("TimeoutError", "upstream timed out")),
-                    at,
-                )
-            } else {
-                log_record("order placed", SEVERITY_INFO, None, at)
-            }
-        })
-        .collect();
-    let grpc = collector.grpc_url();
-    export_logs(
-        &grpc,
-        &release_resource("checkout", "1", "prod", "c-1-a"),
-        records,
-    )
-    .await?;
-    record_deployment(collector, "checkout", "prod", "2", deploy_ms).await?;
-    for instance in ["c-2-a", "c-2-b"] {
-        let now = now_ms();
-        let records = (0..2_000)
-            .map(|i| match i {
-                0..20 => log_record(
-                    "timeout",
-                    SEVERITY_ERROR,
-                    Some(("TimeoutError", "upstream timed out")),
-                    now,
-                ),
-                20..30 => log_record(
-                    "payment failed",
-                    SEVERITY_ERROR,
-                    Some((
-                        "PaymentDeclinedError",
-                        "card <script>alert(1)</script> declined",
-                    )),
-                    now,
-                ),
-                _ => log_record("order placed", SEVERITY_INFO, None, now),
-            })
-            .collect();
-        export_logs(
-            &grpc,
-            &release_resource("checkout", "2", "prod", instance),
-            records,
-        )
-        .await?;
-    }
+    baseline_then_deploy(collector, "checkout", "prod", "2", bucket_aligned_now_ms()).await?;
+    let mix = Mix {
+        total: 2_000,
+        timeouts: 20,
+        new_errors: 10,
+        new_error: &|now| {
+            log_record(
+                "payment failed",
+                SEVERITY_ERROR,
+                Some((
+                    "PaymentDeclinedError",
+                    "card <script>alert(1)</script> declined",
+                )),
+                now,
+            )
+        },
+    };
+    release_traffic(collector, "checkout", "prod", "2", &mix).await?;
     eventually(Duration::from_secs(30), || async {
         let alerts = collector.get("/api/v1/alerts?service=checkout").await?;
         let firing = alerts["alerts"].as_array().is_some_and(|a| {

@@ -10,11 +10,11 @@
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use bellwether_e2e::detection::{
-    bucket_aligned_now_ms, record_deployment, start_collector_with_config,
-};
+use bellwether_e2e::detection::{record_deployment, start_collector_with_config};
 use bellwether_e2e::sdk_traffic::{send, Latency, Release, Sent, Traffic, PAYMENT_DECLINED};
-use bellwether_e2e::{eventually, run_cli, Collector};
+use bellwether_e2e::{run_cli, Collector};
+use bellwether_testkit::clock::bucket_aligned_now_ms;
+use bellwether_testkit::eventually;
 
 const CONFIG: &str = r#"
 [detection]

@@ -25,12 +25,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, consumer, stream};
-use bytes::Bytes;
+use async_nats::jetstream::{self, stream};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+mod log;
+mod view;
+
+use log::{apply, publish, read_from};
+pub use view::{Lease, View};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LeaseError {
@@ -85,98 +90,13 @@ struct Message {
     op: Op,
 }
 
-/// A partition's holder as the log decided it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Lease {
-    pub node: String,
-    pub api: String,
-    /// Stream time (Unix ns) at which it runs out unless renewed.
-    pub until_ns: i128,
-}
-
-/// The state every node derives from the log.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct View {
-    pub leases: BTreeMap<u32, Lease>,
-    /// Node → stream time of its last heartbeat.
-    pub nodes: BTreeMap<String, i128>,
-    /// Stream time of the latest message applied.
-    pub now_ns: i128,
-    /// Stream sequence of the latest message applied.
-    pub applied_seq: u64,
-}
-
-impl View {
-    /// Applies one message of `node` stamped `at_ns`, for `partition` (None for a
-    /// heartbeat). Returns whether it changed who holds the partition or until when.
-    pub fn apply(
-        &mut self,
-        partition: Option<u32>,
-        node: &str,
-        api: &str,
-        op: &Op,
-        at_ns: i128,
-        ttl: Duration,
-    ) -> bool {
-        self.now_ns = self.now_ns.max(at_ns);
-        let until_ns = at_ns + ttl.as_nanos() as i128;
-        let Some(partition) = partition else {
-            self.nodes.insert(node.to_owned(), at_ns);
-            return false;
-        };
-        let current = self.leases.get(&partition);
-        let held_by_node = current.is_some_and(|l| l.node == node && l.until_ns > at_ns);
-        let free = current.is_none_or(|l| l.until_ns <= at_ns);
-        let lease = Lease {
-            node: node.to_owned(),
-            api: api.to_owned(),
-            until_ns,
-        };
-        match op {
-            Op::Claim if free || held_by_node => {
-                self.leases.insert(partition, lease);
-                true
-            }
-            Op::Renew if held_by_node => {
-                self.leases.insert(partition, lease);
-                true
-            }
-            Op::Release if held_by_node => {
-                self.leases.remove(&partition);
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// Nodes whose heartbeat is younger than `ttl` at the latest stream time.
-    pub fn live_nodes(&self, ttl: Duration) -> BTreeSet<String> {
-        let since = self.now_ns - ttl.as_nanos() as i128;
-        self.nodes
-            .iter()
-            .filter(|(_, at)| **at > since)
-            .map(|(node, _)| node.clone())
-            .collect()
-    }
-
-    /// Partitions with no live lease at the latest stream time.
-    pub fn free(&self, partitions: u32) -> Vec<u32> {
-        (0..partitions)
-            .filter(|p| self.leases.get(p).is_none_or(|l| l.until_ns <= self.now_ns))
-            .collect()
-    }
-
-    pub fn held_by(&self, node: &str) -> BTreeSet<u32> {
-        self.leases
-            .iter()
-            .filter(|(_, l)| l.node == node && l.until_ns > self.now_ns)
-            .map(|(p, _)| *p)
-            .collect()
-    }
-}
-
 struct Shared {
     view: View,
+    /// The view did not catch up with this node's own messages last round: its reader
+    /// is being restarted, and the node stays quiet (no heartbeat) until it has.
+    lagging: bool,
+    /// Stream sequence of the last message this node published.
+    last_sent: u64,
     /// Partition → until when (local clock) this node may work on it.
     deadlines: BTreeMap<u32, Instant>,
 }
@@ -187,6 +107,7 @@ pub struct Leases {
     settings: LeaseSettings,
     jetstream: jetstream::Context,
     shared: Arc<Mutex<Shared>>,
+    restart: Arc<tokio::sync::Notify>,
     owned: watch::Receiver<BTreeSet<u32>>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -228,48 +149,48 @@ impl Leases {
             })
             .await
             .map_err(|e| LeaseError::Stream(format!("opening {name}: {e}")))?;
-        let consumer = stream
-            .create_consumer(consumer::push::OrderedConfig {
-                deliver_subject: jetstream_inbox(&settings),
-                deliver_policy: consumer::DeliverPolicy::All,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| LeaseError::Stream(format!("reading {name}: {e}")))?;
-        let mut messages = consumer
-            .messages()
+        let mut messages = read_from(&stream, &settings, 1)
             .await
             .map_err(|e| LeaseError::Stream(format!("reading {name}: {e}")))?;
 
         let shared = Arc::new(Mutex::new(Shared {
             view: View::default(),
+            lagging: false,
+            last_sent: 0,
             deadlines: BTreeMap::new(),
         }));
+        let restart = Arc::new(tokio::sync::Notify::new());
         let (owned_tx, owned) = watch::channel(BTreeSet::new());
-        let owned_tx = Arc::new(owned_tx);
 
         let reader = {
             let shared = Arc::clone(&shared);
-            let prefix = settings.prefix.clone();
-            let ttl = settings.ttl;
+            let settings = settings.clone();
+            let restart = Arc::clone(&restart);
             tokio::spawn(async move {
-                while let Some(Ok(message)) = messages.next().await {
-                    let Ok(info) = message.info() else { continue };
-                    let at_ns = info.published.unix_timestamp_nanos();
-                    let seq = info.stream_sequence;
-                    let Ok(body) = serde_json::from_slice::<Message>(&message.payload) else {
-                        tracing::warn!(subject = %message.subject, "lease message not understood; ignored");
-                        continue;
-                    };
-                    let partition = message
-                        .subject
-                        .strip_prefix(&format!("{prefix}.lease."))
-                        .and_then(|p| p.parse::<u32>().ok());
-                    let mut shared = lock(&shared);
-                    shared
-                        .view
-                        .apply(partition, &body.node, &body.api, &body.op, at_ns, ttl);
-                    shared.view.applied_seq = shared.view.applied_seq.max(seq);
+                loop {
+                    loop {
+                        tokio::select! {
+                            item = messages.next() => match item {
+                                // Errors report what the ordered consumer went through.
+                                Some(Ok(message)) => apply(&shared, &settings, &message),
+                                Some(Err(_)) => {}
+                                None => break,
+                            },
+                            // The view fell behind this node's own messages (its consumer
+                            // sat on a server that is gone): start a fresh one.
+                            () = restart.notified() => break,
+                        }
+                    }
+                    // The consumer is gone: read on from the next message not applied.
+                    let next = lock(&shared).view.applied_seq + 1;
+                    match read_from(&stream, &settings, next).await {
+                        Ok(fresh) => messages = fresh,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "lease stream unreadable; retrying");
+                            tokio::time::sleep(settings.ttl / 4).await;
+                            messages = futures::stream::empty().boxed();
+                        }
+                    }
                 }
             })
         };
@@ -278,11 +199,14 @@ impl Leases {
             settings,
             jetstream,
             shared,
+            restart,
             owned,
             tasks: vec![reader],
         };
-        let ticker = leases.ticker(owned_tx);
+        let ticker = leases.ticker();
+        let fence = leases.fence(owned_tx);
         leases.tasks.push(ticker);
+        leases.tasks.push(fence);
         Ok(leases)
     }
 
@@ -332,93 +256,95 @@ impl Leases {
         }
     }
 
-    fn ticker(&self, owned_tx: Arc<watch::Sender<BTreeSet<u32>>>) -> JoinHandle<()> {
+    fn ticker(&self) -> JoinHandle<()> {
         let shared = Arc::clone(&self.shared);
         let jetstream = self.jetstream.clone();
         let settings = self.settings.clone();
+        let restart = Arc::clone(&self.restart);
         tokio::spawn(async move {
-            let every = settings.ttl / 4;
+            let mut applied_before = 0;
             loop {
-                tick(&jetstream, &settings, &shared).await;
+                let caught_up = tick(&jetstream, &settings, &shared).await;
+                {
+                    let mut shared = lock(&shared);
+                    shared.lagging = !caught_up;
+                    // Behind and not moving: the reader is stuck, start it afresh.
+                    // Behind but moving: it is catching up, leave it.
+                    if !caught_up && shared.view.applied_seq == applied_before {
+                        restart.notify_one();
+                    }
+                    applied_before = shared.view.applied_seq;
+                }
+                tokio::time::sleep(settings.ttl / 4).await;
+            }
+        })
+    }
+
+    /// Publishes the owned set whenever it changes, and drops each partition the moment
+    /// its deadline passes (not at the next tick).
+    fn fence(&self, owned_tx: watch::Sender<BTreeSet<u32>>) -> JoinHandle<()> {
+        let shared = Arc::clone(&self.shared);
+        tokio::spawn(async move {
+            loop {
                 let now = Instant::now();
-                let owned: BTreeSet<u32> = lock(&shared)
-                    .deadlines
-                    .iter()
-                    .filter(|(_, until)| **until > now)
-                    .map(|(p, _)| *p)
-                    .collect();
+                let (owned, next) = {
+                    let shared = lock(&shared);
+                    let live = shared.deadlines.iter().filter(|(_, until)| **until > now);
+                    let owned: BTreeSet<u32> = live.clone().map(|(p, _)| *p).collect();
+                    (owned, live.map(|(_, until)| *until).min())
+                };
                 owned_tx.send_if_modified(|current| {
                     let changed = *current != owned;
-                    *current = owned.clone();
+                    *current = owned;
                     changed
                 });
-                tokio::time::sleep(every).await;
+                let wake = next.unwrap_or(now + FENCE_POLL).min(now + FENCE_POLL);
+                tokio::time::sleep_until(wake.into()).await;
             }
         })
     }
 }
 
-fn jetstream_inbox(settings: &LeaseSettings) -> String {
-    format!(
-        "_INBOX.bellwether.leases.{}",
-        hex::encode(settings.node.as_bytes())
-    )
-}
-
-/// Publishes `op` and waits for the stream's acknowledgement; returns the message's
-/// stream sequence.
-async fn publish(
-    jetstream: &jetstream::Context,
-    settings: &LeaseSettings,
-    partition: Option<u32>,
-    op: Op,
-) -> Result<u64, String> {
-    let subject = match partition {
-        Some(p) => format!("{}.lease.{p}", settings.prefix),
-        None => format!(
-            "{}.node.{}",
-            settings.prefix,
-            hex::encode(settings.node.as_bytes())
-        ),
-    };
-    let body = serde_json::to_vec(&Message {
-        node: settings.node.clone(),
-        api: settings.api.clone(),
-        op,
-    })
-    .map_err(|e| e.to_string())?;
-    let ack = tokio::time::timeout(settings.ttl / 4, async {
-        jetstream
-            .publish(subject, Bytes::from(body))
-            .await
-            .map_err(|e| e.to_string())?
-            .await
-            .map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|_| "no acknowledgement in time".to_owned())?;
-    ack.map(|ack| ack.sequence)
-}
+/// Longest the owned set goes without being recomputed.
+const FENCE_POLL: Duration = Duration::from_millis(10);
 
 /// One round: heartbeat, release extras, renew what is held, claim up to the share;
 /// then, once the view has applied this round's messages, work only on what the log
 /// says this node holds.
-async fn tick(jetstream: &jetstream::Context, settings: &LeaseSettings, shared: &Mutex<Shared>) {
+///
+/// Returns false when the view did not catch up with this round's own messages.
+async fn tick(
+    jetstream: &jetstream::Context,
+    settings: &LeaseSettings,
+    shared: &Mutex<Shared>,
+) -> bool {
     let node = settings.node.as_str();
     let margin = settings.ttl / 4;
-    if publish(jetstream, settings, None, Op::Heartbeat)
-        .await
-        .is_err()
+    // A node that cannot read the log stays quiet (no heartbeat, no renewal, no
+    // claim), so that its leases run out and the others take its share; it speaks
+    // again once its view has caught up with what it last sent.
     {
-        // Cut off: hold nothing new; deadlines run out on their own.
-        return;
+        let shared = lock(shared);
+        if shared.lagging {
+            return shared.view.applied_seq >= shared.last_sent;
+        }
     }
+    let heartbeat = match publish(jetstream, settings, None, Op::Heartbeat).await {
+        Ok(seq) => Some(seq),
+        // Cut off: hold nothing new; deadlines run out on their own.
+        Err(_) => return true,
+    };
     let (held, live, free) = {
         let shared = lock(shared);
+        let free = if shared.view.settled(settings.ttl) {
+            shared.view.free(settings.partitions)
+        } else {
+            Vec::new()
+        };
         (
             shared.view.held_by(node),
             shared.view.live_nodes(settings.ttl).len().max(1),
-            shared.view.free(settings.partitions),
+            free,
         )
     };
     let share = (settings.partitions as usize).div_ceil(live);
@@ -453,9 +379,10 @@ async fn tick(jetstream: &jetstream::Context, settings: &LeaseSettings, shared: 
         .into_iter()
         .flatten()
         .collect();
-    let Some(last) = sent.iter().map(|(_, _, seq)| *seq).max() else {
-        return;
+    let Some(last) = sent.iter().map(|(_, _, seq)| *seq).chain(heartbeat).max() else {
+        return true;
     };
+    lock(shared).last_sent = last;
     // A renewal or claim counts only if the log accepted it: wait until the view has
     // applied it, then look. An accepted renewal sent at `at` keeps the lease on the
     // stream's clock until after at + TTL, so working until at + TTL − TTL/4 is safe.
@@ -477,6 +404,7 @@ async fn tick(jetstream: &jetstream::Context, settings: &LeaseSettings, shared: 
             shared.deadlines.remove(&partition);
         }
     }
+    caught_up
 }
 
 /// Waits up to `limit` for the view to satisfy `done`.
@@ -494,68 +422,5 @@ async fn wait_for_view(
             return false;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const TTL: Duration = Duration::from_secs(3);
-    const S: i128 = 1_000_000_000;
-
-    fn apply(view: &mut View, p: u32, node: &str, op: Op, at_s: i128) -> bool {
-        view.apply(Some(p), node, "api", &op, at_s * S, TTL)
-    }
-
-    #[test]
-    fn the_first_claim_wins_until_the_lease_runs_out() {
-        let mut view = View::default();
-        assert!(apply(&mut view, 0, "a", Op::Claim, 10));
-        assert!(!apply(&mut view, 0, "b", Op::Claim, 11), "a holds it");
-        assert!(apply(&mut view, 0, "a", Op::Renew, 12));
-        assert!(!apply(&mut view, 0, "b", Op::Claim, 14), "renewed until 15");
-        assert!(
-            !apply(&mut view, 0, "b", Op::Renew, 14),
-            "b holds nothing to renew"
-        );
-        assert!(
-            apply(&mut view, 0, "b", Op::Claim, 15),
-            "a's lease ran out at 15"
-        );
-        assert!(!apply(&mut view, 0, "a", Op::Renew, 16), "a lost it");
-        assert_eq!(view.leases.get(&0).map(|l| l.node.as_str()), Some("b"));
-    }
-
-    #[test]
-    fn only_the_holder_releases_and_then_anyone_may_claim() {
-        let mut view = View::default();
-        apply(&mut view, 3, "a", Op::Claim, 1);
-        assert!(!apply(&mut view, 3, "b", Op::Release, 2));
-        assert!(apply(&mut view, 3, "a", Op::Release, 2));
-        assert!(apply(&mut view, 3, "b", Op::Claim, 2));
-        assert_eq!(view.held_by("b"), BTreeSet::from([3]));
-        assert!(view.held_by("a").is_empty());
-    }
-
-    #[test]
-    fn live_nodes_and_free_partitions_follow_stream_time() {
-        let mut view = View::default();
-        view.apply(None, "a", "api", &Op::Heartbeat, S, TTL);
-        view.apply(None, "b", "api", &Op::Heartbeat, 3 * S, TTL);
-        apply(&mut view, 1, "b", Op::Claim, 3);
-        assert_eq!(
-            view.live_nodes(TTL),
-            BTreeSet::from(["a".into(), "b".into()])
-        );
-        assert_eq!(view.free(3), vec![0, 2]);
-        view.apply(None, "b", "api", &Op::Heartbeat, 5 * S, TTL);
-        assert_eq!(
-            view.live_nodes(TTL),
-            BTreeSet::from(["b".into()]),
-            "a's heartbeat is 4 s old"
-        );
-        view.apply(None, "b", "api", &Op::Heartbeat, 7 * S, TTL);
-        assert_eq!(view.free(3), vec![0, 1, 2], "b's lease ran out at 6");
     }
 }

@@ -3,19 +3,16 @@
 //! joining node gets its share; a node cut off from NATS stops before anyone takes over.
 //! Every test samples all nodes' owned sets every 20 ms and fails if two ever overlap.
 
-#[path = "../../store/tests/nats_cluster/mod.rs"]
-mod nats_cluster;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use bellwether_cluster::leases::{LeaseSettings, Leases};
-use nats_cluster::{nats_server_or_skip, NatsCluster};
+use bellwether_testkit::nats::{nats_server_or_skip, NatsCluster};
 
 type Result<T> = std::result::Result<T, String>;
 
 const PARTITIONS: u32 = 12;
-const TTL: Duration = Duration::from_millis(1500);
+const TTL: Duration = Duration::from_secs(2);
 
 async fn node(urls: &[String], name: &str, prefix: &str) -> Result<Leases> {
     let addresses: Vec<async_nats::ServerAddr> = urls
@@ -92,7 +89,7 @@ async fn partitions_are_held_once_evenly_and_move_when_a_node_dies_or_joins() ->
     let c = node(&urls, "c", "moves").await?;
     until(
         &[&a, &b, &c],
-        Duration::from_secs(20),
+        Duration::from_secs(30),
         "three nodes, 4 each",
         |s| all_evenly(s, 4),
     )
@@ -102,7 +99,7 @@ async fn partitions_are_held_once_evenly_and_move_when_a_node_dies_or_joins() ->
     drop(c);
     let took = until(
         &[&a, &b],
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         "two nodes, 6 each",
         |s| all_evenly(s, 6),
     )
@@ -113,7 +110,7 @@ async fn partitions_are_held_once_evenly_and_move_when_a_node_dies_or_joins() ->
     let d = node(&urls, "d", "moves").await?;
     until(
         &[&a, &b, &d],
-        Duration::from_secs(20),
+        Duration::from_secs(30),
         "three nodes again, 4 each",
         |s| all_evenly(s, 4),
     )
@@ -123,7 +120,7 @@ async fn partitions_are_held_once_evenly_and_move_when_a_node_dies_or_joins() ->
     b.stop().await;
     until(
         &[&a, &d],
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         "two nodes, 6 each",
         |s| all_evenly(s, 6),
     )
@@ -144,7 +141,7 @@ async fn a_node_cut_off_from_nats_stops_before_another_takes_over() -> Result<()
     let c = node(&urls[2..], "c", "fence").await?;
     until(
         &[&a, &b, &c],
-        Duration::from_secs(20),
+        Duration::from_secs(30),
         "three nodes, 4 each",
         |s| all_evenly(s, 4),
     )
@@ -155,7 +152,7 @@ async fn a_node_cut_off_from_nats_stops_before_another_takes_over() -> Result<()
     cluster.kill(2);
     let stopped = until(
         &[&a, &b, &c],
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         "c holds nothing",
         |s| s[2].is_empty(),
     )
@@ -166,7 +163,7 @@ async fn a_node_cut_off_from_nats_stops_before_another_takes_over() -> Result<()
     );
     let outcome = until(
         &[&a, &b, &c],
-        Duration::from_secs(15),
+        Duration::from_secs(30),
         "a and b hold all, 6 each",
         |s| s[2].is_empty() && s[0].len() == 6 && s[1].len() == 6,
     )

@@ -2,8 +2,6 @@
 //! outbox), run against sled and against NATS JetStream key-value buckets on a real
 //! 3-node `nats-server` cluster, so that the collector above cannot tell them apart.
 
-mod nats_cluster;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +17,7 @@ use bellwether_store::alerts::{AlertStore, OutboxStore, SledAlertStore};
 use bellwether_store::nats::{KvAlertStore, KvVerdicts, Nats, NatsSettings};
 use bellwether_store::verdicts::{SledVerdicts, VerdictStore, MAX_TIMELINE};
 use bellwether_store::StoreError;
-use nats_cluster::{nats_server_or_skip, NatsCluster};
+use bellwether_testkit::nats::{nats_server_or_skip, NatsCluster};
 
 type Result<T> = std::result::Result<T, String>;
 

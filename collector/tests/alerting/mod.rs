@@ -1,19 +1,14 @@
-//! Shared pieces of the alert tests: a recording HTTP receiver on loopback, a routing
-//! config for teams payments / billing / platform, and an engine + deliverer over a
-//! real sled directory.
+//! Shared pieces of the alert tests: recording HTTP receivers on loopback
+//! ([`bellwether_testkit::receiver`]) behind a routing config for teams payments /
+//! billing / platform, and an engine + deliverer over a real sled directory.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::Router;
 use bellwether_alerting::alerts::AlertEngine;
 use bellwether_alerting::notify::outbox::Outbox;
 use bellwether_alerting::notify::transport::HttpTransport;
@@ -26,6 +21,8 @@ use bellwether_model::release::{Deployment, ReleaseKey, Source};
 use bellwether_store::alerts::OutboxStore;
 use bellwether_store::alerts::SledAlertStore;
 use bellwether_store::StoreError;
+use bellwether_testkit::eventually;
+use bellwether_testkit::receiver::Receiver;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -34,143 +31,25 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pub const SECRET: &str = "payments-hook-s3cret";
 pub const PD_KEY: &str = "pd-routing-key";
-
-#[derive(Clone, Debug)]
-pub struct Recorded {
-    pub path: String,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-    /// The status the receiver answered.
-    pub status: u16,
-}
-
-impl Recorded {
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_default()
-    }
-}
-
-#[derive(Default)]
-struct ReceiverState {
-    requests: Mutex<Vec<Recorded>>,
-    /// Answer 500 to this many more requests.
-    failures: AtomicUsize,
-    /// Wait this long before answering.
-    delay_ms: AtomicU64,
-}
-
-/// An HTTP receiver on 127.0.0.1 that records every request.
-#[derive(Clone)]
-pub struct TestReceiver {
-    pub addr: SocketAddr,
-    state: Arc<ReceiverState>,
-}
-
-impl TestReceiver {
-    pub async fn start() -> Result<Self, BoxError> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let state = Arc::new(ReceiverState::default());
-        let handler_state = Arc::clone(&state);
-        let app = Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
-            let state = Arc::clone(&handler_state);
-            async move {
-                let delay = state.delay_ms.load(Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(delay)).await;
-                let failing = state
-                    .failures
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                    .is_ok();
-                let status = if failing { 500 } else { 202 };
-                if let Ok(mut requests) = state.requests.lock() {
-                    requests.push(Recorded {
-                        path: uri.path().to_owned(),
-                        headers,
-                        body,
-                        status,
-                    });
-                }
-                let response: Response = if failing {
-                    (StatusCode::INTERNAL_SERVER_ERROR, "down").into_response()
-                } else {
-                    (StatusCode::ACCEPTED, "{}").into_response()
-                };
-                response
-            }
-        });
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(Self { addr, state })
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    pub fn fail_next(&self, n: usize) {
-        self.state.failures.store(n, Ordering::SeqCst);
-    }
-
-    pub fn delay_answers(&self, delay: Duration) {
-        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-        self.state.delay_ms.store(ms, Ordering::SeqCst);
-    }
-
-    pub fn all(&self) -> Vec<Recorded> {
-        self.state
-            .requests
-            .lock()
-            .map(|r| r.clone())
-            .unwrap_or_default()
-    }
-
-    /// Requests answered 2xx.
-    pub fn accepted(&self) -> Vec<Recorded> {
-        self.all().into_iter().filter(|r| r.status < 300).collect()
-    }
-
-    /// Waits until at least `n` requests were accepted.
-    pub async fn wait_accepted(&self, n: usize) -> Result<Vec<Recorded>, BoxError> {
-        wait_for(|| {
-            let accepted = self.accepted();
-            (accepted.len() >= n).then_some(accepted)
-        })
-        .await
-        .map_err(|_| format!("{} did not get {n} requests: {:?}", self.addr, self.all()).into())
-    }
-}
-
-/// Polls `check` every 10 ms for up to 10 s.
-pub async fn wait_for<T>(mut check: impl FnMut() -> Option<T>) -> Result<T, BoxError> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(value) = check() {
-            return Ok(value);
-        }
-        if Instant::now() > deadline {
-            return Err("condition not met within 10s".into());
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+/// How long a test waits for deliveries to arrive or settle.
+pub const WAIT: Duration = Duration::from_secs(10);
 
 pub struct Receivers {
-    pub hook: TestReceiver,
-    pub slack: TestReceiver,
-    pub pagerduty: TestReceiver,
-    pub billing: TestReceiver,
-    pub platform: TestReceiver,
+    pub hook: Receiver,
+    pub slack: Receiver,
+    pub pagerduty: Receiver,
+    pub billing: Receiver,
+    pub platform: Receiver,
 }
 
 impl Receivers {
     pub async fn start() -> Result<Self, BoxError> {
         Ok(Self {
-            hook: TestReceiver::start().await?,
-            slack: TestReceiver::start().await?,
-            pagerduty: TestReceiver::start().await?,
-            billing: TestReceiver::start().await?,
-            platform: TestReceiver::start().await?,
+            hook: Receiver::start().await?,
+            slack: Receiver::start().await?,
+            pagerduty: Receiver::start().await?,
+            billing: Receiver::start().await?,
+            platform: Receiver::start().await?,
         })
     }
 
@@ -206,7 +85,7 @@ receivers = ["platform-hook"]
 [[receivers]]
 name = "payments-hook"
 type = "webhook"
-url = "{hook}/bellwether"
+url = "{hook}"
 secret_env = "PAYMENTS_HOOK_SECRET"
 deploys = true
 
@@ -225,24 +104,24 @@ deploys = true
 [[receivers]]
 name = "billing-hook"
 type = "webhook"
-url = "{billing}/hook"
+url = "{billing}"
 
 [[receivers]]
 name = "platform-hook"
 type = "webhook"
-url = "{platform}/hook"
+url = "{platform}"
 "#,
-            hook = self.hook.url(),
-            pd = self.pagerduty.url(),
-            billing = self.billing.url(),
-            platform = self.platform.url(),
+            hook = self.hook.url("/bellwether"),
+            pd = self.pagerduty.url(""),
+            billing = self.billing.url("/hook"),
+            platform = self.platform.url("/hook"),
         )
     }
 
     pub fn alerting(&self) -> Result<Alerting, BoxError> {
         let text = self.config_toml();
         let file = bellwether_collector::config::parse_file(Path::new("test.toml"), &text)?;
-        let slack = format!("{}/services/T000/B000/XXXX", self.slack.url());
+        let slack = self.slack.url("/services/T000/B000/XXXX");
         let env = move |name: &str| match name {
             "PAYMENTS_HOOK_SECRET" => Some(SECRET.to_owned()),
             "PAYMENTS_SLACK_URL" => Some(slack.clone()),
@@ -253,7 +132,7 @@ url = "{platform}/hook"
     }
 
     pub fn others_silent(&self) -> bool {
-        self.billing.all().is_empty() && self.platform.all().is_empty()
+        self.billing.requests().is_empty() && self.platform.requests().is_empty()
     }
 }
 
@@ -316,12 +195,12 @@ impl Harness {
 
     /// Waits until nothing is pending and returns the counters.
     pub async fn settled(&self) -> Result<OutboxCounters, BoxError> {
-        let outbox = self.outbox.clone();
-        wait_for(|| {
-            let view = outbox.view().ok()?;
-            view.pending.is_empty().then_some(view.counters)
+        let counters = eventually(WAIT, || async {
+            let view = self.outbox.view().ok();
+            Ok(view.and_then(|view| view.pending.is_empty().then_some(view.counters)))
         })
-        .await
+        .await?;
+        Ok(counters)
     }
 }
 

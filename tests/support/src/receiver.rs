@@ -1,36 +1,39 @@
-//! A notification receiver for end-to-end tests: a real HTTP server on a free loopback
-//! port that records every request (method, path, headers, raw body) and answers 200, or
-//! 500 while it has been told to fail.
+//! A notification receiver: a real HTTP server on a free loopback port that records every
+//! request (method, path, headers, raw body) and answers 200, or 500 while it has been
+//! told to fail, optionally after a delay. It stands in for a webhook, Slack or
+//! PagerDuty endpoint.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use axum::body::Bytes;
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use tokio::task::JoinHandle;
 
 use crate::eventually;
+
+/// The largest body the receiver reads.
+const MAX_BODY: usize = 16 * 1024 * 1024;
 
 /// One request as the receiver saw it.
 #[derive(Clone, Debug)]
 pub struct Recorded {
     pub method: String,
     pub path: String,
-    /// Header names lowercase; the last value of a repeated header.
-    pub headers: HashMap<String, String>,
-    pub body: Vec<u8>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
     /// The status the receiver answered.
     pub status: u16,
 }
 
 impl Recorded {
+    /// The first value of header `name`, when it is text.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(String::as_str)
+        self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     /// The body as JSON (`Null` when it is not JSON).
@@ -48,6 +51,8 @@ struct Shared {
     requests: Mutex<Vec<Recorded>>,
     /// Requests still to be answered 500.
     failures_left: AtomicUsize,
+    /// How long to wait before answering.
+    delay_ms: AtomicU64,
 }
 
 /// A running receiver; stops when dropped.
@@ -58,7 +63,7 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    /// Starts a receiver on `127.0.0.1:0` answering 200.
+    /// Starts a receiver on `127.0.0.1:0` answering 200 at once.
     pub async fn start() -> Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -82,6 +87,12 @@ impl Receiver {
     /// The next `n` requests are answered 500 (replaces any earlier count).
     pub fn fail_next(&self, n: usize) {
         self.shared.failures_left.store(n, Ordering::SeqCst);
+    }
+
+    /// Every later request waits `delay` before it is recorded and answered.
+    pub fn delay_answers(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.shared.delay_ms.store(ms, Ordering::SeqCst);
     }
 
     /// Every request so far, oldest first.
@@ -133,7 +144,7 @@ impl Drop for Receiver {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -141,9 +152,13 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 async fn record(State(shared): State<Arc<Shared>>, request: Request) -> StatusCode {
     let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, 16 * 1024 * 1024)
+    let body = axum::body::to_bytes(body, MAX_BODY)
         .await
         .unwrap_or_else(|_| Bytes::new());
+    let delay = shared.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
     let fail = shared
         .failures_left
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -153,21 +168,11 @@ async fn record(State(shared): State<Arc<Shared>>, request: Request) -> StatusCo
     } else {
         StatusCode::OK
     };
-    let headers = parts
-        .headers
-        .iter()
-        .map(|(name, value)| {
-            (
-                name.as_str().to_owned(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
     lock(&shared.requests).push(Recorded {
         method: parts.method.to_string(),
         path: parts.uri.path().to_owned(),
-        headers,
-        body: body.to_vec(),
+        headers: parts.headers,
+        body,
         status: status.as_u16(),
     });
     status

@@ -1,0 +1,179 @@
+//! OTLP requests as an instrumented service sends them: a resource carrying the release
+//! identity (`service.name`, `service.version`, `deployment.environment.name`, and
+//! `service.instance.id` for one instance), log records with severity and exception
+//! attributes, and whole logs or trace requests with a given number of errors.
+
+use anyhow::{Context, Result};
+use bellwether_proto::otlp::common::{any_value, AnyValue, KeyValue};
+use bellwether_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
+use bellwether_proto::otlp::logs_service::logs_service_client::LogsServiceClient;
+use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
+use bellwether_proto::otlp::resource::Resource;
+use bellwether_proto::otlp::trace::{status, ResourceSpans, ScopeSpans, Span, Status};
+use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
+
+/// OTLP severity numbers.
+pub const SEVERITY_INFO: i32 = 9;
+pub const SEVERITY_ERROR: i32 = 17;
+
+/// Log records per request in [`export_logs`].
+const EXPORT_CHUNK: usize = 2_000;
+
+/// A string attribute.
+pub fn kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.to_owned())),
+        }),
+        ..KeyValue::default()
+    }
+}
+
+/// The resource of a release, plus `extra` string attributes.
+pub fn resource(
+    service: &str,
+    version: &str,
+    environment: &str,
+    extra: &[(&str, &str)],
+) -> Resource {
+    let mut attributes = vec![
+        kv("service.name", service),
+        kv("service.version", version),
+        kv("deployment.environment.name", environment),
+    ];
+    attributes.extend(extra.iter().map(|(k, v)| kv(k, v)));
+    Resource {
+        attributes,
+        ..Resource::default()
+    }
+}
+
+/// The resource of one instance of one release.
+pub fn release_resource(
+    service: &str,
+    version: &str,
+    environment: &str,
+    instance: &str,
+) -> Resource {
+    resource(
+        service,
+        version,
+        environment,
+        &[("service.instance.id", instance)],
+    )
+}
+
+/// A log record at `unix_ms`; an error when `severity` is [`SEVERITY_ERROR`], with
+/// `exception` = (type, message) as attributes when given.
+pub fn log_record(
+    body: &str,
+    severity: i32,
+    exception: Option<(&str, &str)>,
+    unix_ms: i64,
+) -> LogRecord {
+    let mut attributes = Vec::new();
+    if let Some((kind, message)) = exception {
+        attributes.push(kv("exception.type", kind));
+        attributes.push(kv("exception.message", message));
+    }
+    LogRecord {
+        time_unix_nano: u64::try_from(unix_ms).unwrap_or(0) * 1_000_000,
+        severity_number: severity,
+        body: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(body.to_owned())),
+        }),
+        attributes,
+        ..LogRecord::default()
+    }
+}
+
+/// One logs request: `records` under `resource`, in one scope.
+pub fn logs_request(resource: Resource, records: Vec<LogRecord>) -> ExportLogsServiceRequest {
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(resource),
+            scope_logs: vec![ScopeLogs {
+                log_records: records,
+                ..ScopeLogs::default()
+            }],
+            ..ResourceLogs::default()
+        }],
+    }
+}
+
+/// `total` log records without a body, of which the first `errors` have severity ERROR.
+pub fn logs(
+    resource: Resource,
+    total: usize,
+    errors: usize,
+    time_ns: u64,
+) -> ExportLogsServiceRequest {
+    let records = (0..total)
+        .map(|i| LogRecord {
+            time_unix_nano: time_ns,
+            severity_number: if i < errors {
+                SEVERITY_ERROR
+            } else {
+                SEVERITY_INFO
+            },
+            ..LogRecord::default()
+        })
+        .collect();
+    logs_request(resource, records)
+}
+
+/// `total` spans ending at `time_ns` after 1 ms, of which the first `errors` have status
+/// ERROR.
+pub fn spans(
+    resource: Resource,
+    total: usize,
+    errors: usize,
+    time_ns: u64,
+) -> ExportTraceServiceRequest {
+    let spans = (0..total)
+        .map(|i| Span {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            start_time_unix_nano: time_ns.saturating_sub(1_000_000),
+            end_time_unix_nano: time_ns,
+            status: Some(Status {
+                code: if i < errors {
+                    status::StatusCode::Error as i32
+                } else {
+                    status::StatusCode::Ok as i32
+                },
+                ..Status::default()
+            }),
+            ..Span::default()
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(resource),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    }
+}
+
+/// Sends `records` under `resource` over OTLP/gRPC to `grpc_url` (`http://host:port`),
+/// in requests of at most 2 000.
+pub async fn export_logs(
+    grpc_url: &str,
+    resource: &Resource,
+    records: Vec<LogRecord>,
+) -> Result<()> {
+    let mut client = LogsServiceClient::connect(grpc_url.to_owned())
+        .await
+        .with_context(|| format!("connecting to {grpc_url}"))?;
+    for chunk in records.chunks(EXPORT_CHUNK) {
+        client
+            .export(logs_request(resource.clone(), chunk.to_vec()))
+            .await?;
+    }
+    Ok(())
+}
