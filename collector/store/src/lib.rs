@@ -1,10 +1,15 @@
-//! The release store: deployments, per-release time buckets of counts, error fingerprints
-//! (issues) with samples, sampled latencies, and the ids of batches already applied.
+//! Every durable state of the collector behind a trait, with its implementations. The
+//! collector above talks to the traits only.
 //!
-//! [`ReleaseStore`] is the seam the rest of the collector talks to; [`SledStore`] is the
-//! embedded implementation. Every key starts with the service name, so all state of one
-//! service sits in one contiguous key range and can later move between nodes as a unit.
-//! The bounds on issues and latency samples are listed in [`bellwether_model::issue`].
+//! | trait | what | single node | cluster |
+//! |---|---|---|---|
+//! | [`ReleaseStore`] | deployments, per-release buckets of counts, issues and samples, latency samples, applied batch ids | [`SledStore`] | (per-partition sled, to come) |
+//! | [`verdicts::VerdictStore`] | the latest verdict and its timeline per release | [`verdicts::SledVerdicts`] | [`nats::KvVerdicts`] |
+//! | [`alerts::AlertStore`], [`alerts::OutboxStore`] | alerts, silences, the notification outbox | [`alerts::SledAlertStore`] | [`nats::KvAlertStore`] |
+//!
+//! Every key starts with the service name, so all state of one service sits in one
+//! contiguous key range and can move between nodes as a unit. The bounds on issues and
+//! latency samples are listed in [`bellwether_model::issue`].
 
 pub mod alerts;
 mod keys;

@@ -23,8 +23,9 @@
 //!   and summed when read, so no two nodes ever update the same counter. A verdict is
 //!   written only by the node that owns its release.
 //!
-//! `async-nats` 0.40 is used: it speaks to the nats-server 2.9 that Debian ships,
-//! key-value buckets included (later versions need features of newer servers for them).
+//! `async-nats` 0.40 is used, with its default features off: its `server_2_10` and
+//! `server_2_11` features add stream settings that the nats-server 2.9 Debian ships
+//! refuses, and later versions need such settings for key-value buckets.
 
 mod alerts;
 mod verdicts;
