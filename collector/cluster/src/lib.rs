@@ -1,12 +1,14 @@
 //! How the nodes of a Bellwether cluster share the work: services are hashed into a
 //! fixed number of partitions ([`partition_of`]), and each partition is owned by one node
-//! at a time through a lease ([`leases`]).
+//! at a time through a lease ([`leases`]). Any node publishes what it ingests to the
+//! partition's subject of one stream; the owner applies it to its store ([`ingest`]).
 //!
 //! Nothing here runs a consensus of its own: the leases are decided from one log that
 //! NATS JetStream replicates, read in the same order by every node.
 
 #![forbid(unsafe_code)]
 
+pub mod ingest;
 pub mod leases;
 
 /// The partition of `service` among `partitions` (FNV-1a 64 of the name): the same on

@@ -56,7 +56,7 @@ pub struct FirstSeen {
 }
 
 /// What one batch adds to one fingerprint of one release.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssueDelta {
     pub title: String,
     pub exception_type: String,

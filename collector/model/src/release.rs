@@ -157,7 +157,7 @@ pub struct DeploymentRecord {
 }
 
 /// Release metadata carried by telemetry resource attributes.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResourceIdentity {
     pub commit: Option<String>,
     pub deploy_id: Option<String>,

@@ -33,7 +33,7 @@ pub use reservoir::{duration_micros, Reservoir};
 pub use sled_store::SledStore;
 
 /// What one release gained from one ingest request.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReleaseDelta {
     pub identity: ResourceIdentity,
     /// Bucket start (Unix ms) → counts to add.

@@ -9,7 +9,7 @@ use bellwether_model::issue::MAX_LATENCY_SAMPLES;
 
 /// At most [`MAX_LATENCY_SAMPLES`] durations (microseconds, saturating at `u32::MAX`,
 /// about 71 minutes) drawn uniformly from `seen` durations.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Reservoir {
     pub seen: u64,
     pub values_us: Vec<u32>,
