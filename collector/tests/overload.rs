@@ -43,12 +43,19 @@ async fn flood(
     grpc: SocketAddr,
     request: &ExportLogsServiceRequest,
 ) -> Result<(u64, u64), Box<dyn std::error::Error + Send + Sync>> {
-    let client = LogsServiceClient::connect(format!("http://{grpc}"))
-        .await?
-        .max_encoding_message_size(64 * 1024 * 1024);
-    let mut exports = JoinSet::new();
+    // One connection per request: on a single HTTP/2 connection the flow-control window
+    // lets large requests arrive one after another, and they may never overlap.
+    let mut clients = Vec::with_capacity(CONCURRENT_REQUESTS);
     for _ in 0..CONCURRENT_REQUESTS {
-        let (mut client, request) = (client.clone(), request.clone());
+        clients.push(
+            LogsServiceClient::connect(format!("http://{grpc}"))
+                .await?
+                .max_encoding_message_size(64 * 1024 * 1024),
+        );
+    }
+    let mut exports = JoinSet::new();
+    for mut client in clients {
+        let request = request.clone();
         exports.spawn(async move { client.export(request).await });
     }
     let (mut accepted, mut refused) = (0, 0);
