@@ -207,6 +207,7 @@ impl Demo {
         // A good release.
         let good = release("1.5.0", vec![TIMEOUTS]);
         self.deploy(&CHECKOUT, &good, "faster cart totals").await?;
+        let good_since = Instant::now();
         let _ = checkout_tx.send(good);
         self.follow("1.5.0", |v| v != "pending").await?;
         if !self.gate("1.5.0").await {
@@ -214,9 +215,14 @@ impl Demo {
         }
         say("gate passed (exit 0): the pipeline promotes checkout 1.5.0");
 
+        // The next release is judged against this one's record: let it serve a few
+        // buckets first, so that the baseline is long enough to decide either way.
+        serve_for(&say, "1.5.0", good_since).await;
+
         // A bad release: a new exception in billing code and 25× the error rate.
         let bad = release("1.6.0", vec![TIMEOUTS, TAX_FAILURES]);
         self.deploy(&CHECKOUT, &bad, "new tax rules").await?;
+        let bad_since = Instant::now();
         let _ = checkout_tx.send(bad);
         say("checkout 1.6.0 now fails 2.5% of checkouts with TaxServiceError (raised in src/billing/tax.py)");
         self.follow("1.6.0", |v| v == "unhealthy").await?;
@@ -253,6 +259,8 @@ impl Demo {
             return Err(anyhow!("the gate passed checkout 1.6.0"));
         }
         say("gate failed (exit 1): the pipeline stops promoting checkout 1.6.0");
+
+        serve_for(&say, "1.6.0", bad_since).await;
 
         // Roll forward with the fix.
         let fixed = release("1.6.1", vec![TIMEOUTS]);
@@ -296,5 +304,22 @@ pub(super) fn to_health(h: &HealthResponse) -> bellwether_model::health::Release
         started_at_unix_ms: h.started_at_unix_ms,
         revision: h.revision,
         figures: h.analysis.clone(),
+    }
+}
+
+/// How long a release serves before the next one replaces it: three buckets, so that the
+/// next release's baseline holds enough of this one's traffic to decide either way.
+const SERVE_BEFORE_NEXT: Duration = Duration::from_secs(30);
+
+/// Waits until the release deployed at `since` has served [`SERVE_BEFORE_NEXT`].
+async fn serve_for(say: &impl Fn(&str), version: &str, since: Instant) {
+    let served = since.elapsed();
+    if served < SERVE_BEFORE_NEXT {
+        let rest = SERVE_BEFORE_NEXT - served;
+        say(&format!(
+            "checkout {version} keeps serving for {}s more, so that the next release has a baseline",
+            rest.as_secs()
+        ));
+        tokio::time::sleep(rest).await;
     }
 }
