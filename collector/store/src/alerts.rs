@@ -12,7 +12,7 @@ use std::path::Path;
 use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
 
-use crate::{from_tx, StoreError};
+use crate::{decode_json, encode_json, from_tx, StoreError};
 use bellwether_model::alert::Alert;
 use bellwether_model::notification::{Counter, NewEntry, OutboxCounters, OutboxEntry};
 use bellwether_model::silence::Silence;
@@ -123,26 +123,18 @@ fn alert_key(alert: &Alert) -> Vec<u8> {
     .join(&0u8)
 }
 
-fn decode<T: serde::de::DeserializeOwned>(what: &str, raw: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(raw).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
-}
-
-fn encode<T: serde::Serialize>(what: &str, value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
-}
-
 impl AlertStore for SledAlertStore {
     fn alerts(&self) -> Result<Vec<Alert>, StoreError> {
         self.alerts
             .iter()
             .values()
-            .map(|raw| decode("alert", &raw?))
+            .map(|raw| decode_json("alert", &raw?))
             .collect()
     }
 
     fn put_alert(&self, alert: &Alert) -> Result<(), StoreError> {
         self.alerts
-            .insert(alert_key(alert), encode("alert", alert)?)?;
+            .insert(alert_key(alert), encode_json("alert", alert)?)?;
         self.db.flush()?;
         Ok(())
     }
@@ -156,13 +148,13 @@ impl AlertStore for SledAlertStore {
         self.silences
             .iter()
             .values()
-            .map(|raw| decode("silence", &raw?))
+            .map(|raw| decode_json("silence", &raw?))
             .collect()
     }
 
     fn put_silence(&self, silence: &Silence) -> Result<(), StoreError> {
         self.silences
-            .insert(silence.id.as_bytes(), encode("silence", silence)?)?;
+            .insert(silence.id.as_bytes(), encode_json("silence", silence)?)?;
         self.db.flush()?;
         Ok(())
     }
@@ -186,7 +178,7 @@ impl OutboxStore for SledAlertStore {
             // generate_id is monotonic, so key order is creation order.
             let id = self.db.generate_id()?;
             let entry = OutboxEntry::new(id, new, now_unix_ms);
-            batch.insert(&id.to_be_bytes(), encode("outbox entry", &entry)?);
+            batch.insert(&id.to_be_bytes(), encode_json("outbox entry", &entry)?);
             ids.push(id);
         }
         self.outbox.apply_batch(batch)?;
@@ -200,12 +192,12 @@ impl OutboxStore for SledAlertStore {
         self.outbox
             .iter()
             .values()
-            .map(|raw| decode("outbox entry", &raw?))
+            .map(|raw| decode_json("outbox entry", &raw?))
             .collect()
     }
 
     fn save(&self, entry: &OutboxEntry, counter: Option<Counter>) -> Result<(), StoreError> {
-        let value = encode("outbox entry", entry)?;
+        let value = encode_json("outbox entry", entry)?;
         self.write_counted(entry.id, Some(&value), counter)?;
         self.db.flush()?;
         Ok(())

@@ -70,6 +70,22 @@ pub enum StoreError {
     Replicated(String),
 }
 
+/// A stored value from its JSON; `what` names it in the error.
+pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(
+    what: &str,
+    raw: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(raw).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+/// A value as stored JSON; `what` names it in the error.
+pub(crate) fn encode_json<T: serde::Serialize>(
+    what: &str,
+    value: &T,
+) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
 /// A failed sled transaction as a store error.
 pub(crate) fn from_tx(e: sled::transaction::TransactionError<StoreError>) -> StoreError {
     match e {

@@ -4,11 +4,9 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
-use crate::{keys, ReleaseDelta, Reservoir, StoreError};
+use crate::{decode_json, encode_json, keys, ReleaseDelta, Reservoir, StoreError};
 use bellwether_model::issue::{FirstSeen, IssueCount};
 use bellwether_model::issue::{
     IssueDelta, IssueRecord, IssueSample, LatencyBucket, ReleaseIssue,
@@ -21,14 +19,6 @@ type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 
 fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
     ConflictableTransactionError::Abort(e)
-}
-
-fn decode_json<T: DeserializeOwned>(what: &str, raw: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(raw).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
-}
-
-fn encode_json<T: Serialize>(what: &str, value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
 /// The trees one batch's issues and latency samples are written to.

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use super::{add, decode_u64, nats_error, token, values_under, Nats};
 use crate::alerts::{AlertStore, OutboxStore};
-use crate::StoreError;
+use crate::{decode_json, encode_json, StoreError};
 use bellwether_model::alert::Alert;
 use bellwether_model::notification::{Counter, NewEntry, OutboxCounters, OutboxEntry};
 use bellwether_model::silence::Silence;
@@ -81,7 +81,7 @@ impl KvAlertStore {
         let raw = self
             .nats
             .run(what, async move { values_under(&bucket, prefix).await })?;
-        raw.iter().map(|raw| decode(what, raw)).collect()
+        raw.iter().map(|raw| decode_json(what, raw)).collect()
     }
 
     fn count(&self, counter: Counter, by: u64) -> Result<(), StoreError> {
@@ -118,14 +118,6 @@ fn counter_key(counter: Counter, node: &str) -> String {
     format!("c.{}.{}", counter.as_str(), token(node))
 }
 
-fn decode<T: serde::de::DeserializeOwned>(what: &str, raw: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(raw).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
-}
-
-fn encode<T: serde::Serialize>(what: &str, value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
-}
-
 impl AlertStore for KvAlertStore {
     fn alerts(&self) -> Result<Vec<Alert>, StoreError> {
         self.list("listing alerts", &self.alerts, "a.")
@@ -136,7 +128,7 @@ impl AlertStore for KvAlertStore {
             "storing an alert",
             &self.alerts,
             alert_key(alert),
-            encode("alert", alert)?,
+            encode_json("alert", alert)?,
         )
     }
 
@@ -149,7 +141,7 @@ impl AlertStore for KvAlertStore {
     }
 
     fn put_silence(&self, silence: &Silence) -> Result<(), StoreError> {
-        let value = encode("silence", silence)?;
+        let value = encode_json("silence", silence)?;
         self.put(
             "storing a silence",
             &self.alerts,
@@ -184,7 +176,7 @@ impl OutboxStore for KvAlertStore {
         let mut stored = Vec::with_capacity(entries.len());
         for new in entries {
             let entry = OutboxEntry::new(self.nats.sequence()?, new, now_unix_ms);
-            stored.push((entry.id, Bytes::from(encode("outbox entry", &entry)?)));
+            stored.push((entry.id, Bytes::from(encode_json("outbox entry", &entry)?)));
         }
         let ids: Vec<u64> = stored.iter().map(|(id, _)| *id).collect();
         let outbox = self.outbox.clone();
@@ -209,7 +201,7 @@ impl OutboxStore for KvAlertStore {
         if let Some(counter) = counter {
             self.count(counter, 1)?;
         }
-        let value = encode("outbox entry", entry)?;
+        let value = encode_json("outbox entry", entry)?;
         self.put(
             "storing an outbox entry",
             &self.outbox,

@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::{nats_error, read, token, write_if_unchanged, Nats};
 use crate::verdicts::{Stored, VerdictStore};
-use crate::StoreError;
+use crate::{decode_json, encode_json, StoreError};
 use bellwether_model::health::{ReleaseHealth, TimelineEntry};
 use bellwether_model::release::ReleaseKey;
 
@@ -38,7 +38,7 @@ impl KvVerdicts {
                 .await
                 .map_err(|e| nats_error("reading a verdict", e))
         })?;
-        raw.map(|raw| decode(&raw)).transpose()
+        raw.map(|raw| decode_json("verdict", &raw)).transpose()
     }
 }
 
@@ -49,10 +49,6 @@ fn key(release: &ReleaseKey) -> String {
         token(&release.environment),
         token(&release.version)
     )
-}
-
-fn decode(raw: &[u8]) -> Result<Stored, StoreError> {
-    serde_json::from_slice(raw).map_err(|e| StoreError::Corrupt(format!("verdict: {e}")))
 }
 
 impl VerdictStore for KvVerdicts {
@@ -74,12 +70,9 @@ impl VerdictStore for KvVerdicts {
             // Read, extend the timeline, write back only if nobody wrote in between.
             loop {
                 let (entry, value) = read(&bucket, &key).await?;
-                let previous = value.map(|v| decode(&v)).transpose()?;
+                let previous = value.map(|v| decode_json("verdict", &v)).transpose()?;
                 let stored = Stored::next(previous, &health);
-                let raw = Bytes::from(
-                    serde_json::to_vec(&stored)
-                        .map_err(|e| StoreError::Corrupt(format!("encoding verdict: {e}")))?,
-                );
+                let raw = Bytes::from(encode_json("encoding verdict", &stored)?);
                 if write_if_unchanged(&bucket, &key, entry.as_ref(), raw).await? {
                     return Ok(());
                 }
