@@ -256,23 +256,12 @@ fn sled_keeps_the_contracts() -> Result<()> {
     outbox_contract(&alerts)
 }
 
-/// Connects to `cluster` once its JetStream has a leader (bucket creation succeeds).
+/// Connects to `cluster` with its own bucket prefix, once JetStream is ready.
 fn connect(cluster: &NatsCluster, prefix: &str) -> Result<Nats> {
     let mut settings = NatsSettings::new(cluster.urls());
     settings.prefix = prefix.to_owned();
     settings.timeout = Duration::from_secs(5);
-    let nats = Nats::connect(&settings).map_err(text)?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match KvVerdicts::open(&nats) {
-            Ok(_) => return Ok(nats),
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            Err(e) => return Err(format!("JetStream never became ready: {e}")),
-        }
-    }
+    connect_with(settings)
 }
 
 #[test]
@@ -335,16 +324,17 @@ fn nodes_sharing_jetstream_see_one_state_and_never_share_an_id() -> Result<()> {
     Ok(())
 }
 
+/// Connects with `settings` once its JetStream has a leader (a bucket can be opened).
 fn connect_with(settings: NatsSettings) -> Result<Nats> {
     let nats = Nats::connect(&settings).map_err(text)?;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while KvAlertStore::open(&nats).is_err() {
-        if Instant::now() > deadline {
-            return Err("JetStream never became ready".into());
+    loop {
+        match KvAlertStore::open(&nats) {
+            Ok(_) => return Ok(nats),
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => return Err(format!("JetStream never became ready: {e}")),
         }
-        std::thread::sleep(Duration::from_millis(100));
     }
-    Ok(nats)
 }
 
 #[test]
