@@ -12,7 +12,8 @@
 //! The `[detection]` table (file only) is validated by [`crate::evaluate::settings`].
 //! `[routing]`, `[[teams]]` and `[[receivers]]` (file only) by [`bellwether_alerting::routing::config`].
 //! `[[auth.tokens]]` (file only) by [`crate::auth::config`]; `[limits]` by [`crate::limits`];
-//! `[retention]` by [`crate::retention`]; `[tls]` by [`crate::tls`].
+//! `[retention]` by [`crate::retention`]; `[tls]` by [`crate::tls`]; `[cluster]` (and
+//! `--cluster`, `--node-id`) by [`crate::cluster::settings`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -51,6 +52,8 @@ pub struct Settings {
     pub retention: crate::retention::Retention,
     /// TLS for every listener; `bellwether serve` fills it via [`crate::tls::load`].
     pub tls: Option<crate::tls::TlsSettings>,
+    /// A node of a cluster (`--cluster`, `[cluster]`); `None`: a single collector.
+    pub cluster: Option<crate::cluster::ClusterSettings>,
 }
 
 impl Settings {
@@ -68,6 +71,7 @@ impl Settings {
             limits: crate::limits::Limits::default(),
             retention: crate::retention::Retention::default(),
             tls: None,
+            cluster: None,
         }
     }
 }
@@ -95,6 +99,8 @@ pub struct FileConfig {
     pub retention: Option<crate::retention::RawRetention>,
     /// `[tls]`: read by [`crate::tls::load`].
     pub tls: Option<crate::tls::RawTls>,
+    /// `[cluster]`: see [`crate::cluster::settings`].
+    pub cluster: Option<crate::cluster::RawCluster>,
 }
 
 /// Values given on the command line or in the environment; they beat the file.
@@ -104,6 +110,9 @@ pub struct Overrides {
     pub otlp_grpc_addr: Option<String>,
     pub otlp_http_addr: Option<String>,
     pub http_addr: Option<String>,
+    /// `--cluster`: comma-separated NATS URLs.
+    pub cluster: Option<String>,
+    pub node_id: Option<String>,
 }
 
 /// Reads and parses a config file.
@@ -151,6 +160,16 @@ pub fn resolve(overrides: Overrides, file: FileConfig) -> Result<Settings, Confi
             reason: "must not be empty".to_owned(),
         });
     }
+    let http_addr = addr(
+        "http_addr",
+        overrides.http_addr.or(file.http_addr),
+        DEFAULT_HTTP_ADDR,
+    )?;
+    let cluster = file.cluster.unwrap_or_default().resolve(
+        overrides.cluster,
+        overrides.node_id,
+        http_addr,
+    )?;
     Ok(Settings {
         data_dir,
         otlp_grpc_addr: addr(
@@ -163,17 +182,14 @@ pub fn resolve(overrides: Overrides, file: FileConfig) -> Result<Settings, Confi
             overrides.otlp_http_addr.or(file.otlp_http_addr),
             DEFAULT_OTLP_HTTP_ADDR,
         )?,
-        http_addr: addr(
-            "http_addr",
-            overrides.http_addr.or(file.http_addr),
-            DEFAULT_HTTP_ADDR,
-        )?,
+        http_addr,
         detection: detection::resolve(file.detection.as_ref())?,
         alerting: bellwether_alerting::routing::config::Alerting::default(),
         auth: crate::auth::Tokens::default(),
         limits: file.limits.unwrap_or_default().resolve()?,
         retention: file.retention.unwrap_or_default().resolve()?,
         tls: None,
+        cluster,
     })
 }
 

@@ -32,6 +32,8 @@ pub struct ReleaseStats {
 pub struct Releases {
     store: Arc<dyn ReleaseStore>,
     alerts: Option<bellwether_alerting::alerts::AlertEngine>,
+    /// In a cluster, deployments go through the ingest stream to every node.
+    cluster: Option<crate::cluster::Node>,
 }
 
 impl Releases {
@@ -39,7 +41,14 @@ impl Releases {
         Self {
             store,
             alerts: None,
+            cluster: None,
         }
+    }
+
+    /// Records deployments through the cluster's stream, so every node has them.
+    pub fn with_cluster(mut self, node: crate::cluster::Node) -> Self {
+        self.cluster = Some(node);
+        self
     }
 
     /// Recorded deployments are also announced through `alerts` (release notifications).
@@ -58,9 +67,16 @@ impl Releases {
 
     pub async fn record(&self, record: DeploymentRecord) -> Result<Deployment, Error> {
         let record = validate_record(record)?;
-        let deployment = self
-            .blocking(move |store| Ok(store.record_deployment(&record, now_unix_ms())?))
-            .await?;
+        let deployment = match &self.cluster {
+            Some(node) => {
+                node.record_deployment(record, now_unix_ms(), &self.store)
+                    .await?
+            }
+            None => {
+                self.blocking(move |store| Ok(store.record_deployment(&record, now_unix_ms())?))
+                    .await?
+            }
+        };
         tracing::info!(
             service = %deployment.release.service,
             environment = %deployment.release.environment,

@@ -10,6 +10,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use crate::cluster::node::Replica;
+use crate::cluster::Node;
 use crate::config::Settings;
 use crate::evaluate::Evaluator;
 use crate::grpc_release::ReleaseGrpc;
@@ -20,6 +22,7 @@ use crate::retention::{Pruner, Retention};
 use bellwether_alerting::alerts::bridge::AlertBridge;
 use bellwether_alerting::alerts::AlertService;
 use bellwether_model::time::now_unix_ms;
+use bellwether_store::nats::{KvAlertStore, KvVerdicts, Nats};
 use bellwether_store::verdicts::SledVerdicts;
 use bellwether_store::{ReleaseStore, SledStore, StoreError};
 
@@ -86,36 +89,34 @@ pub async fn run(
         let store = SledStore::open(&dir)?;
         let verdicts = SledVerdicts::new(store.open_tree("verdicts")?);
         let pruner = Pruner::open(&store, store.open_tree("verdicts")?)?;
-        Ok::<_, StoreError>((store, verdicts, pruner))
+        let progress = store.open_tree("cluster")?;
+        Ok::<_, StoreError>((store, verdicts, pruner, progress))
     })
     .await?
     .map_err(|source| ServerError::Open {
         dir: settings.data_dir.display().to_string(),
         source,
     })?;
-    let (store, verdicts, pruner) = opened;
+    let (store, verdicts, pruner, progress) = opened;
     let store: Arc<dyn ReleaseStore> = Arc::new(store);
     tracing::info!(data_dir = %settings.data_dir.display(), "store opened");
-    let evaluator = Evaluator::new(
-        Arc::clone(&store),
-        Arc::new(verdicts),
-        settings.detection.clone(),
-    );
-    let (alerts_dir, alerting) = (settings.data_dir.clone(), settings.alerting.clone());
-    let alert_service =
-        tokio::task::spawn_blocking(move || AlertService::open(&alerts_dir, &alerting))
-            .await?
-            .map_err(|e| ServerError::Serve {
-                kind: "alerts",
-                message: e.to_string(),
-            })?;
+    let parts = match &settings.cluster {
+        None => Parts::single(&settings, Arc::clone(&store), verdicts).await?,
+        Some(cluster) => Parts::cluster(&settings, cluster, Arc::clone(&store), progress).await?,
+    };
+    let Parts {
+        evaluator,
+        alert_service,
+        node,
+        replica,
+    } = parts;
 
-    let bridge = AlertBridge::new(alert_service.engine(), Arc::clone(&store));
-    // The evaluator was made just above and has no sink yet: this cannot be refused.
-    let _ = evaluator.set_sink(Arc::new(bridge));
-
-    let ingestor = Ingestor::new(Arc::clone(&store)).with_limits(settings.limits);
-    let releases = Releases::new(Arc::clone(&store)).with_alerts(alert_service.engine());
+    let mut ingestor = Ingestor::new(Arc::clone(&store)).with_limits(settings.limits);
+    let mut releases = Releases::new(Arc::clone(&store)).with_alerts(alert_service.engine());
+    if let Some(node) = &node {
+        ingestor = ingestor.publishing_to(node.log().clone());
+        releases = releases.with_cluster(node.clone());
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |rx: &watch::Receiver<bool>| {
         let mut rx = rx.clone();
@@ -190,7 +191,8 @@ pub async fn run(
             evaluator: evaluator.clone(),
             alerts: alert_service.engine(),
         }))
-        .merge(crate::ui::routes(views));
+        .merge(crate::ui::routes(views))
+        .merge(crate::cluster::api::routes(node.clone()));
     let api_guard = crate::auth::http::Guard {
         tokens: settings.auth.clone(),
         policy: crate::auth::policy::http_api,
@@ -223,8 +225,29 @@ pub async fn run(
             .map_err(ServerError::Store)
     };
 
-    let servers =
-        async { tokio::try_join!(grpc, otlp_http, http, maintenance, evaluation, alerting) };
+    let replication = async {
+        match replica {
+            Some(replica) => replica
+                .run(stopped(&stop_rx))
+                .await
+                .map_err(|e| ServerError::Serve {
+                    kind: "cluster replica",
+                    message: e.to_string(),
+                }),
+            None => Ok(()),
+        }
+    };
+    let servers = async {
+        tokio::try_join!(
+            grpc,
+            otlp_http,
+            http,
+            maintenance,
+            evaluation,
+            alerting,
+            replication
+        )
+    };
     tokio::pin!(servers);
     let result = tokio::select! {
         result = &mut servers => result.map(drop),
@@ -235,11 +258,99 @@ pub async fn run(
         }
     };
     let _ = stop_tx.send(true);
+    if let Some(node) = &node {
+        node.leave().await;
+    }
 
     let flush_store = Arc::clone(&store);
     tokio::task::spawn_blocking(move || flush_store.flush()).await??;
     tracing::info!("stopped");
     result
+}
+
+/// What differs between a single collector and a cluster node.
+struct Parts {
+    evaluator: Evaluator,
+    alert_service: AlertService,
+    node: Option<Node>,
+    replica: Option<Replica>,
+}
+
+impl Parts {
+    /// Verdicts and alerts in this collector's own sled store.
+    async fn single(
+        settings: &Settings,
+        store: Arc<dyn ReleaseStore>,
+        verdicts: SledVerdicts,
+    ) -> Result<Self, ServerError> {
+        let evaluator = Evaluator::new(
+            Arc::clone(&store),
+            Arc::new(verdicts),
+            settings.detection.clone(),
+        );
+        let (alerts_dir, alerting) = (settings.data_dir.clone(), settings.alerting.clone());
+        let alert_service =
+            tokio::task::spawn_blocking(move || AlertService::open(&alerts_dir, &alerting))
+                .await?
+                .map_err(|e| ServerError::Serve {
+                    kind: "alerts",
+                    message: e.to_string(),
+                })?;
+        Self::finish(evaluator, alert_service, store, None, None)
+    }
+
+    /// Verdicts and alerts in the cluster's shared key-value buckets, acted on for this
+    /// node's partitions; counts in this node's replica of the ingest stream.
+    async fn cluster(
+        settings: &Settings,
+        cluster: &crate::cluster::ClusterSettings,
+        store: Arc<dyn ReleaseStore>,
+        progress: sled::Tree,
+    ) -> Result<Self, ServerError> {
+        let failed = |e: &dyn std::fmt::Display| ServerError::Serve {
+            kind: "cluster",
+            message: e.to_string(),
+        };
+        let (node, replica) = Node::start(cluster.clone(), Arc::clone(&store), progress)
+            .await
+            .map_err(|e| failed(&e))?;
+        let nats_settings = crate::cluster::node::nats_settings(cluster);
+        let (alerting, scope) = (settings.alerting.clone(), node.scope());
+        let (verdicts, alert_service) = tokio::task::spawn_blocking(move || {
+            let nats = Nats::connect(&nats_settings).map_err(|e| failed(&e))?;
+            let verdicts = KvVerdicts::open(&nats).map_err(|e| failed(&e))?;
+            let alerts = Arc::new(KvAlertStore::open(&nats).map_err(|e| failed(&e))?);
+            let service =
+                AlertService::with_store(alerts, &alerting, scope).map_err(|e| failed(&e))?;
+            Ok::<_, ServerError>((verdicts, service))
+        })
+        .await??;
+        let evaluator = Evaluator::scoped(
+            Arc::clone(&store),
+            Arc::new(verdicts),
+            settings.detection.clone(),
+            node.scope(),
+        );
+        Self::finish(evaluator, alert_service, store, Some(node), Some(replica))
+    }
+
+    fn finish(
+        evaluator: Evaluator,
+        alert_service: AlertService,
+        store: Arc<dyn ReleaseStore>,
+        node: Option<Node>,
+        replica: Option<Replica>,
+    ) -> Result<Self, ServerError> {
+        let bridge = AlertBridge::new(alert_service.engine(), store);
+        // The evaluator was made just above and has no sink yet: this cannot be refused.
+        let _ = evaluator.set_sink(Arc::new(bridge));
+        Ok(Self {
+            evaluator,
+            alert_service,
+            node,
+            replica,
+        })
+    }
 }
 
 /// Serves an HTTP listener, over TLS when an acceptor is given.

@@ -11,6 +11,7 @@
 //! - [`glob`]: the glob patterns of service matchers, ownership rules and silences.
 //! - [`config`]: the settings error every config module returns, and the duration parser.
 //! - [`limit`]: counters of limit violations, read by `/metrics`.
+//! - [`scope`]: which services a collector acts for (all, or a cluster node's share).
 //! - [`time`]: the clock and RFC 3339 formatting.
 
 #![forbid(unsafe_code)]
@@ -23,5 +24,6 @@ pub mod issue;
 pub mod limit;
 pub mod notification;
 pub mod release;
+pub mod scope;
 pub mod silence;
 pub mod time;

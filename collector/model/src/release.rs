@@ -145,7 +145,7 @@ impl Deployment {
 }
 
 /// A deployment as recorded through the API: absent fields keep what the store knows.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeploymentRecord {
     pub release: ReleaseKey,
     pub started_at_unix_ms: Option<i64>,

@@ -72,6 +72,13 @@ pub struct ServeArgs {
     /// HTTP API listen address [default: 127.0.0.1:8480].
     #[arg(long, env = "BELLWETHER_HTTP_ADDR", value_name = "ADDR")]
     pub http_addr: Option<String>,
+    /// Run as a node of a cluster over these NATS servers (comma-separated
+    /// nats://host:port URLs); without it, a single collector on its own store.
+    #[arg(long, env = "BELLWETHER_CLUSTER", value_name = "URLS")]
+    pub cluster: Option<String>,
+    /// This node's id in the cluster, unique among its nodes [default: <hostname>-<http port>].
+    #[arg(long, env = "BELLWETHER_NODE_ID", value_name = "ID")]
+    pub node_id: Option<String>,
     /// Validate the configuration (routing, receivers, secrets) and exit: 0 ok, 2 error.
     #[arg(long)]
     pub check_config: bool,

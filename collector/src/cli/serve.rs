@@ -41,6 +41,8 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         otlp_grpc_addr: args.otlp_grpc_addr,
         otlp_http_addr: args.otlp_http_addr,
         http_addr: args.http_addr,
+        cluster: args.cluster,
+        node_id: args.node_id,
     };
     let mut settings = match config::resolve(overrides, file) {
         Ok(settings) => settings,

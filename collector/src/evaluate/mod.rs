@@ -38,6 +38,7 @@ use crate::error::Error;
 use crate::lookup::{resolve, ReleaseRef};
 use bellwether_model::health::{Material, ReleaseHealth};
 use bellwether_model::release::{Deployment, DeploymentFilter, ReleaseKey};
+use bellwether_model::scope::Scope;
 use bellwether_model::time::now_unix_ms;
 use bellwether_store::{ReleaseStore, StoreError};
 
@@ -87,6 +88,10 @@ struct Inner {
     settings: DetectionSettings,
     services: Mutex<HashMap<String, ServiceState>>,
     sink: OnceLock<Arc<dyn VerdictSink>>,
+    /// The services whose verdicts this collector records and tells the sink of (in a
+    /// cluster, those of the partitions it holds; every node still evaluates every
+    /// release, for its own watchers).
+    scope: Scope,
 }
 
 /// The verdict engine; cheap to clone.
@@ -101,6 +106,16 @@ impl Evaluator {
         verdicts: Arc<dyn VerdictStore>,
         settings: DetectionSettings,
     ) -> Self {
+        Self::scoped(store, verdicts, settings, Scope::all())
+    }
+
+    /// An evaluator that records verdicts and tells its sink only for `scope`.
+    pub fn scoped(
+        store: Arc<dyn ReleaseStore>,
+        verdicts: Arc<dyn VerdictStore>,
+        settings: DetectionSettings,
+        scope: Scope,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -108,6 +123,7 @@ impl Evaluator {
                 settings,
                 services: Mutex::new(HashMap::new()),
                 sink: OnceLock::new(),
+                scope,
             }),
         }
     }
@@ -260,7 +276,9 @@ impl Evaluator {
         let crossed = scheduled.then_some(judgement.crossed);
         let health = self.publish(health, crossed.as_deref())?;
         if let (true, Some(sink)) = (scheduled, self.inner.sink.get()) {
-            sink.observe(deployment, &health);
+            if self.inner.scope.owns(&release.service) {
+                sink.observe(deployment, &health);
+            }
         }
         Ok(health)
     }
@@ -291,7 +309,7 @@ impl Evaluator {
                 state.material = Some(material);
             }
             health.revision = state.revision;
-            if changed {
+            if changed && self.inner.scope.owns(&release.service) {
                 verdicts.record(&health)?;
             }
             let health = Arc::new(health);

@@ -26,6 +26,7 @@ use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
 use crate::error::Error;
 use crate::limits::{self, Limits, Seen};
 use crate::metrics;
+use bellwether_cluster::ingest::IngestLog;
 use bellwether_model::limit::Limit;
 use bellwether_model::release::DeploymentFilter;
 use bellwether_model::time::now_unix_ms;
@@ -49,6 +50,9 @@ pub struct Ingestor {
     seen: Arc<Mutex<Option<Seen>>>,
     /// One permit per request being summarized and stored.
     inflight: Arc<Semaphore>,
+    /// In a cluster: the stream batches are published to instead of the store (every
+    /// node's replica applies them from there).
+    log: Option<IngestLog>,
 }
 
 impl Ingestor {
@@ -60,7 +64,15 @@ impl Ingestor {
             limits,
             seen: Arc::new(Mutex::new(None)),
             inflight: Arc::new(Semaphore::new(limits.max_inflight_ingest)),
+            log: None,
         }
+    }
+
+    /// Publishes every batch to the cluster's ingest stream instead of storing it; the
+    /// sender is answered once the stream acknowledged it.
+    pub fn publishing_to(mut self, log: IngestLog) -> Self {
+        self.log = Some(log);
+        self
     }
 
     /// Applies `limits` instead of the defaults.
@@ -147,6 +159,9 @@ impl Ingestor {
         summarize: impl Fn(&RecentErrors) -> Summary + Send + 'static,
     ) -> Result<ApplyOutcome, Error> {
         let permit = self.admission().await?;
+        if let Some(log) = &self.log {
+            return self.publish_with(log, summarize, permit).await;
+        }
         let store = Arc::clone(&self.store);
         let recent = Arc::clone(&self.recent);
         let (limits, seen) = (self.limits, Arc::clone(&self.seen));
@@ -161,6 +176,48 @@ impl Ingestor {
             tracing::debug!("batch already applied");
         }
         Ok(outcome)
+    }
+}
+
+impl Ingestor {
+    /// The cluster's way of [`Ingestor::apply_with`]: summarized and admitted off the
+    /// executor, then published. A batch without an id gets a unique one, so that every
+    /// replica counts it once however often the stream is read. The trace ledger is
+    /// this node's: a failing request whose span and log reach two nodes counts on each.
+    async fn publish_with(
+        &self,
+        log: &IngestLog,
+        summarize: impl Fn(&RecentErrors) -> Summary + Send + 'static,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<ApplyOutcome, Error> {
+        let store = Arc::clone(&self.store);
+        let recent = Arc::clone(&self.recent);
+        let (limits, seen) = (self.limits, Arc::clone(&self.seen));
+        let summary = tokio::task::spawn_blocking(move || {
+            let summary = summarize(&recent);
+            admit(&*store, &seen, &limits, summary.batch.releases.keys())?;
+            Ok::<_, Error>(summary)
+        })
+        .await??;
+        let Summary { mut batch, counted } = summary;
+        if batch.releases.is_empty() {
+            return Ok(ApplyOutcome::Applied);
+        }
+        if batch.batch_id.is_none() {
+            batch.batch_id = Some(format!("gen-{:032x}", rand::random::<u128>()));
+        }
+        let published = log.publish(&batch).await.map_err(|e| {
+            tracing::warn!(error = %e, "publishing to the ingest stream failed");
+            Error::Overloaded(format!(
+                "cluster ingest stream unavailable, retry later: {e}"
+            ))
+        })?;
+        drop(permit);
+        self.recent.insert_all(&counted);
+        if published.parts > 0 && published.duplicates == published.parts {
+            return Ok(ApplyOutcome::Duplicate);
+        }
+        Ok(ApplyOutcome::Applied)
     }
 }
 

@@ -25,6 +25,7 @@ use crate::notify::Receiver;
 use crate::routing::config::AlertingConfig;
 use bellwether_model::alert::{Alert, AlertFilter, ReleaseVerdict};
 use bellwether_model::release::Deployment;
+use bellwether_model::scope::Scope;
 use bellwether_model::silence::{Silence, SilenceRequest};
 use bellwether_model::time::now_unix_ms;
 use bellwether_store::alerts::AlertStore;
@@ -57,6 +58,9 @@ struct Inner {
     receivers: BTreeMap<String, Arc<Receiver>>,
     store: Arc<dyn AlertStore>,
     outbox: Outbox,
+    /// The services whose alerts this engine acts on; in a cluster, others' alerts are
+    /// kept in the shared store and reloaded every tick.
+    scope: Scope,
     state: Mutex<State>,
 }
 
@@ -74,23 +78,28 @@ impl AlertEngine {
         store: Arc<dyn AlertStore>,
         outbox: Outbox,
     ) -> Result<Self, AlertError> {
-        let alerts = store
-            .alerts()?
-            .into_iter()
-            .map(|a| (a.id.clone(), a))
-            .collect();
-        let silences = store
-            .silences()?
-            .into_iter()
-            .map(|s| (s.id.clone(), s))
-            .collect();
+        Self::open_scoped(config, receivers, store, outbox, Scope::all())
+    }
+
+    /// [`AlertEngine::open`] for a cluster node: time acts only on alerts of services in
+    /// `scope`, and the state is read again from the shared store on every tick, so it
+    /// shows what other nodes changed.
+    pub fn open_scoped(
+        config: AlertingConfig,
+        receivers: BTreeMap<String, Arc<Receiver>>,
+        store: Arc<dyn AlertStore>,
+        outbox: Outbox,
+        scope: Scope,
+    ) -> Result<Self, AlertError> {
+        let state = load(store.as_ref())?;
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
                 receivers,
                 store,
                 outbox,
-                state: Mutex::new(State { alerts, silences }),
+                scope,
+                state: Mutex::new(state),
             }),
         })
     }
@@ -251,6 +260,20 @@ impl AlertEngine {
             }
         }
     }
+}
+
+fn load(store: &dyn AlertStore) -> Result<State, AlertError> {
+    let alerts = store
+        .alerts()?
+        .into_iter()
+        .map(|a| (a.id.clone(), a))
+        .collect();
+    let silences = store
+        .silences()?
+        .into_iter()
+        .map(|s| (s.id.clone(), s))
+        .collect();
+    Ok(State { alerts, silences })
 }
 
 impl Inner {

@@ -9,35 +9,54 @@ use crate::alerts::engine::{AlertEngine, AlertError};
 use crate::notify::outbox::{Deliverer, Outbox};
 use crate::notify::transport::HttpTransport;
 use crate::routing::config::Alerting;
-use bellwether_store::alerts::SledAlertStore;
+use bellwether_model::scope::Scope;
+use bellwether_store::alerts::{AlertStore, OutboxStore, SledAlertStore};
 use bellwether_store::StoreError;
 
 pub struct AlertService {
     engine: AlertEngine,
     deliverer: Deliverer,
-    store: Arc<SledAlertStore>,
+    flush: Arc<dyn Fn() -> Result<(), StoreError> + Send + Sync>,
 }
 
 impl AlertService {
     /// Opens `<data_dir>/alerts` and loads the alert state (blocking).
     pub fn open(data_dir: &Path, alerting: &Alerting) -> Result<Self, AlertError> {
         let store = Arc::new(SledAlertStore::open(&data_dir.join("alerts"))?);
+        let flushed = Arc::clone(&store);
+        let mut service = Self::with_store(store, alerting, Scope::all())?;
+        service.flush = Arc::new(move || flushed.flush());
+        Ok(service)
+    }
+
+    /// The alerting of a cluster node over the shared `store`: it acts on the alerts
+    /// and delivers the notifications of the services in `scope` only (blocking).
+    pub fn with_store<S>(
+        store: Arc<S>,
+        alerting: &Alerting,
+        scope: Scope,
+    ) -> Result<Self, AlertError>
+    where
+        S: AlertStore + OutboxStore + 'static,
+    {
         let outbox = Outbox::new(store.clone());
-        let engine = AlertEngine::open(
+        let engine = AlertEngine::open_scoped(
             alerting.config.clone(),
             alerting.receivers.clone(),
-            store.clone(),
+            store,
             outbox.clone(),
+            scope.clone(),
         )?;
-        let deliverer = outbox.deliverer(
+        let deliverer = outbox.deliverer_scoped(
             alerting.receivers.clone(),
             alerting.config.delivery,
             HttpTransport::new(),
+            scope,
         );
         Ok(Self {
             engine,
             deliverer,
-            store,
+            flush: Arc::new(|| Ok(())),
         })
     }
 
@@ -53,8 +72,8 @@ impl AlertService {
         let ticker = self.engine.clone().run(stopped());
         let delivery = self.deliverer.run(stopped());
         let ((), delivered) = tokio::join!(ticker, delivery);
-        let store = self.store;
-        tokio::task::spawn_blocking(move || store.flush())
+        let flush = self.flush;
+        tokio::task::spawn_blocking(move || flush())
             .await
             .map_err(|e| StoreError::Corrupt(format!("alert store flush: {e}")))??;
         delivered

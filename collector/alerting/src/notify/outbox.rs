@@ -26,6 +26,7 @@ use bellwether_model::notification::Event;
 use bellwether_model::notification::NewEntry;
 use bellwether_model::notification::OutboxCounters;
 use bellwether_model::notification::OutboxEntry;
+use bellwether_model::scope::Scope;
 use bellwether_model::time::now_unix_ms;
 use bellwether_store::alerts::OutboxStore;
 use bellwether_store::StoreError;
@@ -163,6 +164,19 @@ impl Outbox {
         settings: DeliverySettings,
         transport: HttpTransport,
     ) -> Deliverer {
+        self.deliverer_scoped(receivers, settings, transport, Scope::all())
+    }
+
+    /// A deliverer that sends only the entries of services in `scope`, asked right
+    /// before each one starts (a cluster node delivers its partitions' entries of the
+    /// shared outbox, and stops the moment it loses their lease).
+    pub fn deliverer_scoped(
+        &self,
+        receivers: BTreeMap<String, Arc<Receiver>>,
+        settings: DeliverySettings,
+        transport: HttpTransport,
+        scope: Scope,
+    ) -> Deliverer {
         let limits = receivers
             .values()
             .map(|r| {
@@ -180,6 +194,7 @@ impl Outbox {
                 limits,
                 settings,
                 transport,
+                scope,
                 in_flight: Mutex::new(HashSet::new()),
                 writes: Arc::new(Semaphore::new(WRITE_PERMITS as usize)),
             }),
@@ -194,6 +209,7 @@ struct Shared {
     limits: HashMap<String, Arc<Semaphore>>,
     settings: DeliverySettings,
     transport: HttpTransport,
+    scope: Scope,
     in_flight: Mutex<HashSet<u64>>,
     /// One permit for each store write a delivery started: the write goes on even if the
     /// delivery is aborted, and the deliverer waits for it before it returns.
@@ -269,6 +285,9 @@ impl Deliverer {
         let mut next_due = now + ms(MAX_IDLE);
         let mut seen: HashSet<(String, String)> = HashSet::new();
         for mut entry in entries {
+            if !self.shared.scope.owns(&entry.notification.release.service) {
+                continue;
+            }
             if entry.state == EntryState::Failed {
                 // Failed entries stay visible for a while, then go.
                 if entry.failed_at_unix_ms.unwrap_or(0) < now - FAILED_RETENTION_MS {

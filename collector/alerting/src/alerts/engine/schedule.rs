@@ -19,12 +19,15 @@ use bellwether_model::time::now_unix_ms;
 impl Inner {
     pub(super) fn tick(&self, now: i64) -> Result<(), AlertError> {
         let mut state = self.lock()?;
+        if self.scope.is_shared() {
+            *state = super::load(self.store.as_ref())?;
+        }
         let mut plan = Plan::default();
         let mut changed: Vec<Alert> = Vec::new();
         let repeat_ms =
             i64::try_from(self.config.timing.repeat_interval.as_millis()).unwrap_or(i64::MAX);
         for alert in state.alerts.values() {
-            if !alert.state.is_active() {
+            if !alert.state.is_active() || !self.scope.owns(&alert.release.service) {
                 continue;
             }
             let due = alert.notify_due_at_unix_ms.is_some_and(|t| t <= now)
@@ -97,6 +100,7 @@ impl Inner {
             .alerts
             .values()
             .filter(|a| a.resolved_at_unix_ms.is_some_and(|t| t < cutoff))
+            .filter(|a| self.scope.owns(&a.release.service))
             .cloned()
             .collect();
         for alert in old {
