@@ -67,9 +67,11 @@ struct Part {
     releases: Vec<(ReleaseKey, ReleaseDelta)>,
 }
 
-/// One message of the ingest stream.
+/// One message of the ingest stream, `{"part": …}` or `{"deployment": …}` (externally
+/// tagged: an internal tag would make serde buffer the part, and its maps keyed by
+/// bucket start would no longer read back).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 enum Entry {
     Part(Part),
     /// A deployment recorded through any node's API, applied by every node in stream

@@ -1,6 +1,7 @@
 //! `GET /readyz` (every collector) and `GET /api/v1/cluster` (a cluster node).
 
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -8,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::Node;
 use crate::error::Error;
+use bellwether_cluster::partition_of;
 
 pub fn routes(node: Option<Node>) -> Router {
     Router::new()
@@ -31,7 +33,18 @@ async fn readyz(State(node): State<Option<Node>>) -> (StatusCode, Json<Value>) {
     }
 }
 
-async fn cluster(State(node): State<Option<Node>>) -> Result<Json<Value>, Error> {
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClusterQuery {
+    /// Also say which partition this service is in and who holds it.
+    service: Option<String>,
+}
+
+async fn cluster(
+    State(node): State<Option<Node>>,
+    query: Result<Query<ClusterQuery>, QueryRejection>,
+) -> Result<Json<Value>, Error> {
+    let Query(query) = query?;
     let Some(node) = node else {
         return Err(Error::NotFound(
             "this collector is not a cluster node (serve --cluster)".into(),
@@ -47,8 +60,18 @@ async fn cluster(State(node): State<Option<Node>>) -> Result<Json<Value>, Error>
             None => json!({ "partition": partition, "node": null }),
         })
         .collect();
+    let service = query.service.filter(|s| !s.is_empty()).map(|service| {
+        let partition = partition_of(&service, settings.partitions);
+        let holder = partitions
+            .get(partition as usize)
+            .map_or(Value::Null, |p| p["node"].clone());
+        json!({ "name": service, "partition": partition, "node": holder })
+    });
+    let leader = node.log().leader().await.ok();
     Ok(Json(json!({
         "node_id": settings.node_id,
+        "service": service,
+        "ingest_leader": leader,
         "advertise": settings.advertise,
         "partitions": settings.partitions,
         "owned": node.owned(),
