@@ -190,6 +190,7 @@ pub async fn run(
             store: Arc::clone(&store),
             evaluator: evaluator.clone(),
             alerts: alert_service.engine(),
+            cluster: node.clone(),
         }))
         .merge(crate::ui::routes(views))
         .merge(crate::cluster::api::routes(node.clone()));

@@ -186,7 +186,7 @@ fn steady_sender(
 fn each_notification_once(hook: &Receiver) -> Result<usize> {
     let mut ids: BTreeMap<String, usize> = BTreeMap::new();
     let mut firing: BTreeMap<String, usize> = BTreeMap::new();
-    for request in hook.accepted() {
+    for request in hook.requests() {
         let body = request.json();
         *ids.entry(body["id"].as_str().unwrap_or("-").to_owned())
             .or_default() += 1;
@@ -365,5 +365,97 @@ async fn killing_the_stream_leader_loses_no_acknowledged_batch() -> Result<()> {
     for node in &nodes {
         counts_exactly(node, VERSION, 80 * 50).await?;
     }
+    Ok(())
+}
+
+/// `kill -<signal> pid`.
+fn signal(pid: u32, signal: &str) -> Result<()> {
+    let status = std::process::Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()?;
+    ensure!(status.success(), "kill -{signal} {pid} failed");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paused_owner_neither_delivers_nor_fires_once_its_lease_moved() -> Result<()> {
+    let Some(binary) = nats_server_or_skip().map_err(anyhow::Error::msg)? else {
+        return Ok(());
+    };
+    let nats = NatsCluster::start(&binary, 3).map_err(anyhow::Error::msg)?;
+    let hook = Receiver::start().await?;
+    let dir = tempfile::tempdir()?;
+    let nodes: Vec<Collector> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|id| start_node(dir.path(), &nats, id, &hook))
+        .collect::<Result<_>>()?;
+    settled(&nodes.iter().collect::<Vec<_>>()).await?;
+    // A service whose partition n1 holds.
+    let mut service = None;
+    for i in 0..200 {
+        let name = format!("checkout-{i}");
+        let view = nodes[1]
+            .get(&format!("/api/v1/cluster?service={name}"))
+            .await?;
+        if view["service"]["node"] == "n1" {
+            service = Some(name);
+            break;
+        }
+    }
+    let service = service.context("n1 holds no partition of 200 names")?;
+    let mix = Mix {
+        total: 2_000,
+        timeouts: 2,
+        new_errors: 200,
+        new_error: &declined,
+    };
+    let bad_release = |version: &'static str| {
+        let (node, service) = (&nodes[1], service.clone());
+        async move {
+            record_deployment(node, &service, ENV, version, now_ms()).await?;
+            let resource = release_resource(&service, version, ENV, "bad");
+            export_logs(&node.grpc_url(), &resource, mix.records(now_ms())).await
+        }
+    };
+    let deploy_ms = now_ms();
+    baseline_then_deploy(&nodes[1], &service, ENV, "2.0.0", deploy_ms).await?;
+    let resource = release_resource(&service, "2.0.0", ENV, "bad");
+    export_logs(&nodes[1].grpc_url(), &resource, mix.records(now_ms())).await?;
+    hook.wait_accepted(1, SLOW).await?;
+
+    // n1 pauses (as a long GC pause or a frozen VM would) past its lease; the receiver
+    // now takes 4 s to answer, so what n2 or n3 sends is still pending when n1 wakes.
+    hook.delay_answers(Duration::from_secs(4));
+    signal(nodes[0].process.id(), "STOP")?;
+    let moved = eventually(SLOW, || async {
+        let view = nodes[1]
+            .get(&format!("/api/v1/cluster?service={service}"))
+            .await?;
+        Ok(view["service"]["node"]
+            .as_str()
+            .filter(|n| *n != "n1")
+            .map(str::to_owned))
+    })
+    .await;
+    let before = hook.requests().len();
+    let fired = async {
+        moved?;
+        bad_release("3.0.0").await?;
+        eventually(SLOW, || async {
+            Ok((hook.requests().len() > before).then_some(()))
+        })
+        .await
+    }
+    .await;
+    signal(nodes[0].process.id(), "CONT")?;
+    fired?;
+    // n1 is awake while the new owner's delivery is in flight, and for a while after.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    hook.delay_answers(Duration::ZERO);
+    let notified = each_notification_once(&hook)?;
+    ensure!(
+        notified >= 2,
+        "expected the 2.0.0 and 3.0.0 alerts, got {notified}"
+    );
     Ok(())
 }

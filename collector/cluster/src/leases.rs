@@ -112,6 +112,24 @@ pub struct Leases {
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// See [`Leases::fence`]; cheap to clone, and it keeps answering no once the leases
+/// are dropped or stopped.
+#[derive(Clone)]
+pub struct Fence {
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl Fence {
+    /// Whether this node holds `partition` now.
+    pub fn holds(&self, partition: u32) -> bool {
+        let now = Instant::now();
+        lock(&self.shared)
+            .deadlines
+            .get(&partition)
+            .is_some_and(|until| *until > now)
+    }
+}
+
 impl Drop for Leases {
     fn drop(&mut self) {
         for task in &self.tasks {
@@ -204,7 +222,7 @@ impl Leases {
             tasks: vec![reader],
         };
         let ticker = leases.ticker();
-        let fence = leases.fence(owned_tx);
+        let fence = leases.watch_deadlines(owned_tx);
         leases.tasks.push(ticker);
         leases.tasks.push(fence);
         Ok(leases)
@@ -213,6 +231,15 @@ impl Leases {
     /// The partitions this node may work on now; changes as leases move.
     pub fn owned(&self) -> watch::Receiver<BTreeSet<u32>> {
         self.owned.clone()
+    }
+
+    /// A check of whether this node may work on a partition at the very moment it is
+    /// asked (its lease deadline on the local clock), for guards that must not trust a
+    /// watch value that a paused process has not yet seen change.
+    pub fn fence(&self) -> Fence {
+        Fence {
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// Who holds `partition` as this node's view has it.
@@ -282,7 +309,7 @@ impl Leases {
 
     /// Publishes the owned set whenever it changes, and drops each partition the moment
     /// its deadline passes (not at the next tick).
-    fn fence(&self, owned_tx: watch::Sender<BTreeSet<u32>>) -> JoinHandle<()> {
+    fn watch_deadlines(&self, owned_tx: watch::Sender<BTreeSet<u32>>) -> JoinHandle<()> {
         let shared = Arc::clone(&self.shared);
         tokio::spawn(async move {
             loop {

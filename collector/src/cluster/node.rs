@@ -1,13 +1,14 @@
 //! A cluster node's own parts: its NATS connection, the partition leases, the ingest
 //! stream and the replica that applies that stream to this node's store.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
 use bellwether_cluster::ingest::{IngestLog, IngestSettings};
-use bellwether_cluster::leases::{LeaseSettings, Leases};
+use bellwether_cluster::leases::{Fence, LeaseSettings, Leases};
 use bellwether_cluster::partition_of;
 use bellwether_model::release::{Deployment, DeploymentRecord};
 use bellwether_model::scope::Scope;
@@ -46,9 +47,12 @@ struct Inner {
     log: IngestLog,
     leases: tokio::sync::Mutex<Option<Leases>>,
     owned: watch::Receiver<std::collections::BTreeSet<u32>>,
+    fence: Fence,
     applied: watch::Receiver<u64>,
     /// Stream sequence this node must have applied before it answers ready.
     ready_at: u64,
+    /// Partitions gained and lost since the start.
+    changes: Arc<(AtomicU64, AtomicU64)>,
 }
 
 /// Cheap to clone.
@@ -157,6 +161,8 @@ impl Node {
             None => 0,
         };
         let (applied_tx, applied) = watch::channel(applied_before);
+        let changes = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+        tokio::spawn(count_changes(leases.owned(), Arc::clone(&changes)));
         tracing::info!(
             node = %settings.node_id,
             applied = applied_before,
@@ -166,11 +172,13 @@ impl Node {
         let node = Self {
             inner: Arc::new(Inner {
                 owned: leases.owned(),
+                fence: leases.fence(),
                 leases: tokio::sync::Mutex::new(Some(leases)),
                 settings,
                 log: log.clone(),
                 applied,
                 ready_at,
+                changes,
             }),
         };
         let replica = Replica {
@@ -193,13 +201,19 @@ impl Node {
 
     /// The services this node acts for: those of the partitions it holds now.
     pub fn scope(&self) -> Scope {
-        let owned = self.inner.owned.clone();
+        let fence = self.inner.fence.clone();
         let partitions = self.inner.settings.partitions;
-        Scope::only(move |service| owned.borrow().contains(&partition_of(service, partitions)))
+        Scope::only(move |service| fence.holds(partition_of(service, partitions)))
     }
 
     pub fn owned(&self) -> std::collections::BTreeSet<u32> {
         self.inner.owned.borrow().clone()
+    }
+
+    /// Partitions (gained, lost) since the node started.
+    pub fn lease_changes(&self) -> (u64, u64) {
+        let (gained, lost) = &*self.inner.changes;
+        (gained.load(Ordering::Relaxed), lost.load(Ordering::Relaxed))
     }
 
     /// The last stream sequence this node's replica applied.
@@ -240,16 +254,18 @@ impl Node {
         store: &Arc<dyn ReleaseStore>,
     ) -> Result<Deployment, Error> {
         let release = record.release.clone();
-        let seq = self
+        let started = Instant::now();
+        let published = self
             .inner
             .log
             .publish_deployment(&record, now_unix_ms)
-            .await
-            .map_err(|e| {
-                Error::Overloaded(format!(
-                    "cluster ingest stream unavailable, retry later: {e}"
-                ))
-            })?;
+            .await;
+        super::api::published(started.elapsed(), published.is_ok());
+        let seq = published.map_err(|e| {
+            Error::Overloaded(format!(
+                "cluster ingest stream unavailable, retry later: {e}"
+            ))
+        })?;
         let mut applied = self.inner.applied.clone();
         let caught_up = tokio::time::timeout(APPLY_WAIT, async {
             applied.wait_for(|a| *a >= seq).await.is_ok()
@@ -271,6 +287,25 @@ impl Node {
         if let Some(leases) = self.inner.leases.lock().await.take() {
             leases.stop().await;
         }
+    }
+}
+
+/// Counts what each change of the owned set gained and lost, until the leases stop.
+async fn count_changes(
+    mut owned: watch::Receiver<std::collections::BTreeSet<u32>>,
+    changes: Arc<(AtomicU64, AtomicU64)>,
+) {
+    let mut before = owned.borrow().clone();
+    while owned.changed().await.is_ok() {
+        let now = owned.borrow_and_update().clone();
+        let gained = now.difference(&before).count() as u64;
+        let lost = before.difference(&now).count() as u64;
+        changes.0.fetch_add(gained, Ordering::Relaxed);
+        changes.1.fetch_add(lost, Ordering::Relaxed);
+        if gained + lost > 0 {
+            tracing::info!(gained, lost, owned = now.len(), "partitions moved");
+        }
+        before = now;
     }
 }
 

@@ -206,7 +206,10 @@ impl Ingestor {
         if batch.batch_id.is_none() {
             batch.batch_id = Some(format!("gen-{:032x}", rand::random::<u128>()));
         }
-        let published = log.publish(&batch).await.map_err(|e| {
+        let started = std::time::Instant::now();
+        let published = log.publish(&batch).await;
+        crate::cluster::api::published(started.elapsed(), published.is_ok());
+        let published = published.map_err(|e| {
             tracing::warn!(error = %e, "publishing to the ingest stream failed");
             Error::Overloaded(format!(
                 "cluster ingest stream unavailable, retry later: {e}"

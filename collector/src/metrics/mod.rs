@@ -24,6 +24,7 @@
 //! | `bellwether_ingest_duration_seconds` | histogram | signal |
 //! | `bellwether_limit_exceeded_total` | counter | limit (see [`crate::limits`]) |
 //! | `bellwether_build_info` | gauge | version |
+//! | `bellwether_cluster_*` (a cluster node only) | see [`crate::cluster::api::metrics`] | |
 
 pub mod registry;
 pub mod releases;
@@ -50,6 +51,8 @@ pub struct Sources {
     pub store: Arc<dyn ReleaseStore>,
     pub evaluator: Evaluator,
     pub alerts: AlertEngine,
+    /// A cluster node adds its series ([`crate::cluster::api::metrics`]).
+    pub cluster: Option<crate::cluster::Node>,
 }
 
 /// The `/metrics` route.
@@ -61,7 +64,12 @@ pub fn routes(sources: Sources) -> Router {
 
 async fn scrape(State(sources): State<Sources>) -> Response {
     match releases::render(&sources).await {
-        Ok(body) => ([(header::CONTENT_TYPE, text::CONTENT_TYPE)], body).into_response(),
+        Ok(mut body) => {
+            if let Some(node) = &sources.cluster {
+                body.push_str(&crate::cluster::api::metrics(node).await);
+            }
+            ([(header::CONTENT_TYPE, text::CONTENT_TYPE)], body).into_response()
+        }
         Err(error) => {
             tracing::warn!(error = %error, "rendering metrics failed");
             error.into_response()
