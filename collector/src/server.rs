@@ -319,10 +319,23 @@ impl Parts {
         let (alerting, scope) = (settings.alerting.clone(), node.scope());
         let (verdicts, alert_service) = tokio::task::spawn_blocking(move || {
             let nats = Nats::connect(&nats_settings).map_err(|e| failed(&e))?;
-            let verdicts = KvVerdicts::open(&nats).map_err(|e| failed(&e))?;
-            let alerts = Arc::new(KvAlertStore::open(&nats).map_err(|e| failed(&e))?);
-            let service =
-                AlertService::with_store(alerts, &alerting, scope).map_err(|e| failed(&e))?;
+            // Nodes starting together make the buckets together, and JetStream may still
+            // be electing their leaders: keep trying for a while.
+            let started = std::time::Instant::now();
+            let (verdicts, alerts) = loop {
+                let opened = KvVerdicts::open(&nats)
+                    .and_then(|verdicts| Ok((verdicts, KvAlertStore::open(&nats)?)));
+                match opened {
+                    Ok(opened) => break opened,
+                    Err(e) if started.elapsed() < Duration::from_secs(60) => {
+                        tracing::warn!(error = %e, "shared state not ready; retrying");
+                        std::thread::sleep(Duration::from_millis(500));
+                    }
+                    Err(e) => return Err(failed(&e)),
+                }
+            };
+            let service = AlertService::with_store(Arc::new(alerts), &alerting, scope)
+                .map_err(|e| failed(&e))?;
             Ok::<_, ServerError>((verdicts, service))
         })
         .await??;
