@@ -17,6 +17,19 @@ async fn healthz_and_unknown_routes_answer_json() -> TestResult {
         (response.status, response.json()),
         (200, json!({"status": "ok"}))
     );
+    let response = get(server.http, "/readyz").await?;
+    assert_eq!(
+        (response.status, response.json()),
+        (200, json!({"status": "ready"}))
+    );
+    let response = get(server.http, "/api/v1/cluster").await?;
+    assert_eq!(
+        response.status, 404,
+        "a single collector is no cluster node"
+    );
+    assert!(response.json()["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("--cluster")));
     let response = get(server.http, "/api/v1/nope").await?;
     assert_eq!(response.status, 404);
     assert!(response.json()["error"].is_string());

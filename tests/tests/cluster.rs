@@ -302,6 +302,33 @@ async fn three_nodes_count_exactly_and_survive_the_owner_killed() -> Result<()> 
         );
     }
 
+    // Each node's /metrics says what it holds; once the shares settle, together they
+    // hold every partition once (scrapes at different moments may see a move half-done,
+    // so this is retried; the lease tests sample double ownership properly).
+    eventually(SLOW, || async {
+        let mut held = 0.0;
+        for node in nodes.values() {
+            let url = format!("{}/metrics", node.url());
+            let (status, text) = bellwether_e2e::agent_ops::http_get_text(&url).await?;
+            ensure!(status == 200, "{url} answered {status}");
+            let (_, samples) = bellwether_e2e::prometheus::parse(&text)?;
+            let value = |name: &str| bellwether_e2e::prometheus::value(&samples, name, &[]);
+            held += value("bellwether_cluster_partitions_owned").context("partitions_owned")?;
+            ensure!(
+                value("bellwether_cluster_ready") == Some(1.0),
+                "{url}: not ready"
+            );
+            ensure!(
+                value("bellwether_cluster_replica_pending_messages") == Some(0.0),
+                "{url}: replica behind"
+            );
+        }
+        ensure!(held <= 64.0, "the nodes hold {held} of 64 partitions");
+        Ok((held == 64.0).then_some(()))
+    })
+    .await
+    .context("the nodes' /metrics never added up to 64 partitions")?;
+
     // The gate asked of a survivor fails the release.
     let survivor = nodes.values().next().context("no survivor")?;
     let gate = clean_command("bellwether")?
