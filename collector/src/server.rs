@@ -84,9 +84,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
     let dir = settings.data_dir.clone();
+    // A single collector flushes each batch before it answers; a cluster node's replica
+    // relies on the stream, which JetStream acknowledged before the sender was answered.
+    let flush_each_write = settings.cluster.is_none();
     let opened = tokio::task::spawn_blocking(move || {
         std::fs::create_dir_all(&dir).map_err(|e| StoreError::Sled(e.into()))?;
-        let store = SledStore::open(&dir)?;
+        let store = SledStore::open_with(&dir, flush_each_write)?;
         let verdicts = SledVerdicts::new(store.open_tree("verdicts")?);
         let pruner = Pruner::open(&store, store.open_tree("verdicts")?)?;
         let progress = store.open_tree("cluster")?;

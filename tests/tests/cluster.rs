@@ -279,9 +279,13 @@ async fn three_nodes_count_exactly_and_survive_the_owner_killed() -> Result<()> 
     );
     tokio::time::timeout(Duration::from_secs(120), sender).await???;
 
-    // A fourth node joins: it replays the stream and takes a share of the partitions.
+    // A fourth node joins: it replays the stream and takes a share of the partitions;
+    // the killed node comes back on its data directory and reads on from where its
+    // replica stopped.
     let n4 = start_node(dir.path(), &nats, "n4", &hook)?;
     nodes.insert("n4".to_owned(), n4);
+    let back = start_node(dir.path(), &nats, &owner_id, &hook)?;
+    nodes.insert(owner_id.clone(), back);
     settled(&nodes.values().collect::<Vec<_>>()).await?;
 
     let expected = 4_000 + 60 * 50;

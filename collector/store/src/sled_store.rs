@@ -39,7 +39,10 @@ impl SledStore {
 
     /// Like [`SledStore::open`]; with `flush_each_write` false, writes reach disk with
     /// sled's periodic background flush instead (faster, but an acknowledged batch can
-    /// be lost in a crash). Only benchmarks use that.
+    /// be lost in a crash). Benchmarks use that, and a cluster node's replica, whose
+    /// source of truth is the replicated stream it reads again from its last recorded
+    /// sequence (recorded in the same store after the writes it follows, so a crash
+    /// loses the two together and the batch ids make the replay count once).
     pub fn open_with(dir: &Path, flush_each_write: bool) -> Result<Self, StoreError> {
         let db = super::open_sled(dir)?;
         Ok(Self {

@@ -378,6 +378,12 @@ async fn deliver(
     permit: OwnedSemaphorePermit,
 ) {
     let id = entry.id;
+    if shared.scope.is_shared() && !claim(&shared, &entry, &receiver).await {
+        if let Ok(mut set) = shared.in_flight.lock() {
+            set.remove(&id);
+        }
+        return;
+    }
     let now = now_unix_ms();
     let delivery = match render(&entry.notification, &receiver, now) {
         Ok(outgoing) => shared.transport.send(outgoing, receiver.timeout).await,
@@ -454,6 +460,29 @@ async fn deliver(
     drop(permit);
     shared.wake.notify_one();
 }
+
+/// In a cluster, marks `entry` as not due until its delivery has had time to finish,
+/// so that a node that takes the service over while this one is sending (or paused in
+/// the middle of it) waits for the outcome instead of sending it too; then asks the
+/// fence once more. False: do not send now.
+async fn claim(shared: &Arc<Shared>, entry: &OutboxEntry, receiver: &Receiver) -> bool {
+    let mut claimed = entry.clone();
+    let hold = receiver.timeout.saturating_add(CLAIM_MARGIN);
+    claimed.next_attempt_at_unix_ms = now_unix_ms().saturating_add(ms(hold));
+    let store = Arc::clone(&shared.store);
+    let saved = tokio::task::spawn_blocking(move || store.save(&claimed, None)).await;
+    if !matches!(saved, Ok(Ok(()))) {
+        tracing::warn!(
+            id = entry.id,
+            "claiming a notification failed; not sent now"
+        );
+        return false;
+    }
+    shared.scope.owns(&entry.notification.release.service)
+}
+
+/// How much longer than a receiver's timeout a claim holds an entry.
+const CLAIM_MARGIN: Duration = Duration::from_secs(2);
 
 #[cfg(test)]
 mod tests {
