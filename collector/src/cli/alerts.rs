@@ -12,9 +12,16 @@ use super::{ApiClient, ClientError, DEFAULT_URL};
 pub struct AlertsArgs {
     #[command(subcommand)]
     pub action: Option<AlertsAction>,
-    /// Collector HTTP API base URL.
-    #[arg(long, env = "BELLWETHER_URL", default_value = DEFAULT_URL, global = true)]
-    pub url: String,
+    /// Collector HTTP API base URL. Repeat the flag or separate URLs with commas to name
+    /// several nodes of a cluster: when one cannot be reached the next is asked.
+    #[arg(
+        long,
+        env = "BELLWETHER_URL",
+        value_name = "URL",
+        default_value = DEFAULT_URL,
+        global = true
+    )]
+    pub url: Vec<String>,
     /// Bearer token for a collector that requires one.
     #[arg(long, env = "BELLWETHER_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
@@ -77,7 +84,7 @@ pub async fn run(args: AlertsArgs) -> ExitCode {
         service: None,
     });
     let result = async {
-        let client = ApiClient::new(&args.url)?.with_token(args.token.as_deref())?;
+        let client = ApiClient::from_urls(&args.url)?.with_token(args.token.as_deref())?;
         let value: Value = match &action {
             AlertsAction::List {
                 state,

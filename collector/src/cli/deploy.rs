@@ -19,7 +19,7 @@ pub async fn run(args: DeployArgs) -> ExitCode {
         started_at_unix_ms: None,
     };
     let result = async {
-        ApiClient::new(&args.url)?
+        ApiClient::from_urls(&args.url)?
             .with_token(args.token.as_deref())?
             .post::<_, DeploymentJson>("/api/v1/deployments", &request)
             .await

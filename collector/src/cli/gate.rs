@@ -4,6 +4,12 @@
 //! `--min-duration` since the deploy), 1 fail (unhealthy, or degraded), 2 usage or
 //! connection error, 3 still pending at `--timeout`. On a terminal one progress line is
 //! rewritten in place; otherwise a line is printed only when something changes.
+//!
+//! With several `--url`s, a long poll cut off by its node's death moves on to the next
+//! URL at once (the client's failover), which is asked for its current verdict (the
+//! revision the long poll named was the dead node's), and the gate keeps waiting there. A
+//! connection error ends the gate (exit 2) only before any node has answered; after
+//! that, the gate keeps trying every URL until `--timeout`.
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -119,7 +125,7 @@ impl Display {
 }
 
 pub async fn run(args: GateArgs) -> ExitCode {
-    let client = ApiClient::new(&args.url).and_then(|c| c.with_token(args.token.as_deref()));
+    let client = ApiClient::from_urls(&args.url).and_then(|c| c.with_token(args.token.as_deref()));
     let client = match client {
         Ok(client) => client,
         Err(e) => return usage(&e),
@@ -136,7 +142,8 @@ pub async fn run(args: GateArgs) -> ExitCode {
         last: None,
     };
     let deadline = Instant::now() + args.timeout;
-    let mut since: Option<u64> = None;
+    // The last revision seen and the URL that gave it (a revision is one node's own).
+    let mut since: Option<(String, u64)> = None;
     let mut latest: Option<HealthResponse> = None;
     let mut answered = false;
     let mut cap: Option<Duration> = None;
@@ -151,13 +158,19 @@ pub async fn run(args: GateArgs) -> ExitCode {
             .min()
             .unwrap_or(POLL);
         // The first request answers at once with the current verdict; later ones
-        // long-poll for a revision newer than the last one seen.
-        let path = match since {
-            None => base.clone(),
-            Some(revision) => format!("{base}&wait={}ms&since={revision}", wait.as_millis().max(1)),
+        // long-poll the same node for a revision newer than the last one seen. Another
+        // node (the first one gone) is asked for its current verdict at once.
+        let path_for = |url: &str| match &since {
+            Some((from, revision)) if from == url => {
+                format!("{base}&wait={}ms&since={revision}", wait.as_millis().max(1))
+            }
+            _ => base.clone(),
         };
-        let health = match client.get::<HealthResponse>(&path).await {
-            Ok(health) => health,
+        let health = match client.get_per_url::<HealthResponse>(path_for).await {
+            Ok((health, from)) => {
+                since = Some((from.to_owned(), health.revision));
+                health
+            }
             Err(ClientError::Api { status: 404, .. }) => {
                 display.show(&format!("waiting for {name} to report telemetry"));
                 tokio::time::sleep(RETRY.min(remaining)).await;
@@ -175,7 +188,6 @@ pub async fn run(args: GateArgs) -> ExitCode {
             }
         };
         answered = true;
-        since = Some(health.revision);
         display.show(&progress_line(&health));
         let decision = decide(&health, args.min_duration, args.allow_degraded);
         latest = Some(health);

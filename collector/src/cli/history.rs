@@ -22,7 +22,7 @@ pub async fn run(args: ReleasesArgs) -> ExitCode {
         path.push_str(&query.join("&"));
     }
     let result = async {
-        ApiClient::new(&args.url)?
+        ApiClient::from_urls(&args.url)?
             .with_token(args.token.as_deref())?
             .get::<ReleasesResponse>(&path)
             .await

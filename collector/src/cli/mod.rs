@@ -108,9 +108,10 @@ pub struct DeployArgs {
     /// Owning team.
     #[arg(long)]
     pub team: Option<String>,
-    /// Collector HTTP API base URL.
-    #[arg(long, env = "BELLWETHER_URL", default_value = DEFAULT_URL)]
-    pub url: String,
+    /// Collector HTTP API base URL. Repeat the flag or separate URLs with commas to name
+    /// several nodes of a cluster: when one cannot be reached the next is asked.
+    #[arg(long, env = "BELLWETHER_URL", value_name = "URL", default_value = DEFAULT_URL)]
+    pub url: Vec<String>,
     /// Bearer token for a collector that requires one.
     #[arg(long, env = "BELLWETHER_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -122,9 +123,10 @@ pub struct ReleasesArgs {
     pub service: Option<String>,
     #[arg(long)]
     pub environment: Option<String>,
-    /// Collector HTTP API base URL.
-    #[arg(long, env = "BELLWETHER_URL", default_value = DEFAULT_URL)]
-    pub url: String,
+    /// Collector HTTP API base URL. Repeat the flag or separate URLs with commas to name
+    /// several nodes of a cluster: when one cannot be reached the next is asked.
+    #[arg(long, env = "BELLWETHER_URL", value_name = "URL", default_value = DEFAULT_URL)]
+    pub url: Vec<String>,
     /// Bearer token for a collector that requires one.
     #[arg(long, env = "BELLWETHER_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -151,9 +153,10 @@ pub struct GateArgs {
     /// Let a degraded release pass (an unhealthy one still fails).
     #[arg(long)]
     pub allow_degraded: bool,
-    /// Collector HTTP API base URL.
-    #[arg(long, env = "BELLWETHER_URL", default_value = DEFAULT_URL)]
-    pub url: String,
+    /// Collector HTTP API base URL. Repeat the flag or separate URLs with commas to name
+    /// several nodes of a cluster: when one cannot be reached the next is asked.
+    #[arg(long, env = "BELLWETHER_URL", value_name = "URL", default_value = DEFAULT_URL)]
+    pub url: Vec<String>,
     /// Bearer token for a collector that requires one.
     #[arg(long, env = "BELLWETHER_TOKEN", hide_env_values = true)]
     pub token: Option<String>,

@@ -93,7 +93,7 @@ impl Demo {
             min_duration: Duration::ZERO,
             timeout: STEP_TIMEOUT,
             allow_degraded: false,
-            url: self.url.clone(),
+            url: vec![self.url.clone()],
             token: None,
         };
         crate::cli::gate::run(args).await == ExitCode::SUCCESS
