@@ -30,8 +30,8 @@ const VERSION: &str = "2.0.0";
 /// Starting, electing leaders and placing streams on a loaded 2-core machine.
 const SLOW: Duration = Duration::from_secs(60);
 
-fn config(nats: &NatsCluster, node: &str, hook: &str) -> String {
-    let servers: Vec<String> = nats.urls().iter().map(|u| format!("{u:?}")).collect();
+fn config(servers: &[String], node: &str, hook: &str) -> String {
+    let servers: Vec<String> = servers.iter().map(|u| format!("{u:?}")).collect();
     format!(
         r#"
 [detection]
@@ -64,7 +64,12 @@ lease_ttl = "2s"
 }
 
 fn start_node(dir: &Path, nats: &NatsCluster, node: &str, hook: &Receiver) -> Result<Collector> {
-    let config = config(nats, node, &hook.url("/hooks/payments"));
+    start_node_on(dir, &nats.urls(), node, hook)
+}
+
+/// A node that knows only `servers` of the NATS cluster.
+fn start_node_on(dir: &Path, servers: &[String], node: &str, hook: &Receiver) -> Result<Collector> {
+    let config = config(servers, node, &hook.url("/hooks/payments"));
     start_collector_with_config_env(&dir.join(node), &config, &[])
         .with_context(|| format!("starting {node}"))
 }
@@ -408,18 +413,40 @@ fn signal(pid: u32, signal: &str) -> Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_paused_owner_neither_delivers_nor_fires_once_its_lease_moved() -> Result<()> {
+/// How the owner loses its lease in [`fenced`].
+#[derive(Clone, Copy, Debug)]
+enum CutOff {
+    /// `kill -STOP` (a long GC pause, a frozen VM), `kill -CONT` once the next
+    /// notification is on its way.
+    Paused,
+    /// Its only NATS server is killed.
+    NatsGone,
+}
+
+/// n1 holds a service whose release turned bad and was notified; n1 loses its lease by
+/// `cut_off`; the receiver answers slowly, so what the new owner sends for the next bad
+/// release is still pending while n1 is back (or still running, cut off). Nothing may
+/// be sent twice, and every alert fires once.
+async fn fenced(cut_off: CutOff) -> Result<()> {
     let Some(binary) = nats_server_or_skip().map_err(anyhow::Error::msg)? else {
         return Ok(());
     };
-    let nats = NatsCluster::start(&binary, 3).map_err(anyhow::Error::msg)?;
+    // The servers do not tell clients of each other: a node given one server is cut off
+    // when that one is gone.
+    let mut nats =
+        NatsCluster::start_with(&binary, 3, &["--no_advertise"]).map_err(anyhow::Error::msg)?;
     let hook = Receiver::start().await?;
     let dir = tempfile::tempdir()?;
-    let nodes: Vec<Collector> = ["n1", "n2", "n3"]
-        .iter()
-        .map(|id| start_node(dir.path(), &nats, id, &hook))
-        .collect::<Result<_>>()?;
+    let urls = nats.urls();
+    let n1_servers = match cut_off {
+        CutOff::Paused => urls.clone(),
+        CutOff::NatsGone => urls[..1].to_vec(),
+    };
+    let nodes = vec![
+        start_node_on(dir.path(), &n1_servers, "n1", &hook)?,
+        start_node_on(dir.path(), &urls[1..], "n2", &hook)?,
+        start_node_on(dir.path(), &urls[1..], "n3", &hook)?,
+    ];
     settled(&nodes.iter().collect::<Vec<_>>()).await?;
     // A service whose partition n1 holds.
     let mut service = None;
@@ -452,12 +479,15 @@ async fn a_paused_owner_neither_delivers_nor_fires_once_its_lease_moved() -> Res
     baseline_then_deploy(&nodes[1], &service, ENV, "2.0.0", deploy_ms).await?;
     let resource = release_resource(&service, "2.0.0", ENV, "bad");
     export_logs(&nodes[1].grpc_url(), &resource, mix.records(now_ms())).await?;
-    hook.wait_accepted(1, SLOW).await?;
+    hook.wait_accepted(1, SLOW)
+        .await
+        .context("n1 never notified the first bad release")?;
 
-    // n1 pauses (as a long GC pause or a frozen VM would) past its lease; the receiver
-    // now takes 4 s to answer, so what n2 or n3 sends is still pending when n1 wakes.
     hook.delay_answers(Duration::from_secs(4));
-    signal(nodes[0].process.id(), "STOP")?;
+    match cut_off {
+        CutOff::Paused => signal(nodes[0].process.id(), "STOP")?,
+        CutOff::NatsGone => nats.kill(0),
+    }
     let moved = eventually(SLOW, || async {
         let view = nodes[1]
             .get(&format!("/api/v1/cluster?service={service}"))
@@ -470,17 +500,49 @@ async fn a_paused_owner_neither_delivers_nor_fires_once_its_lease_moved() -> Res
     .await;
     let before = hook.requests().len();
     let fired = async {
-        moved?;
+        moved.context("the service's lease never moved off n1")?;
         bad_release("3.0.0").await?;
         eventually(SLOW, || async {
             Ok((hook.requests().len() > before).then_some(()))
         })
         .await
+        .with_context(|| {
+            let logs: Vec<String> = nodes
+                .iter()
+                .map(|n| {
+                    let text = n.process.stderr_text();
+                    let lines: Vec<&str> = text.lines().filter(|l| !l.contains(" INFO ")).collect();
+                    lines[lines.len().saturating_sub(15)..].join("\n")
+                })
+                .collect();
+            format!(
+                "the new owner never notified; the nodes' warnings:\n{}",
+                logs.join("\n--\n")
+            )
+        })
     }
     .await;
-    signal(nodes[0].process.id(), "CONT")?;
+    if let CutOff::Paused = cut_off {
+        signal(nodes[0].process.id(), "CONT")?;
+    }
     fired?;
-    // n1 is awake while the new owner's delivery is in flight, and for a while after.
+    if let CutOff::NatsGone = cut_off {
+        // Cut off, n1 holds nothing (its API still answers).
+        let owned = eventually(SLOW, || async {
+            let view = nodes[0].get("/api/v1/cluster").await?;
+            Ok(view["owned"]
+                .as_array()
+                .filter(|o| o.is_empty())
+                .map(|_| ()))
+        })
+        .await;
+        ensure!(
+            owned.is_ok(),
+            "n1, cut off from NATS, still holds partitions"
+        );
+    }
+    // The new owner's delivery is in flight while n1 runs again, and for a while after:
+    // this window is where n1 would send, were it not fenced.
     tokio::time::sleep(Duration::from_secs(6)).await;
     hook.delay_answers(Duration::ZERO);
     let notified = each_notification_once(&hook)?;
@@ -489,4 +551,14 @@ async fn a_paused_owner_neither_delivers_nor_fires_once_its_lease_moved() -> Res
         "expected the 2.0.0 and 3.0.0 alerts, got {notified}"
     );
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paused_owner_neither_delivers_nor_fires_once_its_lease_moved() -> Result<()> {
+    fenced(CutOff::Paused).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_owner_cut_off_from_nats_stops_acting_for_its_partitions() -> Result<()> {
+    fenced(CutOff::NatsGone).await
 }

@@ -342,8 +342,8 @@ fn the_store_survives_one_server_of_three_and_fails_clearly_without_quorum() -> 
     let Some(binary) = nats_server_or_skip()? else {
         return Ok(());
     };
-    let mut cluster = NatsCluster::start(&binary, 3)?;
-    let mut settings = NatsSettings::new(cluster.urls());
+    let mut cluster = NatsCluster::start_with(&binary, 3, &["--no_advertise"])?;
+    let mut settings = NatsSettings::new(cluster.urls()[1..].to_vec());
     settings.prefix = "quorum".into();
     settings.timeout = Duration::from_secs(3);
     let nats = connect_with(settings)?;
@@ -352,9 +352,42 @@ fn the_store_survives_one_server_of_three_and_fails_clearly_without_quorum() -> 
     verdicts
         .record(&health(&release, Verdict::Pending, 1))
         .map_err(text)?;
+    let alerts = KvAlertStore::open(&nats).map_err(text)?;
+    alerts.put_alert(&alert(&release, "a-1")).map_err(text)?;
 
+    // Listers on other connections, as every node's alert engine lists once a second:
+    // each notes when its latest successful listing started.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let listed_at = Arc::new(std::sync::Mutex::new(vec![None::<Instant>; 3]));
+    let mut listers = Vec::new();
+    for i in 0..3 {
+        let mut settings = NatsSettings::new(cluster.urls()[1..].to_vec());
+        settings.prefix = "quorum".into();
+        settings.name = format!("lister-{i}");
+        settings.timeout = Duration::from_secs(3);
+        let store = KvAlertStore::open(&connect_with(settings)?).map_err(text)?;
+        let (stop, listed_at) = (Arc::clone(&stop), Arc::clone(&listed_at));
+        listers.push(std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let started = Instant::now();
+                if store.alerts().is_ok_and(|a| a.len() == 1) {
+                    if let Ok(mut at) = listed_at.lock() {
+                        at[i] = Some(started);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }));
+    }
+    while listed_at
+        .lock()
+        .map_or(true, |at| at.iter().any(Option::is_none))
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // One server gone (kill -9): two of three replicas remain, writes go on.
     cluster.kill(0);
+    let killed_at = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut written = verdicts.record(&health(&release, Verdict::Unhealthy, 2));
     while written.is_err() && Instant::now() < deadline {
@@ -369,6 +402,28 @@ fn the_store_survives_one_server_of_three_and_fails_clearly_without_quorum() -> 
         .map(|e| e.verdict)
         .collect();
     assert_eq!(timeline, vec![Verdict::Pending, Verdict::Unhealthy]);
+    // Listing (alerts, the outbox) goes on too.
+    let mut listed = alerts.alerts();
+    while listed.is_err() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        listed = alerts.alerts();
+    }
+    let listed = listed.map_err(|e| format!("no listing with 2 of 3 servers: {e}"))?;
+    assert_eq!(listed.len(), 1);
+    // Connections that were listing when the server died list again.
+    let lists_again =
+        |at: &Vec<Option<Instant>>| at.iter().all(|t| t.is_some_and(|t| t > killed_at));
+    while !listed_at.lock().is_ok_and(|at| lists_again(&at)) {
+        assert!(
+            Instant::now() < deadline,
+            "a connection listing at the kill never listed again"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for lister in listers {
+        lister.join().map_err(|_| "lister panicked")?;
+    }
 
     // Two gone: no quorum. A call fails within its timeout with a clear error, never hangs.
     cluster.kill(1);

@@ -49,6 +49,13 @@ impl NatsCluster {
     /// Starts `n` servers routed to each other, JetStream on, and waits until each
     /// accepts connections.
     pub fn start(binary: &Path, n: usize) -> Result<Self, String> {
+        Self::start_with(binary, n, &[])
+    }
+
+    /// [`NatsCluster::start`] with `extra` arguments for every server (for example
+    /// `--no_advertise`, so that a client knows only the servers it was given and is cut
+    /// off when they are gone).
+    pub fn start_with(binary: &Path, n: usize, extra: &[&str]) -> Result<Self, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let mut ports = Vec::new();
         for _ in 0..n {
@@ -61,7 +68,7 @@ impl NatsCluster {
         let mut servers = Vec::new();
         for (i, (client, cluster)) in ports.iter().enumerate() {
             let store = dir.path().join(format!("n{i}"));
-            let args = vec![
+            let mut args: Vec<String> = vec![
                 "-a".into(),
                 "127.0.0.1".into(),
                 "-p".into(),
@@ -78,6 +85,7 @@ impl NatsCluster {
                 "--routes".into(),
                 routes.join(","),
             ];
+            args.extend(extra.iter().map(|a| (*a).to_owned()));
             servers.push(Server {
                 child: None,
                 args,

@@ -297,14 +297,27 @@ pub(crate) async fn values_under(
     prefix: &str,
 ) -> Result<Vec<Bytes>, StoreError> {
     use futures::TryStreamExt;
-    let mut keys: Vec<String> = store
-        .keys()
+    // The stream's subjects (a request and its answer), not `Store::keys`: that one
+    // reads through an ordered push consumer, and a connection whose consumer was
+    // cut by a lost server kept answering "timed out" for as long as was measured (15 s
+    // and more), while this goes on once the stream has its leader again.
+    let subjects: Vec<(String, usize)> = store
+        .stream
+        .info_with_subjects(format!("{}>", store.prefix))
         .await
         .map_err(|e| nats_error("listing keys", e))?
         .try_collect()
         .await
         .map_err(|e| nats_error("listing keys", e))?;
-    keys.retain(|k| k.starts_with(prefix));
+    let mut keys: Vec<String> = subjects
+        .into_iter()
+        .filter_map(|(subject, _)| {
+            subject
+                .strip_prefix(store.prefix.as_str())
+                .map(str::to_owned)
+        })
+        .filter(|k| k.starts_with(prefix))
+        .collect();
     keys.sort();
     let mut values = Vec::with_capacity(keys.len());
     for key in keys {
