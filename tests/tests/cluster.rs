@@ -442,7 +442,7 @@ async fn fenced(cut_off: CutOff) -> Result<()> {
         CutOff::Paused => urls.clone(),
         CutOff::NatsGone => urls[..1].to_vec(),
     };
-    let nodes = vec![
+    let nodes = [
         start_node_on(dir.path(), &n1_servers, "n1", &hook)?,
         start_node_on(dir.path(), &urls[1..], "n2", &hook)?,
         start_node_on(dir.path(), &urls[1..], "n3", &hook)?,
