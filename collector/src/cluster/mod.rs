@@ -4,7 +4,8 @@
 //! - [`node`]: what a node runs beside the single collector's parts: the partition
 //!   leases, the ingest stream every batch and deployment is published to, and the
 //!   replica that applies the whole stream, in order, to this node's sled store.
-//! - [`api`]: `GET /api/v1/cluster`, `/readyz`, and the cluster series of `/metrics`.
+//! - [`api`]: `GET /api/v1/cluster`, `/readyz`, and the publish counters whose series
+//!   [`crate::metrics::cluster`] renders with the node's own.
 //!
 //! Every node holds all counts (its replica) and evaluates every active release, so any
 //! node answers every query and long-poll from its own store. Only the node holding a

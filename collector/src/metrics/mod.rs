@@ -24,8 +24,9 @@
 //! | `bellwether_ingest_duration_seconds` | histogram | signal |
 //! | `bellwether_limit_exceeded_total` | counter | limit (see [`crate::limits`]) |
 //! | `bellwether_build_info` | gauge | version |
-//! | `bellwether_cluster_*` (a cluster node only) | see [`crate::cluster::api::metrics`] | |
+//! | `bellwether_cluster_*` (a cluster node only) | see [`cluster::render`] | |
 
+pub mod cluster;
 pub mod registry;
 pub mod releases;
 pub mod text;
@@ -51,7 +52,7 @@ pub struct Sources {
     pub store: Arc<dyn ReleaseStore>,
     pub evaluator: Evaluator,
     pub alerts: AlertEngine,
-    /// A cluster node adds its series ([`crate::cluster::api::metrics`]).
+    /// A cluster node adds its series ([`cluster::render`]).
     pub cluster: Option<crate::cluster::Node>,
 }
 
@@ -66,7 +67,7 @@ async fn scrape(State(sources): State<Sources>) -> Response {
     match releases::render(&sources).await {
         Ok(mut body) => {
             if let Some(node) = &sources.cluster {
-                body.push_str(&crate::cluster::api::metrics(node).await);
+                body.push_str(&cluster::render(node).await);
             }
             ([(header::CONTENT_TYPE, text::CONTENT_TYPE)], body).into_response()
         }
