@@ -1,11 +1,13 @@
 //! The HTTP JSON API: health check, deployments, releases, per-release stats, health
-//! (long-poll) and verdict timelines.
+//! (long-poll), verdict timelines, and the compact verdict and Flagger webhook that rollout
+//! tools ask ([`rollouts`]).
 //! Every error answers `{"error": "<message>"}`.
 
 pub mod alerts;
 mod health;
 pub mod issues;
 pub mod json;
+pub mod rollouts;
 mod routes;
 
 pub use routes::router;

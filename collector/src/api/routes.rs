@@ -33,7 +33,8 @@ pub fn router(releases: Releases, evaluator: Evaluator) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(releases)
-        .merge(super::health::router(evaluator))
+        .merge(super::health::router(evaluator.clone()))
+        .merge(super::rollouts::router(evaluator))
 }
 
 async fn healthz() -> Json<serde_json::Value> {

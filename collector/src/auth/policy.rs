@@ -5,7 +5,8 @@
 //! |---|---|---|
 //! | HTTP API | `GET /healthz`, `GET /readyz` | open |
 //! | HTTP API | `POST /api/v1/deployments` | deploy |
-//! | HTTP API | `GET /api/v1/releases…` (list, stats, health, verdicts, issues) | deploy or read |
+//! | HTTP API | `GET /api/v1/releases…` (list, stats, health, verdict, verdicts, issues) | deploy or read |
+//! | HTTP API | `POST /api/v1/gates/flagger` (asks for a verdict) | deploy or read |
 //! | HTTP API | any other `GET`/`HEAD` (UI, `/metrics`, alerts, silences, outbox) | read |
 //! | HTTP API | any other method (acks, silences) | admin |
 //! | OTLP/HTTP | everything | ingest |
@@ -33,6 +34,8 @@ pub fn http_api(method: &Method, path: &str) -> Need {
     match path {
         "/healthz" | "/readyz" if reading => Need::Open,
         "/api/v1/deployments" if method == Method::POST => DEPLOY,
+        // Flagger asks for a verdict with a POST; it changes nothing.
+        "/api/v1/gates/flagger" if method == Method::POST => DEPLOY_OR_READ,
         "/api/v1/releases" if reading => DEPLOY_OR_READ,
         _ if reading && path.starts_with("/api/v1/releases/") => DEPLOY_OR_READ,
         _ if reading => READ,
