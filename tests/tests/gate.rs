@@ -155,6 +155,33 @@ async fn an_error_spike_with_a_new_exception_fails_the_gate() -> Result<()> {
     );
     assert_eq!(issue["count"], 20);
     assert_eq!(issue["instances"], 2);
+
+    // In a GitHub Actions step the gate also appends a Markdown summary.
+    let summary = dir.path().join("step-summary.md");
+    std::fs::write(&summary, "earlier step\n")?;
+    let url = collector.url();
+    let output = clean_command("bellwether")?
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .args([
+            "gate",
+            "--service",
+            SERVICE,
+            "--version",
+            "2",
+            "--environment",
+            ENV,
+        ])
+        .args(["--timeout", "15s", "--url", &url])
+        .output()?;
+    assert_eq!(output.status.code(), Some(1));
+    let markdown = std::fs::read_to_string(&summary)?;
+    assert!(
+        markdown.starts_with(
+            "earlier step\n### Bellwether gate: FAIL: checkout 2 in prod is unhealthy"
+        ),
+        "{markdown}"
+    );
+    assert!(markdown.contains("| new_issue |"), "{markdown}");
     Ok(())
 }
 

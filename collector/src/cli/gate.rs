@@ -194,17 +194,21 @@ pub async fn run(args: GateArgs) -> ExitCode {
         match decision {
             Decision::Pass => {
                 display.finish();
-                println!(
+                let headline = format!(
                     "PASS: {name} is {}",
                     latest.as_ref().map_or("", |h| h.verdict.as_str())
                 );
+                println!("{headline}");
+                step_summary(&headline, latest.as_ref());
                 return ExitCode::SUCCESS;
             }
             Decision::Fail => {
                 display.finish();
                 if let Some(h) = &latest {
-                    println!("FAIL: {name} is {}", h.verdict);
+                    let headline = format!("FAIL: {name} is {}", h.verdict);
+                    println!("{headline}");
                     print!("{}", evidence_lines(h));
+                    step_summary(&headline, Some(h));
                 }
                 return ExitCode::from(1);
             }
@@ -212,21 +216,59 @@ pub async fn run(args: GateArgs) -> ExitCode {
         }
     }
     display.finish();
-    match &latest {
-        Some(h) => {
-            println!(
-                "TIMEOUT: {name} still {} after {}s",
-                h.verdict,
-                args.timeout.as_secs()
-            );
-            print!("{}", evidence_lines(h));
-        }
-        None => println!(
+    let headline = match &latest {
+        Some(h) => format!(
+            "TIMEOUT: {name} still {} after {}s",
+            h.verdict,
+            args.timeout.as_secs()
+        ),
+        None => format!(
             "TIMEOUT: {name} reported no telemetry within {}s",
             args.timeout.as_secs()
         ),
+    };
+    println!("{headline}");
+    if let Some(h) = &latest {
+        print!("{}", evidence_lines(h));
     }
+    step_summary(&headline, latest.as_ref());
     ExitCode::from(3)
+}
+
+/// The outcome as GitHub-flavoured Markdown.
+pub fn summary_markdown(headline: &str, health: Option<&HealthResponse>) -> String {
+    let mut out = format!("### Bellwether gate: {headline}\n\n");
+    if let Some(h) = health {
+        out.push_str(&format!("`{}`\n\n", progress_line(h)));
+        if !h.evidence.is_empty() {
+            out.push_str("| evidence | |\n|---|---|\n");
+            for e in &h.evidence {
+                let summary = e.summary.replace('|', "\\|").replace('\n', " ");
+                out.push_str(&format!("| {} | {summary} |\n", e.kind));
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Appends the outcome to the file `GITHUB_STEP_SUMMARY` names, when it is set (a
+/// GitHub Actions job step); a failure to write is reported and changes nothing else.
+fn step_summary(headline: &str, health: Option<&HealthResponse>) {
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else {
+        return;
+    };
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut file| file.write_all(summary_markdown(headline, health).as_bytes()));
+    if let Err(e) = written {
+        eprintln!(
+            "warning: cannot write the step summary to {}: {e}",
+            std::path::Path::new(&path).display()
+        );
+    }
 }
 
 fn usage(e: &ClientError) -> ExitCode {
