@@ -112,6 +112,18 @@ pub struct Cli {
     )]
     pub release_file: Option<PathBuf>,
 
+    /// Kubernetes labels file (a Downward API volume: key="value" per line):
+    /// app.kubernetes.io/name and app.kubernetes.io/version give service and version;
+    /// bellwether.io/environment, team, commit and deploy-id the rest. Read after the
+    /// release file.
+    #[arg(
+        global = true,
+        long,
+        env = "BELLWETHER_K8S_LABELS_FILE",
+        value_name = "PATH"
+    )]
+    pub k8s_labels_file: Option<PathBuf>,
+
     /// Read log lines from standard input; exit after flushing when it ends
     #[arg(global = true, long, env = "BELLWETHER_STDIN")]
     pub stdin: bool,

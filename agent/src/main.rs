@@ -46,12 +46,18 @@ async fn start(cli: Cli, env: EnvMap) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(identity::load_release_file)
         .transpose()?;
+    let k8s_labels = cli
+        .k8s_labels_file
+        .as_deref()
+        .map(identity::load_labels_file)
+        .transpose()?;
     let etc_hostname = std::fs::read_to_string("/etc/hostname").ok();
     let identity = identity::resolve(
         IdentityInputs {
             flags: &cli.identity_flags(),
             env: &env,
             release_file: release_file.as_ref(),
+            k8s_labels: k8s_labels.as_ref(),
             etc_hostname: etc_hostname.as_deref(),
         },
         identity::random_hex_id,

@@ -3,14 +3,16 @@
 //!
 //! [`resolve`] applies one precedence for every field: command-line flag, then the
 //! `BELLWETHER_*` variable, then `OTEL_SERVICE_NAME` / `OTEL_RESOURCE_ATTRIBUTES`, then the
-//! release file. The process environment is never read here: the caller passes a map, so
+//! release file, then the Kubernetes labels file ([`k8s_labels`]). The process environment is never read here: the caller passes a map, so
 //! tests describe an environment instead of mutating the real one.
 
+mod k8s_labels;
 mod otel;
 mod release_file;
 
 use std::collections::HashMap;
 
+pub use k8s_labels::{load_labels_file, parse_labels_file, LabelsFileError};
 pub use otel::parse_resource_attributes;
 pub use release_file::{load_release_file, parse_release_file, ReleaseFile, ReleaseFileError};
 
@@ -165,6 +167,8 @@ pub struct IdentityInputs<'a> {
     pub flags: &'a IdentityFlags,
     pub env: &'a EnvMap,
     pub release_file: Option<&'a ReleaseFile>,
+    /// The pod's labels (Downward API volume), mapped to identity fields.
+    pub k8s_labels: Option<&'a ReleaseFile>,
     /// Contents of `/etc/hostname`, if it could be read.
     pub etc_hostname: Option<&'a str>,
 }
@@ -206,6 +210,7 @@ pub fn resolve(
                 _ => field.lookup_in(&otel_attrs),
             })
             .or_else(|| inputs.release_file.and_then(|file| file.get(field)))
+            .or_else(|| inputs.k8s_labels.and_then(|labels| labels.get(field)))
     };
 
     let service = lookup(Field::Service).ok_or(IdentityError::MissingService)?;

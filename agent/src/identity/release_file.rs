@@ -22,6 +22,11 @@ pub struct ReleaseFile {
 }
 
 impl ReleaseFile {
+    /// Values already keyed by attribute name (the Kubernetes labels file's mapping).
+    pub(super) fn from_attributes(values: HashMap<String, String>) -> Self {
+        Self { values }
+    }
+
     /// The value for `field`, whichever key spelling the file used.
     pub fn get(&self, field: Field) -> Option<String> {
         field.lookup_in(&self.values)

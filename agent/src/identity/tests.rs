@@ -18,6 +18,7 @@ fn resolve_with(
             flags,
             env,
             release_file: file,
+            k8s_labels: None,
             etc_hostname,
         },
         || "random-id".to_owned(),
@@ -235,4 +236,27 @@ fn attributes_skip_unknown_optionals() {
             attr::COMMIT
         ]
     );
+}
+
+#[test]
+fn the_labels_file_comes_after_the_release_file() {
+    let labels = crate::identity::parse_labels_file(
+        "app.kubernetes.io/name=\"from-labels\"\napp.kubernetes.io/version=\"9\"\nbellwether.io/team=\"t\"\n",
+    )
+    .expect("valid labels");
+    let release = file("BELLWETHER_VERSION=2.0.0\n");
+    let id = resolve(
+        IdentityInputs {
+            flags: &IdentityFlags::default(),
+            env: &EnvMap::new(),
+            release_file: Some(&release),
+            k8s_labels: Some(&labels),
+            etc_hostname: None,
+        },
+        || "random-id".to_owned(),
+    )
+    .expect("resolves");
+    assert_eq!(id.service, "from-labels");
+    assert_eq!(id.version, "2.0.0", "the release file wins over the labels");
+    assert_eq!(id.team.as_deref(), Some("t"));
 }
