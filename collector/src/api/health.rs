@@ -40,7 +40,12 @@ struct EnvironmentQuery {
     environment: Option<String>,
 }
 
-fn release_ref(service: String, version: String, environment: Option<String>) -> ReleaseRef {
+/// The release a path and its `environment` query name (empty means any).
+pub(super) fn release_ref(
+    service: String,
+    version: String,
+    environment: Option<String>,
+) -> ReleaseRef {
     ReleaseRef {
         service,
         environment: environment.filter(|e| !e.is_empty()),

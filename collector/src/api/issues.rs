@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::issues::ReleaseIssues;
-use crate::lookup::ReleaseRef;
 use crate::releases::Releases;
 use bellwether_model::issue::{FirstSeen, IssueSample};
 use bellwether_model::release::ReleaseKey;
@@ -74,10 +73,6 @@ pub(super) async fn release_issues(
 ) -> Result<Json<IssuesResponse>, Error> {
     let Path((service, version)) = path?;
     let Query(query) = query?;
-    let release = ReleaseRef {
-        service,
-        environment: query.environment.filter(|e| !e.is_empty()),
-        version,
-    };
+    let release = super::health::release_ref(service, version, query.environment);
     Ok(Json(releases.issues(release).await?.into()))
 }

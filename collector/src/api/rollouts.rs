@@ -64,11 +64,7 @@ async fn compact_verdict(
 ) -> Result<Json<Value>, Error> {
     let Path((service, version)) = path?;
     let Query(query) = query?;
-    let release = ReleaseRef {
-        service,
-        environment: query.environment.filter(|e| !e.is_empty()),
-        version,
-    };
+    let release = super::health::release_ref(service, version, query.environment);
     let health = evaluator.health(release).await?;
     Ok(Json(compact(&health)))
 }
