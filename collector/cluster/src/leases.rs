@@ -26,7 +26,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, stream};
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -34,7 +33,7 @@ use tokio::task::JoinHandle;
 mod log;
 mod view;
 
-use log::{apply, publish, read_from};
+use log::{publish, read};
 pub use view::{Lease, View};
 
 #[derive(Debug, thiserror::Error)]
@@ -167,10 +166,6 @@ impl Leases {
             })
             .await
             .map_err(|e| LeaseError::Stream(format!("opening {name}: {e}")))?;
-        let mut messages = read_from(&stream, &settings, 1)
-            .await
-            .map_err(|e| LeaseError::Stream(format!("reading {name}: {e}")))?;
-
         let shared = Arc::new(Mutex::new(Shared {
             view: View::default(),
             lagging: false,
@@ -180,38 +175,12 @@ impl Leases {
         let restart = Arc::new(tokio::sync::Notify::new());
         let (owned_tx, owned) = watch::channel(BTreeSet::new());
 
-        let reader = {
-            let shared = Arc::clone(&shared);
-            let settings = settings.clone();
-            let restart = Arc::clone(&restart);
-            tokio::spawn(async move {
-                loop {
-                    loop {
-                        tokio::select! {
-                            item = messages.next() => match item {
-                                // Errors report what the ordered consumer went through.
-                                Some(Ok(message)) => apply(&shared, &settings, &message),
-                                Some(Err(_)) => {}
-                                None => break,
-                            },
-                            // The view fell behind this node's own messages (its consumer
-                            // sat on a server that is gone): start a fresh one.
-                            () = restart.notified() => break,
-                        }
-                    }
-                    // The consumer is gone: read on from the next message not applied.
-                    let next = lock(&shared).view.applied_seq + 1;
-                    match read_from(&stream, &settings, next).await {
-                        Ok(fresh) => messages = fresh,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "lease stream unreadable; retrying");
-                            tokio::time::sleep(settings.ttl / 4).await;
-                            messages = futures::stream::empty().boxed();
-                        }
-                    }
-                }
-            })
-        };
+        let reader = tokio::spawn(read(
+            stream,
+            Arc::clone(&shared),
+            settings.clone(),
+            Arc::clone(&restart),
+        ));
 
         let mut leases = Self {
             settings,
