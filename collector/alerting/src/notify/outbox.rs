@@ -242,11 +242,31 @@ fn ms(duration: Duration) -> i64 {
 
 impl Deliverer {
     /// Runs until `stopped` completes. Entries in flight then stay pending for next time.
+    ///
+    /// A store that cannot be read (a replicated store while its servers elect a leader,
+    /// a disk error) is logged and tried again every second: delivery never stops for
+    /// good on one failed read.
     pub async fn run(self, stopped: impl Future<Output = ()>) -> Result<(), StoreError> {
         tokio::pin!(stopped);
         let mut tasks = JoinSet::new();
+        let mut failures = 0u32;
         loop {
-            let next_due = self.dispatch(&mut tasks).await?;
+            let next_due = match self.dispatch(&mut tasks).await {
+                Ok(next_due) => {
+                    if failures > 0 {
+                        tracing::info!(failures, "outbox readable again; delivering");
+                    }
+                    failures = 0;
+                    next_due
+                }
+                Err(e) => {
+                    failures += 1;
+                    if failures == 1 || failures.is_multiple_of(60) {
+                        tracing::error!(error = %e, failures, "outbox unreadable; delivery retries every second");
+                    }
+                    now_unix_ms() + ms(MAX_IDLE)
+                }
+            };
             while tasks.try_join_next().is_some() {}
             let now = now_unix_ms();
             let idle =
