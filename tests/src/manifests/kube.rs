@@ -229,17 +229,14 @@ fn check_container(
     let resolved = invocation.resolve(helps, problems)?;
     resolved.check_env(problems);
     check_ports(container, &resolved, problems);
-    match resolved.setting("data-dir") {
-        Some(dir) if mount_of(mounts, &dir).is_some() => {
-            let (volume, _) = mount_of(mounts, &dir).unwrap_or_default();
-            let on_volume = pod.claims.contains(&volume) || volume_named(pod, &volume).is_some();
-            if !on_volume {
-                problems.push(format!(
-                    "the data directory's volume {volume} is not defined"
-                ));
-            }
-        }
-        dir => problems.push(format!("the data directory {dir:?} is on no volume")),
+    let data_dir = resolved.setting("data-dir");
+    match data_dir.as_deref().and_then(|dir| mount_of(mounts, dir)) {
+        Some((volume, _)) if pod.claims.contains(&volume) => {}
+        Some((volume, _)) if volume_named(pod, &volume).is_some() => {}
+        Some((volume, _)) => problems.push(format!(
+            "the data directory's volume {volume} is not defined"
+        )),
+        None => problems.push(format!("the data directory {data_dir:?} is on no volume")),
     }
     if let Some(path) = resolved.setting("k8s-labels-file") {
         check_labels_file(pod, mounts, &path, problems);
