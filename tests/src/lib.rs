@@ -29,6 +29,7 @@ pub mod agent_sources;
 pub mod browser;
 pub mod detection;
 pub mod loggers;
+pub mod manifests;
 pub mod prometheus;
 pub mod sdk_traffic;
 pub mod security;
