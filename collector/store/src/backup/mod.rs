@@ -147,6 +147,8 @@ pub struct Snapshot {
     pub manifest: Manifest,
     pub head: Vec<u8>,
     pub body: File,
+    /// How long the write gate was closed.
+    pub paused: std::time::Duration,
 }
 
 impl Snapshot {
@@ -187,12 +189,14 @@ impl Source {
     pub fn snapshot(&self, spool: File) -> Result<Snapshot, BackupError> {
         let mut body = Hashing::new(BufWriter::with_capacity(1 << 20, spool));
         let mut databases = Vec::with_capacity(self.databases.len());
-        {
+        let paused = {
             let _closed = self.gate.close();
+            let closed_at = std::time::Instant::now();
             for (path, db) in &self.databases {
                 databases.push(write_database(path, db, &mut body)?);
             }
-        }
+            closed_at.elapsed()
+        };
         let (body_bytes, body_sha256, spool) = body.finish()?;
         let mut spool = spool;
         spool
@@ -217,6 +221,7 @@ impl Source {
             manifest,
             head,
             body: spool,
+            paused,
         })
     }
 }
