@@ -106,3 +106,23 @@ async fn backup(State(backups): State<Option<Backups>>) -> Result<Response, Erro
         .body(Body::from_stream(stream))
         .map_err(|e| Error::Internal(format!("backup response: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_cluster_node_answers_501_naming_jetstream() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let request = axum::http::Request::post("/api/v1/admin/backup").body(Body::empty())?;
+        let response = routes(None).oneshot(request).await?;
+        assert_eq!(response.status(), axum::http::StatusCode::NOT_IMPLEMENTED);
+        let body = response.into_body().collect().await?.to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body)?;
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(error.contains("NATS JetStream"), "{error}");
+        Ok(())
+    }
+}

@@ -7,6 +7,11 @@
 //! | [`verdicts::VerdictStore`] | the latest verdict and its timeline per release | [`verdicts::SledVerdicts`] | [`nats::KvVerdicts`] |
 //! | [`alerts::AlertStore`], [`alerts::OutboxStore`] | alerts, silences, the notification outbox | [`alerts::SledAlertStore`] | [`nats::KvAlertStore`] |
 //!
+//! Beside them: [`schema`] (each sled database's schema version, checked on open),
+//! [`WriteGate`] (every sled write of a single collector passes it) and [`backup`]
+//! (point-in-time archives of the sled databases, taken with the gate closed, and their
+//! staged restore).
+//!
 //! Every key starts with the service name, so all state of one service sits in one
 //! contiguous key range and can move between nodes as a unit. The bounds on issues and
 //! latency samples are listed in [`bellwether_model::issue`].
