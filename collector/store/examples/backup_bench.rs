@@ -32,9 +32,9 @@ const STACK: &str = "java.lang.IllegalStateException: order total mismatch\n\
 /// bucket, and every 4th batch a new issue with samples.
 fn batch(i: u64, start_ms: i64) -> IngestBatch {
     let release = ReleaseKey::new(
-        &format!("svc-{}", i % 50),
+        format!("svc-{}", i % 50),
         "prod",
-        &format!("1.{}", (i / 50) % 10),
+        format!("1.{}", (i / 50) % 10),
     );
     let bucket = start_ms + (i / 500) as i64 * 10_000;
     let mut delta = ReleaseDelta::default();
@@ -53,7 +53,7 @@ fn batch(i: u64, start_ms: i64) -> IngestBatch {
         reservoir.offer(((i * 7919 + n * 104_729) % 2_000_000) as u32);
     }
     delta.latency.insert(bucket, reservoir);
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         let samples = (0..3)
             .map(|n| IssueSample {
                 message: format!("order total mismatch in batch {i}"),
