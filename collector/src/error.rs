@@ -35,6 +35,9 @@ pub enum Error {
     /// Ingest is busier than the store can keep up with: retry after [`RETRY_AFTER_SECS`].
     #[error("{0}")]
     Overloaded(String),
+    /// This collector does not do that (a backup of a cluster node).
+    #[error("{0}")]
+    NotImplemented(String),
 }
 
 /// The delay, in seconds, an overloaded collector asks a sender to wait before retrying.
@@ -58,6 +61,7 @@ impl Error {
             Self::PermissionDenied(_) => StatusCode::FORBIDDEN,
             Self::LimitExceeded(_) => StatusCode::BAD_REQUEST,
             Self::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
         }
     }
 
@@ -74,6 +78,7 @@ impl Error {
             Self::PermissionDenied(_) => tonic::Code::PermissionDenied,
             Self::LimitExceeded(_) => tonic::Code::InvalidArgument,
             Self::Overloaded(_) => tonic::Code::ResourceExhausted,
+            Self::NotImplemented(_) => tonic::Code::Unimplemented,
         }
     }
 

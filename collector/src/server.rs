@@ -22,6 +22,8 @@ use crate::retention::{Pruner, Retention};
 use bellwether_alerting::alerts::bridge::AlertBridge;
 use bellwether_alerting::alerts::AlertService;
 use bellwether_model::time::now_unix_ms;
+use bellwether_store::alerts::SledAlertStore;
+use bellwether_store::backup::Source;
 use bellwether_store::nats::{KvAlertStore, KvVerdicts, Nats};
 use bellwether_store::verdicts::SledVerdicts;
 use bellwether_store::{ReleaseStore, SledStore, StoreError};
@@ -90,7 +92,7 @@ pub async fn run(
     let opened = tokio::task::spawn_blocking(move || {
         std::fs::create_dir_all(&dir).map_err(|e| StoreError::Sled(e.into()))?;
         let store = SledStore::open_with(&dir, flush_each_write)?;
-        let verdicts = SledVerdicts::new(store.open_tree("verdicts")?);
+        let verdicts = SledVerdicts::new(store.open_tree("verdicts")?).gated(store.gate());
         let pruner = Pruner::open(&store, store.open_tree("verdicts")?)?;
         let progress = store.open_tree("cluster")?;
         Ok::<_, StoreError>((store, verdicts, pruner, progress))
@@ -101,10 +103,11 @@ pub async fn run(
         source,
     })?;
     let (store, verdicts, pruner, progress) = opened;
+    let sled_store = store.clone();
     let store: Arc<dyn ReleaseStore> = Arc::new(store);
     tracing::info!(data_dir = %settings.data_dir.display(), "store opened");
     let parts = match &settings.cluster {
-        None => Parts::single(&settings, Arc::clone(&store), verdicts).await?,
+        None => Parts::single(&settings, sled_store, Arc::clone(&store), verdicts).await?,
         Some(cluster) => Parts::cluster(&settings, cluster, Arc::clone(&store), progress).await?,
     };
     let Parts {
@@ -112,6 +115,7 @@ pub async fn run(
         alert_service,
         node,
         replica,
+        backups,
     } = parts;
 
     let mut ingestor = Ingestor::new(Arc::clone(&store)).with_limits(settings.limits);
@@ -196,6 +200,7 @@ pub async fn run(
             cluster: node.clone(),
         }))
         .merge(crate::ui::routes(views))
+        .merge(crate::api::backup::routes(backups))
         .merge(crate::cluster::api::routes(node.clone()));
     let api_guard = crate::auth::http::Guard {
         tokens: settings.auth.clone(),
@@ -278,12 +283,16 @@ struct Parts {
     alert_service: AlertService,
     node: Option<Node>,
     replica: Option<Replica>,
+    /// A single collector's databases; a cluster node has none to back up.
+    backups: Option<crate::api::backup::Backups>,
 }
 
 impl Parts {
-    /// Verdicts and alerts in this collector's own sled store.
+    /// Verdicts and alerts in this collector's own sled store, all writes passing the
+    /// release store's gate so that a backup is one point in time.
     async fn single(
         settings: &Settings,
+        sled_store: SledStore,
         store: Arc<dyn ReleaseStore>,
         verdicts: SledVerdicts,
     ) -> Result<Self, ServerError> {
@@ -292,15 +301,30 @@ impl Parts {
             Arc::new(verdicts),
             settings.detection.clone(),
         );
-        let (alerts_dir, alerting) = (settings.data_dir.clone(), settings.alerting.clone());
-        let alert_service =
-            tokio::task::spawn_blocking(move || AlertService::open(&alerts_dir, &alerting))
-                .await?
-                .map_err(|e| ServerError::Serve {
-                    kind: "alerts",
-                    message: e.to_string(),
-                })?;
-        Self::finish(evaluator, alert_service, store, None, None)
+        let (alerts_dir, alerting) = (settings.data_dir.join("alerts"), settings.alerting.clone());
+        let gate = sled_store.gate();
+        let (alert_service, alerts_db) = tokio::task::spawn_blocking(move || {
+            let alerts = SledAlertStore::open(&alerts_dir)?.gated(gate);
+            let db = alerts.db().clone();
+            Ok::<_, bellwether_alerting::alerts::AlertError>((
+                AlertService::over_sled(alerts, &alerting)?,
+                db,
+            ))
+        })
+        .await?
+        .map_err(|e| ServerError::Serve {
+            kind: "alerts",
+            message: e.to_string(),
+        })?;
+        let backups = crate::api::backup::Backups {
+            source: Source::new(sled_store.gate())
+                .database("", sled_store.db().clone())
+                .database("alerts", alerts_db),
+            spool_dir: settings.data_dir.clone(),
+        };
+        let mut parts = Self::finish(evaluator, alert_service, store, None, None)?;
+        parts.backups = Some(backups);
+        Ok(parts)
     }
 
     /// Verdicts and alerts in the cluster's shared key-value buckets, acted on for this
@@ -366,6 +390,7 @@ impl Parts {
             alert_service,
             node,
             replica,
+            backups: None,
         })
     }
 }

@@ -8,6 +8,7 @@
 //! | HTTP API | `GET /api/v1/releases…` (list, stats, health, verdict, verdicts, issues) | deploy or read |
 //! | HTTP API | `POST /api/v1/gates/flagger` (asks for a verdict) | deploy or read |
 //! | HTTP API | any other `GET`/`HEAD` (UI, `/metrics`, alerts, silences, outbox) | read |
+//! | HTTP API | `POST /api/v1/admin/backup` (the whole store) | admin |
 //! | HTTP API | any other method (acks, silences) | admin |
 //! | OTLP/HTTP | everything | ingest |
 //! | gRPC | `LogsService`, `TraceService` | ingest |
@@ -36,6 +37,7 @@ pub fn http_api(method: &Method, path: &str) -> Need {
         "/api/v1/deployments" if method == Method::POST => DEPLOY,
         // Flagger asks for a verdict with a POST; it changes nothing.
         "/api/v1/gates/flagger" if method == Method::POST => DEPLOY_OR_READ,
+        "/api/v1/admin/backup" => ADMIN,
         "/api/v1/releases" if reading => DEPLOY_OR_READ,
         _ if reading && path.starts_with("/api/v1/releases/") => DEPLOY_OR_READ,
         _ if reading => READ,
@@ -85,6 +87,8 @@ mod tests {
         assert_eq!(http_api(&Method::POST, "/api/v1/alerts/a1/ack"), ADMIN);
         assert_eq!(http_api(&Method::DELETE, "/api/v1/silences/s1"), ADMIN);
         assert_eq!(http_api(&Method::PUT, "/api/v1/new-thing"), ADMIN);
+        assert_eq!(http_api(&Method::POST, "/api/v1/admin/backup"), ADMIN);
+        assert_eq!(http_api(&get, "/api/v1/admin/backup"), ADMIN);
         assert_eq!(
             grpc("/opentelemetry.proto.collector.logs.v1.LogsService/Export"),
             INGEST

@@ -23,6 +23,9 @@ use tokio::time::Instant;
 const TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest wait for a TCP connection, so that an unreachable host is left sooner.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait for the status line of a download: a backup answers once its snapshot is
+/// spooled, which takes a while for a large store.
+const DOWNLOAD_HEAD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -203,6 +206,84 @@ impl ApiClient {
         Ok(answer)
     }
 
+    /// `POST path` with an empty body, the answer's body written to `out` as it arrives;
+    /// returns the bytes written. URLs are tried in turn until one answers, as for every
+    /// request; a failure once the body streams is final (`out` then holds part of it).
+    pub async fn download(
+        &self,
+        path: &str,
+        out: &mut (impl tokio::io::AsyncWrite + Unpin),
+    ) -> Result<u64, ClientError> {
+        use tokio::io::AsyncWriteExt;
+        let first = self.current.load(Ordering::Relaxed);
+        let head_timeout = DOWNLOAD_HEAD_TIMEOUT.max(self.timeout);
+        let mut failures = Vec::new();
+        for step in 0..self.urls.len() {
+            let index = (first + step) % self.urls.len();
+            let base = &self.urls[index];
+            let request = self.request(base, &Method::POST, path, false, Bytes::new())?;
+            let response =
+                match tokio::time::timeout(head_timeout, self.client.request(request)).await {
+                    Ok(Ok(response)) => response,
+                    Ok(Err(e)) => {
+                        failures.push((base.as_str(), with_causes(&e)));
+                        continue;
+                    }
+                    Err(_) => {
+                        let message = format!("no answer within {}", seconds(head_timeout));
+                        failures.push((base.as_str(), message));
+                        continue;
+                    }
+                };
+            self.current.store(index, Ordering::Relaxed);
+            let status = response.status();
+            let connection = |message: String| ClientError::Connection {
+                url: base.to_owned(),
+                message,
+            };
+            let mut body = response.into_body();
+            if !status.is_success() {
+                let bytes = tokio::time::timeout(self.timeout, body.collect())
+                    .await
+                    .map_err(|_| connection("the error answer stalled".into()))?
+                    .map_err(|e| connection(e.to_string()))?
+                    .to_bytes();
+                return Err(api_error(status, &bytes));
+            }
+            let mut written = 0u64;
+            loop {
+                let frame = match tokio::time::timeout(self.timeout, body.frame()).await {
+                    Err(_) => {
+                        let stalled = format!(
+                            "the answer stalled for {} after {written} bytes",
+                            seconds(self.timeout)
+                        );
+                        return Err(connection(stalled));
+                    }
+                    Ok(None) => break,
+                    Ok(Some(Err(e))) => {
+                        return Err(connection(format!(
+                            "the answer broke off after {written} bytes: {}",
+                            with_causes(&e)
+                        )))
+                    }
+                    Ok(Some(Ok(frame))) => frame,
+                };
+                if let Ok(data) = frame.into_data() {
+                    out.write_all(&data)
+                        .await
+                        .map_err(|e| ClientError::Usage(format!("writing the download: {e}")))?;
+                    written += data.len() as u64;
+                }
+            }
+            out.flush()
+                .await
+                .map_err(|e| ClientError::Usage(format!("writing the download: {e}")))?;
+            return Ok(written);
+        }
+        Err(unreachable(&failures))
+    }
+
     /// Asks each URL in turn, from the one that answered last, until one answers; returns
     /// the answer and that URL.
     async fn send<T: DeserializeOwned>(
@@ -311,19 +392,24 @@ fn decode<T: DeserializeOwned>(
     bytes: &[u8],
 ) -> Result<T, ClientError> {
     if !status.is_success() {
-        let message = serde_json::from_slice::<serde_json::Value>(bytes)
-            .ok()
-            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
-            .unwrap_or_else(|| String::from_utf8_lossy(bytes).into_owned());
-        return Err(ClientError::Api {
-            status: status.as_u16(),
-            message,
-        });
+        return Err(api_error(status, bytes));
     }
     serde_json::from_slice(bytes).map_err(|e| ClientError::Connection {
         url: base.to_owned(),
         message: format!("unexpected response from the collector: {e}"),
     })
+}
+
+/// An error answer as the API's error: its `{"error": …}` message, else its text.
+fn api_error(status: StatusCode, bytes: &[u8]) -> ClientError {
+    let message = serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(bytes).into_owned());
+    ClientError::Api {
+        status: status.as_u16(),
+        message,
+    }
 }
 
 /// The error once every URL failed: with one URL as it failed, with several naming each.

@@ -1,10 +1,12 @@
-//! The `bellwether` command line: `serve`, `deploy`, `releases`, `gate`, `demo`.
+//! The `bellwether` command line: `serve`, `deploy`, `releases`, `gate`, `alerts`,
+//! `owners`, `backup`, `restore`, `demo`.
 //!
 //! Flags fall back to environment variables (read once, by the parser, in `main`).
 //! Exit codes: 0 success, 1 the API rejected the request (or the server failed),
 //! 2 usage, configuration or connection error.
 
 pub mod alerts;
+mod backup;
 mod client;
 pub mod demo;
 mod deploy;
@@ -49,6 +51,10 @@ pub enum Command {
     Alerts(alerts::AlertsArgs),
     /// Show which team owns a service or a file, and which rule decided it.
     Owners(owners::OwnersArgs),
+    /// Write a point-in-time archive of a running collector's store (admin scope).
+    Backup(backup::BackupArgs),
+    /// Rebuild a data directory from a backup archive (with the collector stopped).
+    Restore(backup::RestoreArgs),
     /// Tell the whole story on this machine: a collector, two services, a good and a bad
     /// release, alerts routed to teams, the gate, a roll forward; then serve the UI.
     Demo(demo::DemoArgs),
@@ -171,6 +177,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Gate(args) => gate::run(args).await,
         Command::Alerts(args) => alerts::run(args).await,
         Command::Owners(args) => owners::run(args),
+        Command::Backup(args) => backup::run_backup(args).await,
+        Command::Restore(args) => backup::run_restore(args).await,
         Command::Demo(args) => demo::run(args).await,
     }
 }

@@ -12,7 +12,7 @@ use std::path::Path;
 use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
 
-use crate::{decode_json, encode_json, from_tx, StoreError};
+use crate::{decode_json, encode_json, from_tx, schema, StoreError, WriteGate};
 use bellwether_model::alert::Alert;
 use bellwether_model::notification::{Counter, NewEntry, OutboxCounters, OutboxEntry};
 use bellwether_model::silence::Silence;
@@ -51,6 +51,9 @@ pub struct SledAlertStore {
     silences: sled::Tree,
     outbox: sled::Tree,
     counters: sled::Tree,
+    /// Added to sled's id counter ([`schema::next_id`]).
+    id_base: u64,
+    gate: WriteGate,
 }
 
 impl SledAlertStore {
@@ -66,8 +69,25 @@ impl SledAlertStore {
             silences: db.open_tree("silences")?,
             outbox: db.open_tree("outbox")?,
             counters: db.open_tree("outbox_counters")?,
+            id_base: schema::id_base(&db)?,
             db,
+            gate: WriteGate::new(),
         })
+    }
+
+    /// Writes pass `gate` (the release store's, so that a backup holds both still).
+    pub fn gated(mut self, gate: WriteGate) -> Self {
+        self.gate = gate;
+        self
+    }
+
+    /// The database, for a backup.
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
+    fn new_id(&self) -> Result<u64, StoreError> {
+        schema::next_id(&self.db, self.id_base)
     }
 
     pub fn flush(&self) -> Result<(), StoreError> {
@@ -133,6 +153,7 @@ impl AlertStore for SledAlertStore {
     }
 
     fn put_alert(&self, alert: &Alert) -> Result<(), StoreError> {
+        let _pass = self.gate.pass();
         self.alerts
             .insert(alert_key(alert), encode_json("alert", alert)?)?;
         self.db.flush()?;
@@ -140,6 +161,7 @@ impl AlertStore for SledAlertStore {
     }
 
     fn remove_alert(&self, alert: &Alert) -> Result<(), StoreError> {
+        let _pass = self.gate.pass();
         self.alerts.remove(alert_key(alert))?;
         Ok(())
     }
@@ -153,6 +175,7 @@ impl AlertStore for SledAlertStore {
     }
 
     fn put_silence(&self, silence: &Silence) -> Result<(), StoreError> {
+        let _pass = self.gate.pass();
         self.silences
             .insert(silence.id.as_bytes(), encode_json("silence", silence)?)?;
         self.db.flush()?;
@@ -160,23 +183,25 @@ impl AlertStore for SledAlertStore {
     }
 
     fn remove_silence(&self, id: &str) -> Result<bool, StoreError> {
+        let _pass = self.gate.pass();
         let removed = self.silences.remove(id.as_bytes())?.is_some();
         self.db.flush()?;
         Ok(removed)
     }
 
     fn next_id(&self) -> Result<u64, StoreError> {
-        Ok(self.db.generate_id()?)
+        self.new_id()
     }
 }
 
 impl OutboxStore for SledAlertStore {
     fn enqueue(&self, entries: Vec<NewEntry>, now_unix_ms: i64) -> Result<Vec<u64>, StoreError> {
+        let _pass = self.gate.pass();
         let mut ids = Vec::with_capacity(entries.len());
         let mut batch = sled::Batch::default();
         for new in entries {
-            // generate_id is monotonic, so key order is creation order.
-            let id = self.db.generate_id()?;
+            // Ids are monotonic, so key order is creation order.
+            let id = self.new_id()?;
             let entry = OutboxEntry::new(id, new, now_unix_ms);
             batch.insert(&id.to_be_bytes(), encode_json("outbox entry", &entry)?);
             ids.push(id);
@@ -197,6 +222,7 @@ impl OutboxStore for SledAlertStore {
     }
 
     fn save(&self, entry: &OutboxEntry, counter: Option<Counter>) -> Result<(), StoreError> {
+        let _pass = self.gate.pass();
         let value = encode_json("outbox entry", entry)?;
         self.write_counted(entry.id, Some(&value), counter)?;
         self.db.flush()?;
@@ -204,6 +230,7 @@ impl OutboxStore for SledAlertStore {
     }
 
     fn delivered(&self, id: u64) -> Result<(), StoreError> {
+        let _pass = self.gate.pass();
         self.write_counted(id, None, Some(Counter::Delivered))?;
         self.db.flush()?;
         Ok(())
@@ -225,6 +252,7 @@ impl OutboxStore for SledAlertStore {
     }
 
     fn remove(&self, id: u64) -> Result<(), StoreError> {
+        let _pass = self.gate.pass();
         self.outbox.remove(id.to_be_bytes())?;
         Ok(())
     }

@@ -7,14 +7,22 @@
 //! | [`verdicts::VerdictStore`] | the latest verdict and its timeline per release | [`verdicts::SledVerdicts`] | [`nats::KvVerdicts`] |
 //! | [`alerts::AlertStore`], [`alerts::OutboxStore`] | alerts, silences, the notification outbox | [`alerts::SledAlertStore`] | [`nats::KvAlertStore`] |
 //!
+//! Beside them: [`schema`] (each sled database's schema version, checked on open),
+//! [`WriteGate`] (every sled write of a single collector passes it) and [`backup`]
+//! (point-in-time archives of the sled databases, taken with the gate closed, and their
+//! staged restore).
+//!
 //! Every key starts with the service name, so all state of one service sits in one
 //! contiguous key range and can move between nodes as a unit. The bounds on issues and
 //! latency samples are listed in [`bellwether_model::issue`].
 
 pub mod alerts;
+pub mod backup;
+mod gate;
 mod keys;
 pub mod nats;
 mod reservoir;
+pub mod schema;
 mod sled_issues;
 mod sled_store;
 pub mod verdicts;
@@ -29,6 +37,7 @@ use bellwether_model::release::{
     Counts, Deployment, DeploymentFilter, DeploymentRecord, ReleaseKey, ResourceIdentity,
 };
 
+pub use gate::WriteGate;
 pub use reservoir::{duration_micros, Reservoir};
 pub use sled_store::SledStore;
 
@@ -68,6 +77,17 @@ pub enum StoreError {
     /// The replicated store of a cluster (NATS JetStream) failed or did not answer.
     #[error("replicated store: {0}")]
     Replicated(String),
+    /// The database was written by a newer Bellwether, in a layout this one cannot read.
+    #[error(
+        "{dir} has schema version {found}, newer than {supported}, the newest this bellwether \
+         reads: run a bellwether that knows version {found}, or restore a backup made by \
+         this one"
+    )]
+    NewerSchema {
+        dir: String,
+        found: u32,
+        supported: u32,
+    },
 }
 
 /// A stored value from its JSON; `what` names it in the error.
@@ -98,8 +118,16 @@ pub(crate) fn from_tx(e: sled::transaction::TransactionError<StoreError>) -> Sto
 /// ago lets go of it only when sled's background flusher does.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Opens the sled database in `dir`, waiting up to [`LOCK_WAIT`] while its lock is held.
+/// Opens the sled database in `dir`, waiting up to [`LOCK_WAIT`] while its lock is held,
+/// and checks its schema version ([`schema::check_and_stamp`]).
 pub fn open_sled(dir: &std::path::Path) -> Result<sled::Db, StoreError> {
+    let db = open_sled_unchecked(dir)?;
+    schema::check_and_stamp(&db, dir)?;
+    Ok(db)
+}
+
+/// [`open_sled`] without the schema check: for a restore's staging directory.
+pub(crate) fn open_sled_unchecked(dir: &std::path::Path) -> Result<sled::Db, StoreError> {
     let deadline = std::time::Instant::now() + LOCK_WAIT;
     loop {
         match sled::Config::new().path(dir).open() {

@@ -8,7 +8,7 @@ use sled::Transactional;
 
 use crate::sled_issues::{self, DetectionTrees};
 use crate::{from_tx, keys};
-use crate::{ApplyOutcome, IngestBatch, ReleaseStore, StoreError};
+use crate::{ApplyOutcome, IngestBatch, ReleaseStore, StoreError, WriteGate};
 use bellwether_model::issue::{IssueCount, IssueRecord, IssueSample, LatencyBucket, ReleaseIssue};
 use bellwether_model::release::{
     Counts, Deployment, DeploymentFilter, DeploymentRecord, ReleaseKey,
@@ -29,6 +29,7 @@ pub struct SledStore {
     issue_buckets: sled::Tree,
     release_fingerprints: sled::Tree,
     flush_each_write: bool,
+    gate: WriteGate,
 }
 
 impl SledStore {
@@ -58,12 +59,24 @@ impl SledStore {
             release_fingerprints: db.open_tree("release_fingerprints")?,
             db,
             flush_each_write,
+            gate: WriteGate::new(),
         })
     }
 
     /// Another tree of the same database, for state kept beside the releases (verdicts).
     pub fn open_tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
         Ok(self.db.open_tree(name)?)
+    }
+
+    /// The gate this store's writes pass; give it to the other stores of the data
+    /// directory, so that a backup holds them all still at once.
+    pub fn gate(&self) -> WriteGate {
+        self.gate.clone()
+    }
+
+    /// The database, for a backup.
+    pub fn db(&self) -> &sled::Db {
+        &self.db
     }
 }
 
@@ -96,6 +109,7 @@ fn add_counts(
 
 impl ReleaseStore for SledStore {
     fn apply(&self, batch: &IngestBatch) -> Result<ApplyOutcome, StoreError> {
+        let _pass = self.gate.pass();
         let outcome = (
             &self.deployments,
             &self.buckets,
@@ -170,6 +184,7 @@ impl ReleaseStore for SledStore {
         now_unix_ms: i64,
     ) -> Result<Deployment, StoreError> {
         let key = keys::release_key(&record.release);
+        let _pass = self.gate.pass();
         let stored = self
             .deployments
             .transaction(|tree| {
@@ -301,6 +316,7 @@ impl ReleaseStore for SledStore {
     }
 
     fn prune_batches(&self, before_unix_ms: i64) -> Result<usize, StoreError> {
+        let _pass = self.gate.pass();
         let mut removed = 0;
         for entry in self.batches.iter() {
             let (key, raw) = entry?;

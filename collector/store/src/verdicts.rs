@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::StoreError;
+use crate::{StoreError, WriteGate};
 use bellwether_model::health::{headline, ReleaseHealth, TimelineEntry};
 use bellwether_model::release::ReleaseKey;
 
@@ -59,11 +59,21 @@ pub trait VerdictStore: Send + Sync + 'static {
 #[derive(Clone, Debug)]
 pub struct SledVerdicts {
     tree: sled::Tree,
+    gate: WriteGate,
 }
 
 impl SledVerdicts {
     pub fn new(tree: sled::Tree) -> Self {
-        Self { tree }
+        Self {
+            tree,
+            gate: WriteGate::new(),
+        }
+    }
+
+    /// Writes pass `gate` (the release store's, so that a backup holds both still).
+    pub fn gated(mut self, gate: WriteGate) -> Self {
+        self.gate = gate;
+        self
     }
 
     fn load(&self, release: &ReleaseKey) -> Result<Option<Stored>, StoreError> {
@@ -100,6 +110,7 @@ impl VerdictStore for SledVerdicts {
     }
 
     fn record(&self, health: &ReleaseHealth) -> Result<(), StoreError> {
+        let _pass = self.gate.pass();
         let stored = Stored::next(self.load(&health.release)?, health);
         let raw = serde_json::to_vec(&stored)
             .map_err(|e| StoreError::Corrupt(format!("encoding verdict: {e}")))?;

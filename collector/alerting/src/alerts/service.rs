@@ -22,7 +22,13 @@ pub struct AlertService {
 impl AlertService {
     /// Opens `<data_dir>/alerts` and loads the alert state (blocking).
     pub fn open(data_dir: &Path, alerting: &Alerting) -> Result<Self, AlertError> {
-        let store = Arc::new(SledAlertStore::open(&data_dir.join("alerts"))?);
+        Self::over_sled(SledAlertStore::open(&data_dir.join("alerts"))?, alerting)
+    }
+
+    /// The alerting of a single collector over its own sled `store`, flushed at the end
+    /// (blocking).
+    pub fn over_sled(store: SledAlertStore, alerting: &Alerting) -> Result<Self, AlertError> {
+        let store = Arc::new(store);
         let flushed = Arc::clone(&store);
         let mut service = Self::with_store(store, alerting, Scope::all())?;
         service.flush = Arc::new(move || flushed.flush());
