@@ -15,7 +15,17 @@
 #
 #   bench/agent.sh            # N = 2,000,000
 #   bench/agent.sh 200000     # smaller
+#   bench/agent.sh --peer PATH [N]   # the file phase against Fluent Bit (bench/peer.sh)
+#   PEER=PATH bench/agent.sh [N]
 set -euo pipefail
+
+if [ "${1:-}" = "--peer" ]; then
+    PEER="${2:?--peer needs the path of a Fluent Bit binary}"
+    shift 2
+fi
+if [ -n "${PEER:-}" ]; then
+    exec "$(dirname "$0")/peer.sh" "$PEER" "$@"
+fi
 
 N="${1:-2000000}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
