@@ -15,7 +15,7 @@ use crate::cluster::Node;
 use crate::config::Settings;
 use crate::evaluate::Evaluator;
 use crate::grpc_release::ReleaseGrpc;
-use crate::ingest::grpc::{ExportServer, Logs, Traces};
+use crate::ingest::grpc::{ExportServer, Logs, Metrics, Traces};
 use crate::ingest::Ingestor;
 use crate::releases::Releases;
 use crate::retention::{Pruner, Retention};
@@ -158,6 +158,7 @@ pub async fn run(
         .layer(crate::auth::grpc::AuthLayer::new(settings.auth.clone()))
         .add_service(ExportServer::<Logs>::new(ingestor.clone()))
         .add_service(ExportServer::<Traces>::new(ingestor.clone()))
+        .add_service(ExportServer::<Metrics>::new(ingestor.clone()))
         .add_service(ReleaseServiceServer::new(ReleaseGrpc::new(
             releases.clone(),
             evaluator.clone(),

@@ -101,7 +101,7 @@ pub struct SideFigures {
 pub struct Figures {
     /// `cutover`, `concurrent` or `no_baseline`.
     pub method: String,
-    /// What counts as exposure: `server_spans`, `spans` or `log_records`.
+    /// What counts as exposure: `server_spans`, `spans`, `metric_requests` or `log_records`.
     pub exposure_kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline_version: Option<String>,

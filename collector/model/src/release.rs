@@ -39,8 +39,9 @@ impl ReleaseKey {
 /// failing requests: errors of all signals (error logs, error spans, `exception` span
 /// events) at most once per trace, so a request that is traced and logged counts once
 /// and errors never exceed server spans (records without a trace id count each).
-/// Exposure is `server_spans` (root
-/// spans and spans of kind SERVER) when a release has traces, else `log_records`.
+/// Exposure is `server_spans` (root spans and spans of kind SERVER) when a release has
+/// traces, else `metric_requests` (requests counted by the OpenTelemetry request-duration
+/// histograms) when it sends those, else `log_records`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     pub log_records: u64,
@@ -53,6 +54,14 @@ pub struct Counts {
     /// Errors of all signals, at most one per trace.
     #[serde(default)]
     pub errors: u64,
+    /// Requests counted by request-duration histograms (`http.server.request.duration`,
+    /// `http.server.duration`, `rpc.server.duration`), as deltas.
+    #[serde(default)]
+    pub metric_requests: u64,
+    /// Of those, the failed ones (HTTP status ≥ 500, `error.type` set, or a gRPC server
+    /// error status).
+    #[serde(default)]
+    pub metric_errors: u64,
 }
 
 impl Counts {
@@ -63,6 +72,8 @@ impl Counts {
         self.error_spans = self.error_spans.saturating_add(other.error_spans);
         self.server_spans = self.server_spans.saturating_add(other.server_spans);
         self.errors = self.errors.saturating_add(other.errors);
+        self.metric_requests = self.metric_requests.saturating_add(other.metric_requests);
+        self.metric_errors = self.metric_errors.saturating_add(other.metric_errors);
     }
 }
 

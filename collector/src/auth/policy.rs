@@ -11,7 +11,7 @@
 //! | HTTP API | `POST /api/v1/admin/backup` (the whole store) | admin |
 //! | HTTP API | any other method (acks, silences) | admin |
 //! | OTLP/HTTP | everything | ingest |
-//! | gRPC | `LogsService`, `TraceService` | ingest |
+//! | gRPC | `LogsService`, `TraceService`, `MetricsService` | ingest |
 //! | gRPC | `ReleaseService/RecordDeployment` | deploy |
 //! | gRPC | other `ReleaseService` methods | deploy or read |
 //! | gRPC | anything else | admin |
@@ -58,7 +58,8 @@ pub fn grpc(path: &str) -> Need {
         .unwrap_or(("", ""));
     match service {
         "opentelemetry.proto.collector.logs.v1.LogsService"
-        | "opentelemetry.proto.collector.trace.v1.TraceService" => INGEST,
+        | "opentelemetry.proto.collector.trace.v1.TraceService"
+        | "opentelemetry.proto.collector.metrics.v1.MetricsService" => INGEST,
         "bellwether.v1.ReleaseService" if method == "RecordDeployment" => DEPLOY,
         "bellwether.v1.ReleaseService" => DEPLOY_OR_READ,
         _ => ADMIN,
@@ -91,6 +92,10 @@ mod tests {
         assert_eq!(http_api(&get, "/api/v1/admin/backup"), ADMIN);
         assert_eq!(
             grpc("/opentelemetry.proto.collector.logs.v1.LogsService/Export"),
+            INGEST
+        );
+        assert_eq!(
+            grpc("/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"),
             INGEST
         );
         assert_eq!(

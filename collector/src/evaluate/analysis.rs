@@ -65,7 +65,7 @@ pub struct BaselineInput {
 pub struct AnalysisInput {
     /// Time since the deploy.
     pub elapsed: Duration,
-    /// `server_spans`, `spans` or `log_records`.
+    /// `server_spans`, `spans`, `metric_requests` or `log_records`.
     pub exposure_kind: &'static str,
     pub method: Method,
     pub baseline: Option<BaselineInput>,

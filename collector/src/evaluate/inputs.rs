@@ -3,9 +3,10 @@
 //! issues and sampled latencies.
 //!
 //! Exposure is server/root spans when both releases have traces (all spans for data
-//! stored before server spans were counted), else log records. Errors are the
-//! de-duplicated error count when both releases have it, else error spans or error logs
-//! to match the exposure.
+//! stored before server spans were counted), else requests counted by request-duration
+//! metrics when both have those, else log records. Errors are the de-duplicated error
+//! count when both releases have it, else error spans or error logs to match the
+//! exposure; with metrics as exposure, the failed requests the metrics counted.
 
 use std::time::Duration;
 
@@ -29,6 +30,7 @@ const MAX_SAMPLE_CHARS: usize = 300;
 pub struct Measure {
     spans: bool,
     server: bool,
+    metrics: bool,
     dedup: bool,
 }
 
@@ -40,6 +42,7 @@ impl Measure {
         Measure {
             spans,
             server: spans && both(|c| c.server_spans > 0),
+            metrics: !spans && both(|c| c.metric_requests > 0),
             dedup: both(|c| c.errors > 0 || (c.error_logs == 0 && c.error_spans == 0)),
         }
     }
@@ -48,11 +51,18 @@ impl Measure {
         match (self.spans, self.server) {
             (true, true) => "server_spans",
             (true, false) => "spans",
+            _ if self.metrics => "metric_requests",
             _ => "log_records",
         }
     }
 
     pub fn sample(self, c: &Counts) -> Sample {
+        if self.metrics {
+            return Sample {
+                exposure: c.metric_requests,
+                errors: c.metric_errors,
+            };
+        }
         let exposure = match (self.spans, self.server) {
             (true, true) => c.server_spans,
             (true, false) => c.spans,
@@ -203,6 +213,7 @@ mod tests {
             error_spans: 2,
             server_spans: 20,
             errors: 4,
+            ..Counts::default()
         };
         let logs_only = Counts {
             spans: 0,
@@ -243,5 +254,43 @@ mod tests {
                 errors: 2
             }
         );
+    }
+
+    #[test]
+    fn traces_come_before_metrics_and_metrics_before_logs() {
+        let metrics = Counts {
+            log_records: 100,
+            error_logs: 9,
+            errors: 9,
+            metric_requests: 40,
+            metric_errors: 3,
+            ..Counts::default()
+        };
+        let m = Measure::choose(&metrics, Some(&metrics));
+        assert_eq!(m.kind(), "metric_requests");
+        assert_eq!(
+            m.sample(&metrics),
+            Sample {
+                exposure: 40,
+                errors: 3
+            }
+        );
+        let traced = Counts {
+            spans: 30,
+            server_spans: 30,
+            errors: 2,
+            ..metrics
+        };
+        assert_eq!(
+            Measure::choose(&traced, Some(&traced)).kind(),
+            "server_spans"
+        );
+        let logs_only = Counts {
+            metric_requests: 0,
+            metric_errors: 0,
+            ..metrics
+        };
+        let m = Measure::choose(&metrics, Some(&logs_only));
+        assert_eq!(m.kind(), "log_records", "both releases are measured alike");
     }
 }

@@ -1,4 +1,5 @@
-//! OTLP/gRPC receiver: `LogsService/Export` and `TraceService/Export`.
+//! OTLP/gRPC receiver: `LogsService/Export`, `TraceService/Export` and
+//! `MetricsService/Export`.
 //!
 //! The generated OTLP servers decode with a codec that reports malformed protobuf as
 //! INTERNAL; OTLP (and our contract) calls it INVALID_ARGUMENT, which tells the sender
@@ -12,6 +13,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bellwether_proto::otlp::logs_service::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use bellwether_proto::otlp::metrics_service::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use bellwether_proto::otlp::trace_service::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -45,6 +49,21 @@ pub trait Signal: Send + Sync + 'static {
 pub struct Logs;
 /// `opentelemetry.proto.collector.trace.v1.TraceService`.
 pub struct Traces;
+/// `opentelemetry.proto.collector.metrics.v1.MetricsService`.
+pub struct Metrics;
+
+impl Signal for Metrics {
+    const SERVICE: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
+    type Request = ExportMetricsServiceRequest;
+    type Response = ExportMetricsServiceResponse;
+    fn ingest(
+        ingestor: Ingestor,
+        request: Self::Request,
+        batch_id: Option<String>,
+    ) -> BoxFuture<Result<(), Error>> {
+        Box::pin(async move { ingestor.metrics(request, batch_id).await.map(drop) })
+    }
+}
 
 impl Signal for Logs {
     const SERVICE: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";

@@ -1,5 +1,5 @@
-//! OTLP/HTTP receiver: `POST /v1/logs` and `POST /v1/traces`, binary protobuf or OTLP/JSON,
-//! optionally gzip-compressed. Failures answer with an OTLP `Status` message in the
+//! OTLP/HTTP receiver: `POST /v1/logs`, `POST /v1/traces` and `POST /v1/metrics`,
+//! binary protobuf or OTLP/JSON, optionally gzip-compressed. Failures answer with an OTLP `Status` message in the
 //! request's own encoding.
 
 use std::io::Read;
@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
+use bellwether_proto::otlp::metrics_service::ExportMetricsServiceRequest;
 use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
 use bytes::Bytes;
 use http::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
@@ -27,6 +28,7 @@ pub fn router(ingestor: Ingestor) -> Router {
     Router::new()
         .route("/v1/logs", post(logs))
         .route("/v1/traces", post(traces))
+        .route("/v1/metrics", post(metrics))
         // Compressed bodies are limited here, decompressed ones in `decompress`.
         .layer(DefaultBodyLimit::max(limit))
         .with_state(ingestor)
@@ -86,6 +88,23 @@ async fn traces(
         let (request, batch_id) =
             decode::<ExportTraceServiceRequest>(format, &headers, body, limit)?;
         ingestor.traces(request, batch_id).await
+    };
+    respond(format_or_json(&headers), result.await.map(drop))
+}
+
+async fn metrics(
+    State(ingestor): State<Ingestor>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let format = format_of(&headers);
+    let limit = ingestor.limits().max_request_bytes;
+    let result = async {
+        let format = format?;
+        let body = body.map_err(|r| rejected(r, limit))?;
+        let (request, batch_id) =
+            decode::<ExportMetricsServiceRequest>(format, &headers, body, limit)?;
+        ingestor.metrics(request, batch_id).await
     };
     respond(format_or_json(&headers), result.await.map(drop))
 }

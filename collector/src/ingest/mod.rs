@@ -1,7 +1,8 @@
 //! OTLP ingest: gRPC ([`grpc`]) and HTTP ([`http`]) receivers decode a request, then
 //! [`Ingestor`] summarizes it ([`summarize`]: counts, errors described by [`errors`] and
-//! de-duplicated per trace by [`dedup`], latency samples) and applies it to the store in
-//! one transaction, together with the request's batch id.
+//! de-duplicated per trace by [`dedup`], latency samples; [`request_metrics`] for OTLP
+//! metrics) and applies it to the store in one transaction, together with the request's
+//! batch id.
 //!
 //! Admission control: at most `limits.max_inflight_ingest` requests are summarized and
 //! stored at once. A request that finds no free slot within `limits.ingest_admission_wait`
@@ -13,6 +14,7 @@ pub mod dedup;
 pub mod errors;
 pub mod grpc;
 pub mod http;
+pub mod request_metrics;
 pub mod summarize;
 pub mod wire;
 
@@ -53,6 +55,8 @@ pub struct Ingestor {
     /// In a cluster: the stream batches are published to instead of the store (every
     /// node's replica applies them from there).
     log: Option<IngestLog>,
+    /// Levels of cumulative request-metric series (see [`request_metrics`]).
+    series: Arc<request_metrics::SeriesTable>,
 }
 
 impl Ingestor {
@@ -65,6 +69,7 @@ impl Ingestor {
             seen: Arc::new(Mutex::new(None)),
             inflight: Arc::new(Semaphore::new(limits.max_inflight_ingest)),
             log: None,
+            series: Arc::default(),
         }
     }
 

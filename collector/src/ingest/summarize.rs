@@ -179,7 +179,7 @@ pub fn is_server_span(span: &Span) -> bool {
 }
 
 impl Summary {
-    fn new(batch_id: Option<String>, received_at_unix_ms: i64) -> Self {
+    pub(super) fn new(batch_id: Option<String>, received_at_unix_ms: i64) -> Self {
         Self {
             batch: IngestBatch {
                 batch_id,

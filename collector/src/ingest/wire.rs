@@ -57,6 +57,12 @@ impl DecodeRequest for ExportLogsServiceRequest {
     }
 }
 
+impl DecodeRequest for bellwether_proto::otlp::metrics_service::ExportMetricsServiceRequest {
+    fn decode_request(bytes: &[u8]) -> Result<Self> {
+        Ok(prost::Message::decode(bytes)?)
+    }
+}
+
 impl DecodeRequest for ExportTraceServiceRequest {
     fn decode_request(bytes: &[u8]) -> Result<Self> {
         Ok(ExportTraceServiceRequest::decode(bytes)?)

@@ -25,15 +25,18 @@ pub const DURATION_BUCKETS: [f64; 12] = [
 pub enum Signal {
     Logs,
     Traces,
+    /// OTLP metrics; their records are data points.
+    Metrics,
 }
 
 impl Signal {
-    pub const ALL: [Signal; 2] = [Signal::Logs, Signal::Traces];
+    pub const ALL: [Signal; 3] = [Signal::Logs, Signal::Traces, Signal::Metrics];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Signal::Logs => "logs",
             Signal::Traces => "traces",
+            Signal::Metrics => "metrics",
         }
     }
 
@@ -90,11 +93,15 @@ impl IngestSeries {
 }
 
 struct Registry {
-    ingest: [IngestSeries; 2],
+    ingest: [IngestSeries; 3],
 }
 
 static REGISTRY: Registry = Registry {
-    ingest: [IngestSeries::new(), IngestSeries::new()],
+    ingest: [
+        IngestSeries::new(),
+        IngestSeries::new(),
+        IngestSeries::new(),
+    ],
 };
 
 /// Log records in a request.

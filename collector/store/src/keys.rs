@@ -98,9 +98,10 @@ pub fn issue_key(service: &str, fingerprint: &str) -> Vec<u8> {
     key
 }
 
-pub const COUNTS_BYTES: usize = 48;
-/// Size of a counts value written before `server_spans` and `errors` existed.
-const LEGACY_COUNTS_BYTES: usize = 32;
+pub const COUNTS_BYTES: usize = 64;
+/// Sizes of counts values written before `server_spans` and `errors` (32), and before
+/// `metric_requests` and `metric_errors` (48) existed; the missing counts read as 0.
+const LEGACY_COUNTS_BYTES: [usize; 2] = [32, 48];
 
 pub fn encode_counts(counts: &Counts) -> [u8; COUNTS_BYTES] {
     let mut out = [0u8; COUNTS_BYTES];
@@ -111,6 +112,8 @@ pub fn encode_counts(counts: &Counts) -> [u8; COUNTS_BYTES] {
         counts.error_spans,
         counts.server_spans,
         counts.errors,
+        counts.metric_requests,
+        counts.metric_errors,
     ]) {
         chunk.copy_from_slice(&value.to_le_bytes());
     }
@@ -118,7 +121,7 @@ pub fn encode_counts(counts: &Counts) -> [u8; COUNTS_BYTES] {
 }
 
 pub fn decode_counts(raw: &[u8]) -> Result<Counts, StoreError> {
-    if raw.len() != COUNTS_BYTES && raw.len() != LEGACY_COUNTS_BYTES {
+    if raw.len() != COUNTS_BYTES && !LEGACY_COUNTS_BYTES.contains(&raw.len()) {
         return Err(StoreError::Corrupt(format!(
             "counts value of {} bytes",
             raw.len()
@@ -135,6 +138,8 @@ pub fn decode_counts(raw: &[u8]) -> Result<Counts, StoreError> {
         error_spans: values[3],
         server_spans: values[4],
         errors: values[5],
+        metric_requests: values[6],
+        metric_errors: values[7],
     })
 }
 
@@ -181,7 +186,7 @@ mod tests {
     }
 
     #[test]
-    fn counts_are_six_little_endian_u64() {
+    fn counts_are_eight_little_endian_u64() {
         let counts = Counts {
             log_records: 1,
             error_logs: 2,
@@ -189,14 +194,31 @@ mod tests {
             error_spans: u64::MAX,
             server_spans: 5,
             errors: 6,
+            metric_requests: 7,
+            metric_errors: 8,
         };
         let raw = encode_counts(&counts);
         assert_eq!(&raw[..8], &1u64.to_le_bytes());
         assert_eq!(&raw[24..32], &u64::MAX.to_le_bytes());
-        assert_eq!(&raw[40..], &6u64.to_le_bytes());
+        assert_eq!(&raw[40..48], &6u64.to_le_bytes());
+        assert_eq!(&raw[56..], &8u64.to_le_bytes());
         assert_eq!(decode_counts(&raw).ok(), Some(counts));
         assert!(decode_counts(&raw[..31]).is_err());
         assert!(decode_counts(&raw[..40]).is_err());
+        assert!(decode_counts(&raw[..56]).is_err());
+    }
+
+    #[test]
+    fn six_u64_values_of_older_stores_read_with_zero_metric_counts() {
+        let counts = Counts {
+            log_records: 1,
+            error_logs: 2,
+            server_spans: 5,
+            errors: 6,
+            ..Counts::default()
+        };
+        let raw = encode_counts(&counts);
+        assert_eq!(decode_counts(&raw[..48]).ok(), Some(counts));
     }
 
     #[test]
@@ -213,8 +235,7 @@ mod tests {
                 error_logs: 1,
                 spans: 4,
                 error_spans: 2,
-                server_spans: 0,
-                errors: 0,
+                ..Counts::default()
             })
         );
     }
