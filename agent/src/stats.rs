@@ -51,6 +51,8 @@ impl Source {
 pub struct SignalCounters {
     pub log_records: AtomicU64,
     pub spans: AtomicU64,
+    /// OTLP metrics (each with all its data points).
+    pub metrics: AtomicU64,
 }
 
 impl SignalCounters {
@@ -59,10 +61,15 @@ impl SignalCounters {
         self.spans.fetch_add(spans, Ordering::Relaxed);
     }
 
+    pub fn add_metrics(&self, metrics: u64) {
+        self.metrics.fetch_add(metrics, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> SignalSnapshot {
         SignalSnapshot {
             log_records: self.log_records.load(Ordering::Relaxed),
             spans: self.spans.load(Ordering::Relaxed),
+            metrics: self.metrics.load(Ordering::Relaxed),
         }
     }
 }
@@ -265,6 +272,7 @@ pub struct QueueSnapshot {
 pub struct SignalSnapshot {
     pub log_records: u64,
     pub spans: u64,
+    pub metrics: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

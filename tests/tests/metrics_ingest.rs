@@ -1,11 +1,13 @@
 //! OTLP metrics into a real `bellwether serve`: a service that sends only request-duration
 //! histograms (delta over gRPC for its baseline, cumulative OTLP/JSON over HTTP for the
 //! new release) is counted exactly, measured by its metrics, and judged on them; other
-//! metrics are accepted; a malformed metrics request is refused with 400.
+//! metrics are accepted; a malformed metrics request is refused with 400. And through a
+//! real `bellwether-agent`: an SDK's metrics exports to the agent's OTLP/gRPC and
+//! OTLP/HTTP ports reach the collector tagged with the agent's release identity.
 
 use anyhow::{ensure, Result};
 use bellwether_e2e::detection::{record_deployment, start_collector_with_config};
-use bellwether_e2e::{http_post_json, Collector};
+use bellwether_e2e::{clean_command, http_post_json, Collector};
 use bellwether_proto::otlp::common::any_value::Value;
 use bellwether_proto::otlp::common::{AnyValue, KeyValue};
 use bellwether_proto::otlp::metrics::metric::Data;
@@ -17,6 +19,7 @@ use bellwether_proto::otlp::metrics_service::ExportMetricsServiceRequest;
 use bellwether_proto::otlp::resource::Resource;
 use bellwether_testkit::clock::bucket_aligned_now_ms;
 use bellwether_testkit::eventually;
+use bellwether_testkit::process::Supervised;
 use std::time::Duration;
 
 const CONFIG: &str = r#"
@@ -210,5 +213,71 @@ async fn a_service_that_sends_only_metrics_is_counted_and_judged() -> Result<()>
         status == 400,
         "a malformed request answered {status}: {answer}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_agent_forwards_metrics_tagged_with_its_release() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let collector = Collector::start(&dir.path().join("collector"))?;
+    let mut cmd = clean_command("bellwether-agent")?;
+    cmd.args(["--service", SERVICE, "--version", "7", "--environment", ENV])
+        .args(["--collector", &collector.grpc_url()])
+        .arg("--data-dir")
+        .arg(dir.path().join("agent"))
+        .args([
+            "--otlp-grpc-addr",
+            "127.0.0.1:0",
+            "--otlp-http-addr",
+            "127.0.0.1:0",
+        ])
+        .args(["--admin-addr", "127.0.0.1:0"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null());
+    let mut agent = Supervised::spawn(cmd)?;
+    let found = agent.wait_for_listeners(&["otlp-grpc", "otlp-http"])?;
+    let now = bucket_aligned_now_ms();
+    // The SDK's resource names no release: the agent's identity does.
+    let untagged = |mut request: ExportMetricsServiceRequest| {
+        for r in &mut request.resource_metrics {
+            r.resource = Some(Resource::default());
+        }
+        request
+    };
+    let mut grpc = MetricsServiceClient::connect(format!("http://{}", found["otlp-grpc"])).await?;
+    grpc.export(untagged(request(
+        "x",
+        DELTA,
+        vec![
+            point(200, now - 10_000, now, 30),
+            point(500, now - 10_000, now, 2),
+        ],
+    )))
+    .await?;
+    let body = serde_json::to_value(untagged(request(
+        "x",
+        DELTA,
+        vec![point(200, now, now + 10_000, 8)],
+    )))?;
+    let (status, answer) =
+        http_post_json(&format!("http://{}/v1/metrics", found["otlp-http"]), &body).await?;
+    ensure!(
+        status == 200,
+        "the agent's /v1/metrics answered {status}: {answer}"
+    );
+
+    let counted = eventually(Duration::from_secs(20), || async {
+        let totals = totals(&collector, "7").await.ok();
+        Ok(totals.filter(|t| t["metric_requests"] == 40))
+    })
+    .await;
+    ensure!(
+        counted.is_ok(),
+        "the collector did not count the agent's metrics: {:?}; agent log: {}",
+        totals(&collector, "7").await.ok(),
+        agent.stderr_text()
+    );
+    let totals = totals(&collector, "7").await?;
+    ensure!(totals["metric_errors"] == 2, "{totals}");
     Ok(())
 }

@@ -50,7 +50,11 @@ pub fn render(stats: &Stats, now_unix_ms: u64) -> String {
     );
     for source in Source::ALL {
         let r = stats.received(source).snapshot();
-        for (signal, value) in [("logs", r.log_records), ("spans", r.spans)] {
+        for (signal, value) in [
+            ("logs", r.log_records),
+            ("spans", r.spans),
+            ("metrics", r.metrics),
+        ] {
             out.sample(
                 "records_received_total",
                 &[("source", source.name()), ("signal", signal)],
@@ -72,6 +76,11 @@ pub fn render(stats: &Stats, now_unix_ms: u64) -> String {
         "records_sent_total",
         &[("signal", "spans")],
         s.exported.spans,
+    );
+    out.sample(
+        "records_sent_total",
+        &[("signal", "metrics")],
+        s.exported.metrics,
     );
     out.family(
         "records_dropped_total",

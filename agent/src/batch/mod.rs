@@ -16,6 +16,7 @@ mod resource;
 use std::str::FromStr;
 
 use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
+use bellwether_proto::otlp::metrics_service::ExportMetricsServiceRequest;
 use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
 
 pub use encoded::{attribute_field, encode_request, EncodedLogs};
@@ -37,6 +38,7 @@ pub struct Batch {
 pub enum Kind {
     Logs,
     Spans,
+    Metrics,
 }
 
 impl Kind {
@@ -44,6 +46,7 @@ impl Kind {
         match self {
             Kind::Logs => "logs",
             Kind::Spans => "spans",
+            Kind::Metrics => "metrics",
         }
     }
 }
@@ -69,6 +72,7 @@ pub enum Payload {
     /// Logs as the pipeline batches them: records already encoded.
     EncodedLogs(Vec<EncodedLogs>),
     Spans(ExportTraceServiceRequest),
+    Metrics(ExportMetricsServiceRequest),
 }
 
 impl Payload {
@@ -76,6 +80,7 @@ impl Payload {
         match self {
             Payload::Logs(_) | Payload::EncodedLogs(_) => "logs",
             Payload::Spans(_) => "spans",
+            Payload::Metrics(_) => "metrics",
         }
     }
 }

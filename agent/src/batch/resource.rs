@@ -1,5 +1,6 @@
 //! Resource-level containers of records: the unit the pipeline sizes, splits and tags.
 
+use bellwether_proto::otlp::metrics::{ResourceMetrics, ScopeMetrics};
 use bellwether_proto::otlp::resource::Resource;
 use bellwether_proto::otlp::trace::{ResourceSpans, ScopeSpans};
 use prost::Message;
@@ -56,6 +57,54 @@ impl ResourceBatch for ResourceSpans {
                 head.scope_spans.push(ScopeSpans {
                     scope: first.scope.clone(),
                     spans: taken,
+                    schema_url: first.schema_url.clone(),
+                });
+                remaining = 0;
+            }
+        }
+        head
+    }
+}
+
+/// Metrics are split and counted by metric (each with all its data points).
+impl ResourceBatch for ResourceMetrics {
+    fn batch_len(&self) -> usize {
+        Message::encoded_len(self)
+    }
+
+    fn resource_mut(&mut self) -> &mut Option<Resource> {
+        &mut self.resource
+    }
+
+    fn count(&self) -> usize {
+        self.scope_metrics.iter().map(|s| s.metrics.len()).sum()
+    }
+
+    fn shared_len(&self) -> usize {
+        let scope = self.scope_metrics.first().map_or(0, |s| {
+            s.scope.as_ref().map_or(0, Message::encoded_len) + s.schema_url.len() + 8
+        });
+        self.resource.as_ref().map_or(0, Message::encoded_len) + self.schema_url.len() + 8 + scope
+    }
+
+    fn split_front(&mut self, n: usize) -> Self {
+        let mut head = ResourceMetrics {
+            resource: self.resource.clone(),
+            scope_metrics: Vec::new(),
+            schema_url: self.schema_url.clone(),
+        };
+        let mut remaining = n;
+        while remaining > 0 && !self.scope_metrics.is_empty() {
+            let first = &mut self.scope_metrics[0];
+            if first.metrics.len() <= remaining {
+                remaining -= first.metrics.len();
+                head.scope_metrics.push(self.scope_metrics.remove(0));
+            } else {
+                let rest = first.metrics.split_off(remaining);
+                let taken = std::mem::replace(&mut first.metrics, rest);
+                head.scope_metrics.push(ScopeMetrics {
+                    scope: first.scope.clone(),
+                    metrics: taken,
                     schema_url: first.schema_url.clone(),
                 });
                 remaining = 0;

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use bellwether_proto::otlp::logs_service::ExportLogsServiceResponse;
+use bellwether_proto::otlp::metrics_service::ExportMetricsServiceResponse;
 use bellwether_proto::otlp::trace_service::ExportTraceServiceResponse;
 use bellwether_proto::BATCH_ID_HEADER;
 use bytes::{Buf, BufMut, Bytes};
@@ -28,6 +29,7 @@ const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 const LOGS_EXPORT: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
 const TRACES_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+const METRICS_EXPORT: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
 
 #[derive(Debug, thiserror::Error)]
 pub enum InvalidCollectorUrl {
@@ -171,6 +173,18 @@ impl Transport for GrpcTransport {
                         .partial_success
                         .map_or_else(Accepted::default, |p| Accepted {
                             rejected: u64::try_from(p.rejected_spans).unwrap_or(0),
+                            message: p.error_message,
+                        }))
+                }
+                Kind::Metrics => {
+                    let response: ExportMetricsServiceResponse =
+                        self.call(METRICS_EXPORT, batch).await?;
+                    // Rejected data points do not map to whole metrics: a partial
+                    // success is logged, not subtracted.
+                    Ok(response
+                        .partial_success
+                        .map_or_else(Accepted::default, |p| Accepted {
+                            rejected: 0,
                             message: p.error_message,
                         }))
                 }

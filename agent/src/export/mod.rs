@@ -247,6 +247,7 @@ fn record_success(stats: &Stats, batch: &EncodedBatch, accepted: &Accepted) {
     match batch.kind {
         Kind::Logs => stats.exported.add(exported, 0),
         Kind::Spans => stats.exported.add(0, exported),
+        Kind::Metrics => stats.exported.add_metrics(exported),
     }
     if rejected > 0 {
         warn!(

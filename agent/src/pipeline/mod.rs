@@ -15,6 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bellwether_proto::otlp::logs::ResourceLogs;
+use bellwether_proto::otlp::metrics::ResourceMetrics;
+use bellwether_proto::otlp::metrics_service::ExportMetricsServiceRequest;
 use bellwether_proto::otlp::resource::Resource;
 use bellwether_proto::otlp::trace::ResourceSpans;
 use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
@@ -51,15 +53,17 @@ pub enum Telemetry {
     /// Logs whose records a source encoded as it made them.
     EncodedLogs(Vec<EncodedLogs>),
     Spans(Vec<ResourceSpans>),
+    Metrics(Vec<ResourceMetrics>),
 }
 
 impl Telemetry {
-    /// (log records, spans).
-    fn counts(&self) -> (usize, usize) {
+    /// (log records, spans, metrics).
+    fn counts(&self) -> (usize, usize, usize) {
         match self {
-            Telemetry::Logs(logs) => (log_record_count(logs), 0),
-            Telemetry::EncodedLogs(logs) => (logs.iter().map(ResourceBatch::count).sum(), 0),
-            Telemetry::Spans(spans) => (0, span_count(spans)),
+            Telemetry::Logs(logs) => (log_record_count(logs), 0, 0),
+            Telemetry::EncodedLogs(logs) => (logs.iter().map(ResourceBatch::count).sum(), 0, 0),
+            Telemetry::Spans(spans) => (0, span_count(spans), 0),
+            Telemetry::Metrics(metrics) => (0, 0, metrics.iter().map(ResourceBatch::count).sum()),
         }
     }
 
@@ -70,6 +74,7 @@ impl Telemetry {
             Telemetry::Logs(logs) => logs.iter().map(Message::encoded_len).collect(),
             Telemetry::EncodedLogs(logs) => logs.iter().map(ResourceBatch::batch_len).collect(),
             Telemetry::Spans(spans) => spans.iter().map(Message::encoded_len).collect(),
+            Telemetry::Metrics(metrics) => metrics.iter().map(Message::encoded_len).collect(),
         }
     }
 }
@@ -118,8 +123,8 @@ impl PipelineSender {
         telemetry: Telemetry,
         wait: Option<Duration>,
     ) -> Result<(), SubmitError> {
-        let (log_records, spans) = telemetry.counts();
-        if log_records + spans == 0 {
+        let (log_records, spans, metrics) = telemetry.counts();
+        if log_records + spans + metrics == 0 {
             return Ok(());
         }
         let started = Instant::now();
@@ -177,6 +182,7 @@ impl PipelineSender {
         self.stats
             .received(source)
             .add(log_records as u64, spans as u64);
+        self.stats.received(source).add_metrics(metrics as u64);
         Ok(())
     }
 }
@@ -233,6 +239,7 @@ struct Waiting {
 struct Group {
     logs: Pending<EncodedLogs>,
     spans: Pending<ResourceSpans>,
+    metrics: Pending<ResourceMetrics>,
     waiting: Vec<Waiting>,
 }
 
@@ -241,6 +248,7 @@ impl Group {
         Self {
             logs: Pending::default(),
             spans: Pending::default(),
+            metrics: Pending::default(),
             waiting: Vec::new(),
         }
     }
@@ -251,6 +259,7 @@ impl Group {
             Telemetry::Logs(items) => add_logs(&mut self.logs, items, sizes, tagger),
             Telemetry::EncodedLogs(items) => add_tagged(&mut self.logs, items, sizes, tagger),
             Telemetry::Spans(items) => add_tagged(&mut self.spans, items, sizes, tagger),
+            Telemetry::Metrics(items) => add_tagged(&mut self.metrics, items, sizes, tagger),
         }
         self.waiting.push(Waiting {
             ack: submission.ack,
@@ -264,7 +273,8 @@ impl Group {
         let max_records = config.max_records.max(1);
         self.logs.count() >= max_records
             || self.spans.count() >= max_records
-            || self.logs.bytes() + self.spans.bytes() >= config.max_bytes
+            || self.metrics.count() >= max_records
+            || self.logs.bytes() + self.spans.bytes() + self.metrics.bytes() >= config.max_bytes
     }
 
     /// Cuts everything into batches, logs first.
@@ -275,6 +285,14 @@ impl Group {
         }
         while let Some((items, n)) = self.spans.take(config.max_records, config.max_bytes) {
             out.push((spans_payload(items), n));
+        }
+        while let Some((resource_metrics, n)) =
+            self.metrics.take(config.max_records, config.max_bytes)
+        {
+            out.push((
+                Payload::Metrics(ExportMetricsServiceRequest { resource_metrics }),
+                n,
+            ));
         }
         out
     }

@@ -14,6 +14,7 @@
 use std::io::{Read as _, Write as _};
 
 use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
+use bellwether_proto::otlp::metrics_service::ExportMetricsServiceRequest;
 use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
 use prost::Message;
 
@@ -27,6 +28,7 @@ const OVERHEAD: usize = 4 + 1 + 1 + 4 + 8 + 2 + 4 + 4;
 
 const KIND_LOGS: u8 = 1;
 const KIND_SPANS: u8 = 2;
+const KIND_METRICS: u8 = 3;
 
 const ENCODING_NONE: u8 = 0;
 const ENCODING_GZIP: u8 = 1;
@@ -74,6 +76,7 @@ pub fn encode(
         Payload::Logs(request) => (KIND_LOGS, request.encode_to_vec()),
         Payload::EncodedLogs(items) => (KIND_LOGS, encode_request(items)),
         Payload::Spans(request) => (KIND_SPANS, request.encode_to_vec()),
+        Payload::Metrics(request) => (KIND_METRICS, request.encode_to_vec()),
     };
     let (encoding, body) = match compression {
         Compression::None => (ENCODING_NONE, body),
@@ -152,6 +155,10 @@ pub fn decode(bytes: &[u8]) -> Result<(Header, Batch), DecodeError> {
             ExportTraceServiceRequest::decode(body)
                 .map_err(|e| DecodeError::Payload(e.to_string()))?,
         ),
+        Kind::Metrics => Payload::Metrics(
+            ExportMetricsServiceRequest::decode(body)
+                .map_err(|e| DecodeError::Payload(e.to_string()))?,
+        ),
     };
     let batch = Batch {
         id: parts.id.to_owned(),
@@ -204,6 +211,7 @@ fn split(bytes: &[u8]) -> Result<Parts<'_>, DecodeError> {
     let kind = match reader.take(1)?[0] {
         KIND_LOGS => Kind::Logs,
         KIND_SPANS => Kind::Spans,
+        KIND_METRICS => Kind::Metrics,
         other => return Err(DecodeError::Kind(other)),
     };
     let encoding = if versioned {
@@ -281,7 +289,7 @@ mod tests {
     }
 
     #[test]
-    fn round_trips_logs_and_spans() {
+    fn round_trips_logs_spans_and_metrics() {
         let bytes = encode("pod:q:7", 3, 1234, &logs(3), Compression::Gzip);
         let (header, batch) = decode(&bytes).expect("decodes");
         assert_eq!(
@@ -306,6 +314,24 @@ mod tests {
         });
         let (_, batch) = decode(&encode("x", 2, 0, &spans, Compression::Gzip)).expect("decodes");
         assert_eq!(batch.payload, spans);
+
+        use bellwether_proto::otlp::metrics::{Metric, ResourceMetrics, ScopeMetrics};
+        let metrics = Payload::Metrics(ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![Metric {
+                        name: "http.server.request.duration".into(),
+                        ..Metric::default()
+                    }],
+                    ..ScopeMetrics::default()
+                }],
+                ..ResourceMetrics::default()
+            }],
+        });
+        let bytes = encode("m", 1, 0, &metrics, Compression::None);
+        assert_eq!(bytes[4], KIND_METRICS);
+        let (_, batch) = decode(&bytes).expect("decodes");
+        assert_eq!(batch.payload, metrics);
     }
 
     #[test]

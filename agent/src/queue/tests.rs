@@ -32,7 +32,7 @@ fn marker(batch: &Batch) -> u64 {
             request.resource_logs[0].scope_logs[0].log_records[0].time_unix_nano
         }
         // What the queue reads back is a decoded request.
-        Payload::EncodedLogs(_) | Payload::Spans(_) => u64::MAX,
+        Payload::EncodedLogs(_) | Payload::Spans(_) | Payload::Metrics(_) => u64::MAX,
     }
 }
 

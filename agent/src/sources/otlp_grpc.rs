@@ -1,9 +1,16 @@
-//! OTLP/gRPC receiver (the generated `opentelemetry-proto` servers).
+//! OTLP/gRPC receiver (the generated `opentelemetry-proto` servers): logs, traces and
+//! metrics.
 
 use std::future::Future;
 
 use bellwether_proto::otlp::logs_service::logs_service_server::{LogsService, LogsServiceServer};
 use bellwether_proto::otlp::logs_service::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use bellwether_proto::otlp::metrics_service::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use bellwether_proto::otlp::metrics_service::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use bellwether_proto::otlp::trace_service::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -57,6 +64,18 @@ impl TraceService for Receiver {
     }
 }
 
+#[tonic::async_trait]
+impl MetricsService for Receiver {
+    async fn export(
+        &self,
+        request: Request<ExportMetricsServiceRequest>,
+    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        self.submit(Telemetry::Metrics(request.into_inner().resource_metrics))
+            .await?;
+        Ok(Response::new(ExportMetricsServiceResponse::default()))
+    }
+}
+
 /// Serves until `shutdown` resolves, then finishes in-flight requests and returns.
 pub async fn serve(
     listener: TcpListener,
@@ -68,7 +87,11 @@ pub async fn serve(
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(MAX_REQUEST_BYTES);
-    let traces = TraceServiceServer::new(receiver)
+    let traces = TraceServiceServer::new(receiver.clone())
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let metrics = MetricsServiceServer::new(receiver)
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(MAX_REQUEST_BYTES);
@@ -78,6 +101,7 @@ pub async fn serve(
         ))
         .add_service(logs)
         .add_service(traces)
+        .add_service(metrics)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
 }

@@ -1,4 +1,4 @@
-//! OTLP/HTTP receiver: `POST /v1/logs` and `POST /v1/traces` with a protobuf or JSON
+//! OTLP/HTTP receiver: `POST /v1/logs`, `POST /v1/traces` and `POST /v1/metrics` with a protobuf or JSON
 //! body, optionally gzip-compressed.
 
 use std::future::Future;
@@ -10,6 +10,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use bellwether_proto::otlp::logs_service::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use bellwether_proto::otlp::metrics_service::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use bellwether_proto::otlp::trace_service::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -44,6 +47,7 @@ pub fn router(pipeline: PipelineSender) -> Router {
     Router::new()
         .route("/v1/logs", post(logs))
         .route("/v1/traces", post(traces))
+        .route("/v1/metrics", post(metrics))
         // Slightly above the limit so an over-long body reaches our own check and
         // message; axum still answers 413 for anything far larger.
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES + 1))
@@ -83,6 +87,20 @@ async fn traces(
     }
     .await;
     respond(result, ExportTraceServiceResponse::default())
+}
+
+async fn metrics(
+    State(pipeline): State<PipelineSender>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let (request, format) = decode::<ExportMetricsServiceRequest>(&headers, &body)?;
+        submit(&pipeline, Telemetry::Metrics(request.resource_metrics)).await?;
+        Ok::<_, ReceiveError>(format)
+    }
+    .await;
+    respond(result, ExportMetricsServiceResponse::default())
 }
 
 async fn submit(pipeline: &PipelineSender, telemetry: Telemetry) -> Result<(), ReceiveError> {

@@ -62,6 +62,7 @@ pub(crate) fn pipeline(
             let telemetry = match queued.batch.payload {
                 Payload::Logs(request) => Telemetry::Logs(request.resource_logs),
                 Payload::Spans(request) => Telemetry::Spans(request.resource_spans),
+                Payload::Metrics(request) => Telemetry::Metrics(request.resource_metrics),
                 // What the queue reads back is a decoded request.
                 Payload::EncodedLogs(_) => continue,
             };

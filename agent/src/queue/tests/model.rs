@@ -73,7 +73,7 @@ fn run_model(seed: u64, steps: usize) {
                         Payload::Logs(r) => {
                             r.resource_logs[0].scope_logs[0].log_records[0].time_unix_nano
                         }
-                        Payload::EncodedLogs(_) | Payload::Spans(_) => {
+                        Payload::EncodedLogs(_) | Payload::Spans(_) | Payload::Metrics(_) => {
                             unreachable!("decoded logs only")
                         }
                     };
