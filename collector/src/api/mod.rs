@@ -1,9 +1,10 @@
-//! The HTTP JSON API: health check, deployments, releases, per-release stats, health
+//! The HTTP JSON API: health check, deployments (with their change sets), releases, per-release stats, health
 //! (long-poll), verdict timelines, and the compact verdict and Flagger webhook that rollout
 //! tools ask ([`rollouts`]).
 //! Every error answers `{"error": "<message>"}`.
 
 pub mod alerts;
+pub mod changes;
 mod health;
 pub mod issues;
 pub mod json;
