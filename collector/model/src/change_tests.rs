@@ -185,3 +185,30 @@ fn old_records_without_files_read_back() -> Result<(), serde_json::Error> {
     assert_eq!(set, ChangeSet::default());
     Ok(())
 }
+
+#[test]
+fn deployments_stored_before_change_sets_read_back() -> Result<(), serde_json::Error> {
+    use crate::release::{Deployment, DeploymentRecord, ReleaseKey, Source};
+    let old = r#"{"release":{"service":"api","environment":"prod","version":"1"},
+        "started_at_unix_ms":5,"commit":"abcd","deploy_id":null,"pipeline_url":null,
+        "notes":null,"team":null,"source":"recorded"}"#;
+    let mut read: Deployment = serde_json::from_str(old)?;
+    assert_eq!(read.changes, None);
+    assert_eq!(read.source, Source::Recorded);
+    // Written back without changes, the record keeps its old shape.
+    assert!(!serde_json::to_string(&read)?.contains("changes"));
+    // A recording with changes replaces them; one without keeps them.
+    let with = DeploymentRecord {
+        release: ReleaseKey::new("api", "prod", "1"),
+        changes: Some(set(vec![change("abcd", 1, &["a"])])),
+        ..DeploymentRecord::default()
+    };
+    read.merge_record(&with);
+    assert_eq!(read.changes, with.changes);
+    read.merge_record(&DeploymentRecord {
+        notes: Some("again".into()),
+        ..DeploymentRecord::default()
+    });
+    assert_eq!(read.changes, with.changes);
+    Ok(())
+}

@@ -9,11 +9,13 @@
 //! The range, and what is said about it:
 //! - first deployment (no previous commit known): the deployed commit alone;
 //! - previous commit not in the clone (a shallow clone, another repository): the
-//!   deployed commit alone, with a warning;
+//!   deployed commit alone, with a warning (and in a shallow clone, no files for a
+//!   commit whose parents the clone lacks: git would list its whole tree);
 //! - previous commit not an ancestor (history rewritten, e.g. a force-push): the
 //!   commits since the merge base of the two, with a warning;
 //! - the deployed commit older than the previous one (a rollback), or the same: none.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -140,6 +142,19 @@ impl Repo {
         Ok((out.status.success() && !sha.is_empty()).then_some(sha))
     }
 
+    /// The commits whose parents a shallow clone lacks (none in a full clone).
+    fn shallow_boundary(&self) -> Result<HashSet<String>, GitError> {
+        let path = PathBuf::from(self.text(&["rev-parse", "--git-path", "shallow"])?);
+        let path = if path.is_absolute() {
+            path
+        } else {
+            self.dir.join(path)
+        };
+        Ok(std::fs::read_to_string(path)
+            .map(|text| text.lines().map(|l| l.trim().to_owned()).collect())
+            .unwrap_or_default())
+    }
+
     fn is_shallow(&self) -> bool {
         self.text(&["rev-parse", "--is-shallow-repository"])
             .is_ok_and(|answer| answer == "true")
@@ -161,7 +176,15 @@ impl Repo {
             &max,
         ];
         args.extend_from_slice(range);
-        let changes = parse_log(&self.git(&args)?)?;
+        let mut changes = parse_log(&self.git(&args)?)?;
+        // A shallow clone's boundary commits look like root commits, whose "changes" are
+        // their whole tree: their files are unknown, so none are listed.
+        let boundary = self.shallow_boundary()?;
+        for change in &mut changes {
+            if boundary.contains(&change.sha) {
+                change.files.clear();
+            }
+        }
         let total = total.max(changes.len() as u64);
         Ok(ChangeSet::bounded(changes, total))
     }
@@ -204,7 +227,7 @@ impl Repo {
         };
         let Some(prev) = self.resolve(&previous.commit)? else {
             let hint = if self.is_shallow() {
-                " (the clone is shallow: fetch the whole history, e.g. fetch-depth: 0)"
+                " (the clone is shallow: fetch the whole history, e.g. fetch-depth: 0; the files of a commit whose parent the clone lacks are not listed)"
             } else {
                 ""
             };
