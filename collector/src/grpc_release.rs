@@ -136,6 +136,7 @@ impl ReleaseService for ReleaseGrpc {
             pipeline_url: non_empty(deployment.pipeline_url),
             notes: non_empty(deployment.notes),
             team: non_empty(deployment.team),
+            changes: None,
         };
         let stored = self.releases.record(record).await?;
         Ok(Response::new(v1::RecordDeploymentResponse {

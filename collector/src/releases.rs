@@ -158,6 +158,9 @@ pub fn validate_record(mut record: DeploymentRecord) -> Result<DeploymentRecord,
     validate_name("service", &record.release.service)?;
     validate_name("environment", &record.release.environment)?;
     validate_name("version", &record.release.version)?;
+    if let Some(changes) = &record.changes {
+        changes.validate().map_err(|e| Error::invalid(e.0))?;
+    }
     for (field, value) in [
         ("commit", &mut record.commit),
         ("deploy_id", &mut record.deploy_id),

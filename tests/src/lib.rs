@@ -28,6 +28,7 @@ pub mod agent_ops;
 pub mod agent_sources;
 pub mod browser;
 pub mod detection;
+pub mod git_repo;
 pub mod loggers;
 pub mod manifests;
 pub mod prometheus;

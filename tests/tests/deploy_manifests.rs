@@ -11,6 +11,7 @@ use anyhow::{ensure, Context, Result};
 use bellwether_e2e::detection::{
     baseline_then_deploy, release_traffic, start_collector_with_config,
 };
+use bellwether_e2e::git_repo::{Author, GitRepo};
 use bellwether_e2e::manifests::{self, action, Files};
 use bellwether_e2e::{bin_path, Collector};
 use bellwether_testkit::clock::bucket_aligned_now_ms;
@@ -416,6 +417,72 @@ async fn the_action_records_the_deployment_and_maps_the_gate_to_the_outcome() ->
     let run = run_action(dir.path(), &dead_url()?, &[("timeout", "1s")])?;
     ensure!(
         run.steps == ["Record the deployment"] && run.code == Some(2),
+        "{}",
+        run.logs
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_action_with_git_records_the_change_set() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let collector = start_collector_with_config(&dir.path().join("data"), CONFIG)?;
+    let url = collector.url();
+    let repo = GitRepo::init(&dir.path().join("checkout"))?;
+    let author = Author {
+        name: "Ada Lovelace",
+        email: "ada@example.com",
+    };
+    let first = repo.commit(author, 1_764_000_000, "one", &[("src/a.py", "a\n")])?;
+    let path = repo.dir.display().to_string();
+    let with_git = |version: &'static str, commit: &str| {
+        vec![
+            ("version", version),
+            ("timeout", "1s"),
+            ("on-pending", "pass"),
+            ("git", "true"),
+            ("repo", path.as_str()),
+            ("commit", commit),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k, v.to_owned()))
+        .collect::<Vec<_>>()
+    };
+    let run_with = |inputs: &[(&str, String)]| {
+        let inputs: Vec<(&str, &str)> = inputs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        run_action(dir.path(), &url, &inputs)
+    };
+    let run = run_with(&with_git("1", &first))?;
+    ensure!(run.code == Some(0), "{}", run.logs);
+    ensure!(run.logs.contains("first deployment here"), "{}", run.logs);
+    let second = repo.commit(author, 1_764_003_600, "two", &[("src/b.py", "b\n")])?;
+    let third = repo.commit(author, 1_764_007_200, "three", &[("src/a.py", "c\n")])?;
+    let run = run_with(&with_git("2", &third))?;
+    ensure!(run.code == Some(0), "{}", run.logs);
+    let stats = collector
+        .get("/api/v1/releases/checkout/2/stats?environment=prod")
+        .await?;
+    let shas: Vec<&str> = stats["release"]["changes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["sha"].as_str())
+        .collect();
+    ensure!(shas == [third.as_str(), second.as_str()], "{stats}");
+    ensure!(stats["release"]["changes"][1]["files"] == serde_json::json!(["src/b.py"]));
+    ensure!(release(&collector, "2").await?["change_count"] == 2);
+
+    // A value other than true or false stops the deploy step (2).
+    let mut bad = with_git("3", &third);
+    bad[3].1 = "yes".to_owned();
+    let run = run_with(&bad)?;
+    ensure!(
+        run.steps == ["Record the deployment"] && run.code == Some(2),
+        "{}",
+        run.logs
+    );
+    ensure!(
+        run.logs.contains("git must be true or false"),
         "{}",
         run.logs
     );

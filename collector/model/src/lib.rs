@@ -2,6 +2,7 @@
 //! IO, no async runtime, no storage engine.
 //!
 //! - [`release`]: a release's key, the counts of one time bucket, deployments.
+//! - [`change`]: a release's change set (commits and files) and its lead time.
 //! - [`issue`]: error fingerprints of a release (issues), their samples, latency samples,
 //!   and the bounds on how many are kept.
 //! - [`health`]: verdicts, the evidence behind them, the verdict timeline, and the
@@ -12,11 +13,12 @@
 //! - [`config`]: the settings error every config module returns, and the duration parser.
 //! - [`limit`]: counters of limit violations, read by `/metrics`.
 //! - [`scope`]: which services a collector acts for (all, or a cluster node's share).
-//! - [`time`]: the clock and RFC 3339 formatting.
+//! - [`time`]: the clock, RFC 3339 formatting and parsing.
 
 #![forbid(unsafe_code)]
 
 pub mod alert;
+pub mod change;
 pub mod config;
 pub mod glob;
 pub mod health;

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::change::ChangeSet;
+
 /// Width of one statistics bucket, aligned on the Unix epoch.
 pub const BUCKET_MS: i64 = 10_000;
 
@@ -98,6 +100,10 @@ pub struct Deployment {
     pub notes: Option<String>,
     pub team: Option<String>,
     pub source: Source,
+    /// The commits the release adds over the previous one; `None` when not recorded
+    /// (deployments stored before change sets read back with none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<ChangeSet>,
 }
 
 impl Deployment {
@@ -116,6 +122,7 @@ impl Deployment {
             notes: None,
             team: identity.team.clone(),
             source: Source::Detected,
+            changes: None,
         }
     }
 
@@ -151,7 +158,26 @@ impl Deployment {
                 slot.clone_from(value);
             }
         }
+        if record.changes.is_some() {
+            self.changes.clone_from(&record.changes);
+        }
         self.source = Source::Recorded;
+    }
+
+    /// The deployment a first recording of its release makes, at `now_unix_ms` unless
+    /// the record says when it started.
+    pub fn recorded(record: &DeploymentRecord, now_unix_ms: i64) -> Self {
+        Self {
+            release: record.release.clone(),
+            started_at_unix_ms: record.started_at_unix_ms.unwrap_or(now_unix_ms),
+            commit: record.commit.clone(),
+            deploy_id: record.deploy_id.clone(),
+            pipeline_url: record.pipeline_url.clone(),
+            notes: record.notes.clone(),
+            team: record.team.clone(),
+            source: Source::Recorded,
+            changes: record.changes.clone(),
+        }
     }
 }
 
@@ -165,6 +191,9 @@ pub struct DeploymentRecord {
     pub pipeline_url: Option<String>,
     pub notes: Option<String>,
     pub team: Option<String>,
+    /// Replaces the stored change set when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<ChangeSet>,
 }
 
 /// Release metadata carried by telemetry resource attributes.

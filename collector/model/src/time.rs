@@ -1,4 +1,5 @@
-//! Wall-clock helpers: Unix milliseconds and RFC 3339 formatting without a date library.
+//! Wall-clock helpers: Unix milliseconds, RFC 3339 formatting (hand-written: a few lines
+//! for UTC only) and parsing (any offset, by the `time` crate).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -22,6 +23,14 @@ pub fn rfc3339_utc(unix_ms: i64) -> String {
         secs % 60,
         ms_of_day % 1000
     )
+}
+
+/// Unix milliseconds of an RFC 3339 time (`2024-05-01T12:00:00+02:00`,
+/// `2024-05-01T10:00:00.5Z`); `None` if it is not one.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    let at =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
@@ -48,5 +57,29 @@ mod tests {
         assert_eq!(rfc3339_utc(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
         assert_eq!(rfc3339_utc(951_782_400_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(rfc3339_utc(-1), "1969-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn parses_rfc3339_with_offsets() {
+        assert_eq!(
+            parse_rfc3339("2023-11-14T22:13:20.123Z"),
+            Some(1_700_000_000_123)
+        );
+        assert_eq!(
+            parse_rfc3339("2023-11-15T00:13:20+02:00"),
+            Some(1_700_000_000_000)
+        );
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        for bad in [
+            "",
+            "2023-11-14",
+            "2023-11-14T22:13:20",
+            "2023-13-01T00:00:00Z",
+            "yesterday",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+        let ms = 1_700_000_000_123;
+        assert_eq!(parse_rfc3339(&rfc3339_utc(ms)), Some(ms));
     }
 }

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::changes::{change_set, ChangeJson, ChangesFields};
+use crate::error::Error;
 use crate::releases::{ReleaseStats, ReleaseSummary};
 use bellwether_model::health::TimelineEntry;
 use bellwether_model::health::{Figures, ReleaseHealth};
@@ -29,11 +31,30 @@ pub struct DeploymentRequest {
     pub team: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at_unix_ms: Option<i64>,
+    /// The commits the release adds over the previous release of its service in its
+    /// environment, newest first; given, it replaces what was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Vec<ChangeJson>>,
+    /// Commits of the range left out of `changes`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub changes_truncated: u64,
+    /// Files left out of the commits' `files`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub files_truncated: u64,
 }
 
-impl From<DeploymentRequest> for DeploymentRecord {
-    fn from(r: DeploymentRequest) -> Self {
-        DeploymentRecord {
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl TryFrom<DeploymentRequest> for DeploymentRecord {
+    type Error = Error;
+
+    /// Fails when a commit time is not RFC 3339; [`crate::releases::validate_record`]
+    /// checks the rest.
+    fn try_from(r: DeploymentRequest) -> Result<Self, Error> {
+        Ok(DeploymentRecord {
+            changes: change_set(r.changes, r.changes_truncated, r.files_truncated)?,
             release: ReleaseKey::new(r.service, r.environment, r.version),
             started_at_unix_ms: r.started_at_unix_ms,
             commit: r.commit,
@@ -41,7 +62,7 @@ impl From<DeploymentRequest> for DeploymentRecord {
             pipeline_url: r.pipeline_url,
             notes: r.notes,
             team: r.team,
-        }
+        })
     }
 }
 
@@ -58,11 +79,14 @@ pub struct DeploymentJson {
     pub notes: Option<String>,
     pub team: Option<String>,
     pub source: Source,
+    #[serde(flatten)]
+    pub changes: ChangesFields,
 }
 
 impl From<Deployment> for DeploymentJson {
     fn from(d: Deployment) -> Self {
         DeploymentJson {
+            changes: ChangesFields::new(d.changes, d.started_at_unix_ms),
             started_at: rfc3339_utc(d.started_at_unix_ms),
             service: d.release.service,
             environment: d.release.environment,
@@ -214,6 +238,7 @@ mod tests {
                 notes: None,
                 team: None,
                 source: Source::Detected,
+                changes: None,
             }),
             totals: Counts {
                 log_records: 3,

@@ -88,7 +88,7 @@ async fn record_deployment(
     // serde's message names the offending field ("unknown field `colour`, expected ...").
     let request: DeploymentRequest = serde_json::from_slice(&body)
         .map_err(|e| Error::invalid(format!("invalid deployment: {e}")))?;
-    let deployment = releases.record(request.into()).await?;
+    let deployment = releases.record(request.try_into()?).await?;
     Ok((StatusCode::CREATED, Json(deployment.into())))
 }
 
@@ -103,9 +103,17 @@ async fn list_releases(
         version: None,
     };
     let list = releases.list(filter).await?;
-    Ok(Json(ReleasesResponse {
-        releases: list.into_iter().map(ReleaseJson::from).collect(),
-    }))
+    // The list gives each change set's counts and lead time; its commits are in the
+    // release's own answers, so a long history stays a small answer.
+    let releases = list
+        .into_iter()
+        .map(|release| {
+            let mut json = ReleaseJson::from(release);
+            json.deployment.changes.changes = None;
+            json
+        })
+        .collect();
+    Ok(Json(ReleasesResponse { releases }))
 }
 
 fn release_ref(

@@ -6,6 +6,7 @@ use crate::api::json::{ReleaseJson, ReleasesResponse};
 use bellwether_model::release::Source;
 
 use super::client::encode_component;
+use super::deploy::span;
 use super::{ApiClient, ReleasesArgs};
 
 pub async fn run(args: ReleasesArgs) -> ExitCode {
@@ -63,9 +64,11 @@ fn table(releases: &[ReleaseJson]) -> String {
         "ERROR_LOGS",
         "SPANS",
         "ERROR_SPANS",
+        "CHANGES",
+        "LEAD_TIME",
         "COMMIT",
     ];
-    let rows: Vec<[String; 10]> = releases
+    let rows: Vec<[String; 12]> = releases
         .iter()
         .map(|r| {
             let d = &r.deployment;
@@ -82,6 +85,14 @@ fn table(releases: &[ReleaseJson]) -> String {
                 r.totals.error_logs.to_string(),
                 r.totals.spans.to_string(),
                 r.totals.error_spans.to_string(),
+                d.changes
+                    .change_count
+                    .map_or_else(|| "-".to_owned(), |n| n.to_string()),
+                // The median: what half the release's commits waited at most.
+                d.changes
+                    .lead_time
+                    .as_ref()
+                    .map_or_else(|| "-".to_owned(), |l| span(l.median_seconds)),
                 d.commit.clone().unwrap_or_else(|| "-".to_owned()),
             ]
         })

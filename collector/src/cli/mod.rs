@@ -11,6 +11,7 @@ mod client;
 pub mod demo;
 mod deploy;
 mod gate;
+mod git;
 mod history;
 pub mod owners;
 mod serve;
@@ -114,6 +115,14 @@ pub struct DeployArgs {
     /// Owning team.
     #[arg(long)]
     pub team: Option<String>,
+    /// Record the change set from the git checkout (--repo): the commits from the
+    /// previous deployment's commit of this service and environment to --commit
+    /// (default HEAD), with the files each changed.
+    #[arg(long)]
+    pub git: bool,
+    /// The git checkout --git reads [default: the current directory].
+    #[arg(long, value_name = "DIR", requires = "git")]
+    pub repo: Option<PathBuf>,
     /// Collector HTTP API base URL. Repeat the flag or separate URLs with commas to name
     /// several nodes of a cluster: when one cannot be reached the next is asked.
     #[arg(long, env = "BELLWETHER_URL", value_name = "URL", default_value = DEFAULT_URL)]

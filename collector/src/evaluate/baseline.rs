@@ -132,6 +132,7 @@ mod tests {
             notes: None,
             team: None,
             source: Source::Recorded,
+            changes: None,
         }
     }
 

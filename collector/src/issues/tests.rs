@@ -22,6 +22,7 @@ fn deployment(environment: &str, version: &str, started: i64) -> Deployment {
         notes: None,
         team: None,
         source: Source::Recorded,
+        changes: None,
     }
 }
 

@@ -194,16 +194,7 @@ impl ReleaseStore for SledStore {
                         deployment.merge_record(record);
                         deployment
                     }
-                    None => Deployment {
-                        release: record.release.clone(),
-                        started_at_unix_ms: record.started_at_unix_ms.unwrap_or(now_unix_ms),
-                        commit: record.commit.clone(),
-                        deploy_id: record.deploy_id.clone(),
-                        pipeline_url: record.pipeline_url.clone(),
-                        notes: record.notes.clone(),
-                        team: record.team.clone(),
-                        source: bellwether_model::release::Source::Recorded,
-                    },
+                    None => Deployment::recorded(record, now_unix_ms),
                 };
                 let raw = encode_deployment(&deployment).map_err(abort)?;
                 tree.insert(&key[..], raw)?;

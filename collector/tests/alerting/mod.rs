@@ -249,6 +249,7 @@ pub fn deployment(service: &str, version: &str, started_at_unix_ms: i64) -> Depl
         notes: None,
         team: None,
         source: Source::Recorded,
+        changes: None,
     }
 }
 
