@@ -23,6 +23,9 @@ use crate::evaluate::concurrent::concurrent;
 use crate::evaluate::latency::judge_latency;
 use crate::evaluate::settings::ServiceDetection;
 use crate::evaluate::signatures::{judge_issues, IssueObservation};
+use crate::evaluate::steady::{
+    fold_steady, steady_finding, steady_stream, FingerprintSeries, STEADY_WEIGHT,
+};
 
 /// (bucket start in Unix ms, counts), oldest first.
 pub type Buckets = Vec<(i64, Sample)>;
@@ -58,6 +61,9 @@ pub struct BaselineInput {
     pub latency_ms: Vec<f64>,
     /// Said in the evidence, e.g. why an older release is the baseline.
     pub note: Option<String>,
+    /// Per-bucket counts of its most frequent fingerprints (the steady stream is made
+    /// of those that were steady before the deploy, [`super::steady`]).
+    pub fingerprints: Vec<FingerprintSeries>,
 }
 
 /// Everything the judgement needs about one release at one moment.
@@ -161,18 +167,32 @@ pub fn judge(
         ..Figures::default()
     };
     let mut evidence = Vec::new();
-    let verdict = match &input.baseline {
-        Some(b) if input.method == Method::Concurrent && total(&b.since).exposure > 0 => {
-            concurrent(input, b, settings, &mut figures, &mut evidence)
-        }
+    let steady = input
+        .baseline
+        .as_ref()
+        .and_then(|b| steady_stream(&b.fingerprints, &b.before, &b.since, &input.new));
+    // With a steady stream the whole stream's test alarms alone at 1/((1 − W)·α), its
+    // share of the average regression e-value (see `steady`).
+    let mut whole = settings.clone();
+    if steady.is_some() {
+        whole.thresholds.alpha = t.alpha * (1.0 - STEADY_WEIGHT);
+    }
+    let is_concurrent = matches!(&input.baseline,
+        Some(b) if input.method == Method::Concurrent && total(&b.since).exposure > 0);
+    let mut verdict = match &input.baseline {
+        Some(b) if is_concurrent => concurrent(input, b, &whole, &mut figures, &mut evidence),
         baseline => cutover(
             input,
             baseline.as_ref(),
-            settings,
+            &whole,
             &mut figures,
             &mut evidence,
         ),
     };
+    if let Some(stream) = &steady {
+        let finding = steady_finding(stream, is_concurrent, t.rho);
+        verdict = fold_steady(verdict, stream, &finding, t, &mut figures, &mut evidence);
+    }
     if let Some(note) = input.baseline.as_ref().and_then(|b| b.note.clone()) {
         evidence.push(Evidence::new("baseline_choice", note));
     }
@@ -191,7 +211,6 @@ pub fn judge(
         t,
         settings.new_issue_min_rate,
     );
-    let mut verdict = verdict;
     if !issues.flagged.is_empty() {
         verdict = verdict.worst(Verdict::Degraded);
     }

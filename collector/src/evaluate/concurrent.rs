@@ -9,22 +9,14 @@ use bellwether_detect::{dispersion_upper, ConcurrentTest, Direction, Sample};
 use bellwether_model::health::{Evidence, Figures, Verdict};
 
 use crate::evaluate::analysis::{
-    describe_log, finite, millis, ratio_interval, side, AnalysisInput, BaselineInput,
+    describe_log, finite, millis, ratio_interval, side, AnalysisInput, BaselineInput, Buckets,
 };
 use crate::evaluate::settings::ServiceDetection;
 
-pub(super) fn concurrent(
-    input: &AnalysisInput,
-    baseline: &BaselineInput,
-    settings: &ServiceDetection,
-    figures: &mut Figures,
-    evidence: &mut Vec<Evidence>,
-) -> Verdict {
-    let t = &settings.thresholds;
-    // Pair buckets by start; both lists are sorted.
-    let mut test = ConcurrentTest::new(t.rho);
+/// Case B over the buckets of both versions, paired by start (both lists sorted).
+pub(super) fn paired(news: &Buckets, bases: &Buckets, rho: f64) -> ConcurrentTest {
+    let mut test = ConcurrentTest::new(rho);
     let (mut i, mut j) = (0, 0);
-    let (news, bases) = (&input.new, &baseline.since);
     while i < news.len() || j < bases.len() {
         let (n, b) = match (news.get(i), bases.get(j)) {
             (Some(n), Some(b)) if n.0 == b.0 => {
@@ -48,6 +40,18 @@ pub(super) fn concurrent(
         };
         test.update(n.exposure, b.exposure, n.errors, b.errors);
     }
+    test
+}
+
+pub(super) fn concurrent(
+    input: &AnalysisInput,
+    baseline: &BaselineInput,
+    settings: &ServiceDetection,
+    figures: &mut Figures,
+    evidence: &mut Vec<Evidence>,
+) -> Verdict {
+    let t = &settings.thresholds;
+    let test = paired(&input.new, &baseline.since, t.rho);
     let samples: Vec<Sample> = baseline
         .before
         .iter()
