@@ -22,7 +22,7 @@ use bellwether_model::health::{Evidence, Figures, SideFigures, Verdict};
 use crate::evaluate::concurrent::concurrent;
 use crate::evaluate::latency::judge_latency;
 use crate::evaluate::settings::ServiceDetection;
-use crate::evaluate::signatures::{judge_issues, IssueObservation};
+use crate::evaluate::signatures::{judge_issues, log_rare_e, IssueObservation, HOLD_COUNT};
 use crate::evaluate::steady::{
     fold_steady, steady_finding, steady_stream, FingerprintSeries, STEADY_WEIGHT,
 };
@@ -216,6 +216,32 @@ pub fn judge(
     }
     figures.flagged_issues = issues.flagged.clone();
     evidence.extend(issues.evidence);
+    if let Some((log_rare, count)) = log_rare_e(
+        &input.issues,
+        &issues.flagged,
+        new.exposure,
+        settings.new_issue_min_rate,
+    ) {
+        figures.log_healthy_e_value = figures.log_healthy_e_value.min(log_rare);
+        let shown = log_rare >= (1.0 / t.beta).ln();
+        if !shown && verdict == Verdict::Healthy {
+            verdict = Verdict::Pending;
+            evidence.retain(|e| e.kind != "healthy");
+            evidence.push(
+                Evidence::new(
+                    "new_issue_pending",
+                    format!(
+                        "not healthy yet: {count} new or regressed fingerprint(s) seen ≥ {} \
+                         times, not yet shown rarer than {:.3}% of exposure nor flagged",
+                        HOLD_COUNT,
+                        settings.new_issue_min_rate * 100.0
+                    ),
+                )
+                .with("count", count)
+                .with("log_e_value", finite(log_rare)),
+            );
+        }
+    }
 
     if let Some((latency_verdict, item)) = judge_latency(input, settings) {
         verdict = verdict.worst(latency_verdict);
