@@ -179,16 +179,27 @@ pub fn judge(
     }
     let is_concurrent = matches!(&input.baseline,
         Some(b) if input.method == Method::Concurrent && total(&b.since).exposure > 0);
-    let mut verdict = match &input.baseline {
-        Some(b) if is_concurrent => concurrent(input, b, &whole, &mut figures, &mut evidence),
-        baseline => cutover(
-            input,
-            baseline.as_ref(),
-            &whole,
-            &mut figures,
-            &mut evidence,
-        ),
-    };
+    let mut verdict = rate_verdict(input, &whole, is_concurrent, &mut figures, &mut evidence);
+    // One bucket's burst is no regression of the whole stream: its e-value is the
+    // smaller of the ones with and without the new release's busiest bucket (both are
+    // e-values, so their minimum is one too). Only worth computing once it counts.
+    if figures.log_e_value >= (0.1 / t.alpha).ln() {
+        if let Some(reduced) = without_busiest_bucket(input) {
+            let (mut f, mut e) = (figures.clone(), Vec::new());
+            let reduced_verdict = rate_verdict(&reduced, &whole, is_concurrent, &mut f, &mut e);
+            figures.log_e_value = figures.log_e_value.min(f.log_e_value);
+            if is_alarm(verdict) && !is_alarm(reduced_verdict) {
+                verdict = Verdict::Pending;
+                evidence.retain(|e| e.kind != "regression");
+                evidence.push(Evidence::new(
+                    "one_bucket",
+                    "the error rate crossed its threshold only with the new release's \
+                     busiest bucket: a single burst is not taken for a regression"
+                        .to_owned(),
+                ));
+            }
+        }
+    }
     if let Some(stream) = &steady {
         let finding = steady_finding(stream, is_concurrent, t.rho);
         verdict = fold_steady(verdict, stream, &finding, t, &mut figures, &mut evidence);
@@ -253,6 +264,39 @@ pub fn judge(
         figures,
         crossed: issues.crossed,
     }
+}
+
+fn is_alarm(v: Verdict) -> bool {
+    matches!(v, Verdict::Degraded | Verdict::Unhealthy)
+}
+
+/// The whole stream's verdict by the method in use.
+fn rate_verdict(
+    input: &AnalysisInput,
+    settings: &ServiceDetection,
+    is_concurrent: bool,
+    figures: &mut Figures,
+    evidence: &mut Vec<Evidence>,
+) -> Verdict {
+    match &input.baseline {
+        Some(b) if is_concurrent => concurrent(input, b, settings, figures, evidence),
+        baseline => cutover(input, baseline.as_ref(), settings, figures, evidence),
+    }
+}
+
+/// The input without the new release's bucket with the most errors (and the
+/// baseline's bucket at the same time); None with fewer than two new buckets.
+fn without_busiest_bucket(input: &AnalysisInput) -> Option<AnalysisInput> {
+    if input.new.len() < 2 {
+        return None;
+    }
+    let (at, _) = input.new.iter().max_by_key(|(_, s)| s.errors)?;
+    let mut out = input.clone();
+    out.new.retain(|(start, _)| start != at);
+    if let Some(b) = out.baseline.as_mut() {
+        b.since.retain(|(start, _)| start != at);
+    }
+    Some(out)
 }
 
 fn cutover(

@@ -237,3 +237,29 @@ fn a_rise_of_the_steady_fingerprint_is_found_under_another_ones_bursts() {
     );
     assert_eq!(j.verdict, Verdict::Pending, "{:#?}", j.figures);
 }
+
+#[test]
+fn one_burst_in_one_bucket_is_no_regression_but_a_sustained_rise_is() {
+    let base = BaselineInput {
+        version: "1".into(),
+        before: buckets(30, 100, 1, -300_000),
+        ..BaselineInput::default()
+    };
+    // 10 requests/s at 1 %, and a burst of 40 errors in the first bucket.
+    let mut burst = buckets(6, 100, 1, 0);
+    burst[0].1.errors = 40;
+    let j = judge(
+        &input(Method::Cutover, Some(base.clone()), burst),
+        &settings(),
+        &HashMap::new(),
+    );
+    assert_eq!(j.verdict, Verdict::Pending, "{:#?}", j.evidence);
+    assert!(j.evidence.iter().any(|e| e.kind == "one_bucket"));
+    assert!(j.figures.log_e_value < j.figures.log_threshold);
+    let j = judge(
+        &input(Method::Cutover, Some(base), buckets(6, 100, 12, 0)),
+        &settings(),
+        &HashMap::new(),
+    );
+    assert_eq!(j.verdict, Verdict::Unhealthy, "{:#?}", j.evidence);
+}
