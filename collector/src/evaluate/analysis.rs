@@ -181,8 +181,9 @@ pub fn judge(
         Some(b) if input.method == Method::Concurrent && total(&b.since).exposure > 0);
     let mut verdict = rate_verdict(input, &whole, is_concurrent, &mut figures, &mut evidence);
     // One bucket's burst is no regression of the whole stream: its e-value is the
-    // smaller of the ones with and without the new release's busiest bucket (both are
-    // e-values, so their minimum is one too). Only worth computing once it counts.
+    // smaller of the ones with and without the new release's busiest bucket when that
+    // bucket is a burst (never above the e-value over all buckets, so still one). Only
+    // worth computing once it counts.
     if figures.log_e_value >= (0.1 / t.alpha).ln() {
         if let Some(reduced) = without_busiest_bucket(input) {
             let (mut f, mut e) = (figures.clone(), Vec::new());
@@ -284,13 +285,29 @@ fn rate_verdict(
     }
 }
 
+/// A bucket whose error rate is more than this many times the rest's is a burst.
+const BURST_FACTOR: f64 = 3.0;
+
 /// The input without the new release's bucket with the most errors (and the
-/// baseline's bucket at the same time); None with fewer than two new buckets.
+/// baseline's bucket at the same time) when that bucket is a burst (its error rate over
+/// [`BURST_FACTOR`] × the other buckets', or the only bucket so far); None otherwise. The choice depends on the data, which is why only the minimum with the
+/// e-value over all buckets is used: that minimum is never above an e-value.
 fn without_busiest_bucket(input: &AnalysisInput) -> Option<AnalysisInput> {
-    if input.new.len() < 2 {
+    let (at, busiest) = input.new.iter().max_by_key(|(_, s)| s.errors)?;
+    let all = total(&input.new);
+    let (rest_errors, rest_exposure) = (
+        (all.errors - busiest.errors) as f64,
+        (all.exposure - busiest.exposure) as f64,
+    );
+    // A single bucket is judged as a burst: nothing else to compare it with.
+    let burst = if input.new.len() == 1 {
+        busiest.errors > 0
+    } else {
+        busiest.errors as f64 * rest_exposure > BURST_FACTOR * rest_errors * busiest.exposure as f64
+    };
+    if !burst {
         return None;
     }
-    let (at, _) = input.new.iter().max_by_key(|(_, s)| s.errors)?;
     let mut out = input.clone();
     out.new.retain(|(start, _)| start != at);
     if let Some(b) = out.baseline.as_mut() {

@@ -256,6 +256,15 @@ fn one_burst_in_one_bucket_is_no_regression_but_a_sustained_rise_is() {
     assert_eq!(j.verdict, Verdict::Pending, "{:#?}", j.evidence);
     assert!(j.evidence.iter().any(|e| e.kind == "one_bucket"));
     assert!(j.figures.log_e_value < j.figures.log_threshold);
+    // The first bucket alone is no regression of the whole stream either.
+    let mut first = buckets(1, 100, 1, 0);
+    first[0].1.errors = 40;
+    let j = judge(
+        &input(Method::Cutover, Some(base.clone()), first),
+        &settings(),
+        &HashMap::new(),
+    );
+    assert_eq!(j.verdict, Verdict::Pending, "{:#?}", j.evidence);
     let j = judge(
         &input(Method::Cutover, Some(base), buckets(6, 100, 12, 0)),
         &settings(),
