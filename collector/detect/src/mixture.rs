@@ -30,11 +30,11 @@ pub const REGRESSION_GRID: [(f64, f64); 8] = [
 
 /// (θ, weight) pairs of the healthy mixture, θ a multiple of ρ below 1.
 pub const HEALTHY_GRID: [(f64, f64); 5] = [
-    (0.85, 0.25),
-    (0.667, 0.3),
+    (0.85, 0.15),
+    (0.667, 0.5),
     (0.5, 0.2),
-    (0.3, 0.15),
-    (0.1, 0.1),
+    (0.3, 0.1),
+    (0.1, 0.05),
 ];
 
 /// (c, weight) pairs: alternatives c × the absolute floor for the under-the-floor test.

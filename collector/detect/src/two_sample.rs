@@ -212,6 +212,23 @@ pub fn log_average(log_a: f64, log_b: f64) -> f64 {
     log_sum_exp(&[log_a, log_b]) - std::f64::consts::LN_2
 }
 
+/// Weight of the under-the-floor test in the healthy e-value when the baseline's rate
+/// is well above the floor (at least twice): a rate under the floor would then be a
+/// fall of more than half, which the ratio test shows as fast, so the floor test gets
+/// little weight and the ratio test keeps 95 % of it. Otherwise both get half.
+pub const FLOOR_WEIGHT_ABOVE: f64 = 0.05;
+
+/// ln of the healthy e-value from its two parts, weighted by where the baseline's rate
+/// (fixed before the deploy, so the weights are too) sits against the floor.
+pub fn log_healthy_mix(log_ratio: f64, log_floor: f64, baseline_rate: f64, floor: f64) -> f64 {
+    let w = if baseline_rate >= 2.0 * floor {
+        FLOOR_WEIGHT_ABOVE
+    } else {
+        0.5
+    };
+    log_sum_exp(&[(1.0 - w).ln() + log_ratio, w.ln() + log_floor])
+}
+
 /// x·ln y with 0·ln 0 = 0.
 fn xlny(x: f64, y: f64) -> f64 {
     if x == 0.0 {
@@ -300,6 +317,18 @@ mod tests {
         assert_eq!(log_e_under_floor(0.0, 1e6, 0.0, 1.0), f64::NEG_INFINITY);
         let a = log_average(f64::NEG_INFINITY, 2f64.ln());
         assert!((a - 0.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn healthy_weights_follow_the_baseline_rate() {
+        let (ratio, floor) = (3.0, f64::NEG_INFINITY);
+        let high = log_healthy_mix(ratio, floor, 0.01, 0.001);
+        assert!((high - (3.0 + (1.0 - FLOOR_WEIGHT_ABOVE).ln())).abs() < 1e-12);
+        let low = log_healthy_mix(ratio, floor, 0.0015, 0.001);
+        assert!((low - (3.0 - std::f64::consts::LN_2)).abs() < 1e-12);
+        // Weights sum to one either way: zero evidence stays zero.
+        assert!(log_healthy_mix(0.0, 0.0, 0.01, 0.001).abs() < 1e-12);
+        assert!(log_healthy_mix(0.0, 0.0, 0.0, 0.001).abs() < 1e-12);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::evidence::{
 use super::exposure::exposure_until;
 use super::mixture::{finite_or_clamped, sanitize_dispersion, HEALTHY_GRID, REGRESSION_GRID};
 use super::two_sample::{
-    log_average, log_e_under_floor, split_baseline, Direction, Prior, TwoSampleTest,
+    log_e_under_floor, log_healthy_mix, split_baseline, Direction, Prior, TwoSampleTest,
 };
 
 /// Counts over a window: exposure (requests, root spans or log records) and errors.
@@ -226,13 +226,16 @@ fn without_baseline(new: Sample, elapsed: Duration, t: &Thresholds) -> Assessmen
     a
 }
 
-/// ln of the healthy e-value after `errors` over `exposure`: the average of the
+/// ln of the healthy e-value after `errors` over `exposure`: a weighted average of the
 /// mirror-image ratio test and the under-the-floor test (either one rules out a
-/// regression as the floors define it).
+/// regression as the floors define it), weighted by the baseline's rate
+/// ([`log_healthy_mix`]).
 pub fn log_healthy_e(test: &TwoSampleTest, errors: f64, exposure: f64, t: &Thresholds) -> f64 {
-    log_average(
+    log_healthy_mix(
         test.log_e(Direction::Down, &HEALTHY_GRID, errors, exposure),
         log_e_under_floor(errors, exposure, t.min_abs_rise, test.dispersion),
+        test.baseline_rate(),
+        t.min_abs_rise,
     )
 }
 

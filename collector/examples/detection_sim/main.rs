@@ -37,6 +37,7 @@ use bellwether_collector::evaluate::analysis::{judge, AnalysisInput, BaselineInp
 use bellwether_collector::evaluate::baseline::choose_method;
 use bellwether_collector::evaluate::settings::ServiceDetection;
 use bellwether_collector::evaluate::signatures::{IssueClass, IssueObservation, Streaks};
+use bellwether_collector::evaluate::steady::FingerprintSeries;
 use bellwether_detect::special::{gamma_p, gamma_q};
 use bellwether_detect::Sample;
 use bellwether_model::health::Verdict;
@@ -129,6 +130,9 @@ impl Diurnal {
 struct Bucket {
     sample: Sample,
     new_errors: u64,
+    /// Errors of the noisy fingerprint's bursts (the rest of `sample.errors` minus
+    /// `new_errors` is the main fingerprint).
+    burst_errors: u64,
     /// The errors a release at the baseline's rate would expect for these requests.
     baseline_like_mean: f64,
 }
@@ -149,13 +153,16 @@ fn bucket(
     let mut out = Bucket {
         sample: Sample::default(),
         new_errors: 0,
+        burst_errors: 0,
         baseline_like_mean: 0.0,
     };
     for instance in 0..INSTANCES {
         let requests = rng.poisson(per_instance);
         let mut errors = rng.poisson(requests as f64 * error_p * drift);
         if rng.uniform() < BURST_PROBABILITY * share {
-            errors += rng.poisson(BURST_MEAN);
+            let burst = rng.poisson(BURST_MEAN);
+            errors += burst;
+            out.burst_errors += burst;
         }
         let fresh = rng.poisson(requests as f64 * new_error_p);
         if fresh > 0 {
@@ -182,6 +189,14 @@ fn simulate(seed: u64, cell: Cell, effect: Effect, s: &ServiceDetection) -> Outc
     let deploy_ms: i64 = 1_700_000_000_000 / BUCKET_MS * BUCKET_MS;
     let mut sink = BTreeSet::new();
     let baseline_buckets = cell.baseline_minutes * 6;
+    let mut main_fp = FingerprintSeries {
+        fingerprint: "main".into(),
+        ..FingerprintSeries::default()
+    };
+    let mut noisy_fp = FingerprintSeries {
+        fingerprint: "noisy".into(),
+        ..FingerprintSeries::default()
+    };
     let before: Vec<(i64, Sample)> = (0..baseline_buckets)
         .map(|i| {
             let start = deploy_ms - (baseline_buckets - i) as i64 * BUCKET_MS;
@@ -189,6 +204,10 @@ fn simulate(seed: u64, cell: Cell, effect: Effect, s: &ServiceDetection) -> Outc
             let b = bucket(
                 &mut rng, cell.rps, 1.0, BASE_ERROR, 0.0, t, &diurnal, &mut sink,
             );
+            main_fp
+                .before
+                .push((start, b.sample.errors - b.burst_errors));
+            noisy_fp.before.push((start, b.burst_errors));
             (start, b.sample)
         })
         .collect();
@@ -208,6 +227,7 @@ fn simulate(seed: u64, cell: Cell, effect: Effect, s: &ServiceDetection) -> Outc
         baseline: Some(BaselineInput {
             version: "1".into(),
             before,
+            fingerprints: vec![main_fp, noisy_fp],
             ..BaselineInput::default()
         }),
         new: Vec::with_capacity(WATCH_BUCKETS),
@@ -234,6 +254,11 @@ fn simulate(seed: u64, cell: Cell, effect: Effect, s: &ServiceDetection) -> Outc
             &mut new_error_instances,
         );
         input.new.push((start, b.sample));
+        if let Some(baseline) = input.baseline.as_mut() {
+            let main = b.sample.errors - b.burst_errors - b.new_errors;
+            baseline.fingerprints[0].new.push((start, main));
+            baseline.fingerprints[1].new.push((start, b.burst_errors));
+        }
         if cell.mode == Mode::Canary {
             let base = bucket(
                 &mut rng,
@@ -247,6 +272,11 @@ fn simulate(seed: u64, cell: Cell, effect: Effect, s: &ServiceDetection) -> Outc
             );
             if let Some(baseline) = input.baseline.as_mut() {
                 baseline.since.push((start, base.sample));
+                let main = base.sample.errors - base.burst_errors;
+                baseline.fingerprints[0].since.push((start, main));
+                baseline.fingerprints[1]
+                    .since
+                    .push((start, base.burst_errors));
             }
         }
         new_error_count += b.new_errors;
@@ -337,6 +367,13 @@ fn pct(n: usize, of: u64) -> String {
     format!("{:.1}%", 100.0 * n as f64 / of.max(1) as f64)
 }
 
+fn text_arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+}
+
 fn arg(args: &[String], name: &str, default: u64) -> u64 {
     args.iter()
         .position(|a| a == name)
@@ -399,6 +436,12 @@ fn main() {
             });
         }
     }
+    // Filters for quicker runs while tuning: `--cells "Cutover | 5 min"`, `--effects
+    // "null,2×"` (substrings of the labels), `--no-latency`.
+    let wanted = |name: &str, label: &str| {
+        text_arg(&args, name).is_none_or(|f| f.split(',').any(|part| label.contains(part)))
+    };
+    cells.retain(|c| wanted("--cells", &c.label()));
 
     println!(
         "Detection simulation: seed {seed}, {nulls} null deploys, {power_runs} deploys per \
@@ -417,6 +460,9 @@ fn main() {
     println!("|---|---|---|---:|---:|---:|---:|---:|---:|---:|");
     let mut total_alarms = 0;
     for (k, cell) in cells.iter().enumerate() {
+        if !wanted("--effects", "null") {
+            break;
+        }
         let runs = nulls / cells.len() as u64 + u64::from((k as u64) < nulls % cells.len() as u64);
         let outcomes = run_cell(*cell, Effect::Null, runs, seed, &settings);
         let alarms = outcomes.iter().filter(|o| o.alarm.is_some()).count();
@@ -452,6 +498,9 @@ fn main() {
         Effect::NewError,
     ];
     for effect in effects {
+        if !wanted("--effects", &effect.label()) {
+            continue;
+        }
         for cell in &cells {
             let outcomes = run_cell(*cell, effect, power_runs, seed, &settings);
             let times = sorted(outcomes.iter().filter_map(|o| o.alarm));
@@ -473,7 +522,9 @@ fn main() {
         }
     }
     println!();
-    latency::report(nulls, power_runs, seed, &settings);
+    if !args.iter().any(|a| a == "--no-latency") {
+        latency::report(nulls, power_runs, seed, &settings);
+    }
     println!();
     println!("finished in {:.0} s", started.elapsed().as_secs_f64());
 }

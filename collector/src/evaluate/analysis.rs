@@ -22,7 +22,10 @@ use bellwether_model::health::{Evidence, Figures, SideFigures, Verdict};
 use crate::evaluate::concurrent::concurrent;
 use crate::evaluate::latency::judge_latency;
 use crate::evaluate::settings::ServiceDetection;
-use crate::evaluate::signatures::{judge_issues, IssueObservation};
+use crate::evaluate::signatures::{judge_issues, log_rare_e, IssueObservation, HOLD_COUNT};
+use crate::evaluate::steady::{
+    fold_steady, steady_finding, steady_stream, FingerprintSeries, STEADY_WEIGHT,
+};
 
 /// (bucket start in Unix ms, counts), oldest first.
 pub type Buckets = Vec<(i64, Sample)>;
@@ -58,6 +61,9 @@ pub struct BaselineInput {
     pub latency_ms: Vec<f64>,
     /// Said in the evidence, e.g. why an older release is the baseline.
     pub note: Option<String>,
+    /// Per-bucket counts of its most frequent fingerprints (the steady stream is made
+    /// of those that were steady before the deploy, [`super::steady`]).
+    pub fingerprints: Vec<FingerprintSeries>,
 }
 
 /// Everything the judgement needs about one release at one moment.
@@ -161,18 +167,44 @@ pub fn judge(
         ..Figures::default()
     };
     let mut evidence = Vec::new();
-    let verdict = match &input.baseline {
-        Some(b) if input.method == Method::Concurrent && total(&b.since).exposure > 0 => {
-            concurrent(input, b, settings, &mut figures, &mut evidence)
+    let steady = input
+        .baseline
+        .as_ref()
+        .and_then(|b| steady_stream(&b.fingerprints, &b.before, &b.since, &input.new));
+    // With a steady stream the whole stream's test alarms alone at 1/((1 − W)·α), its
+    // share of the average regression e-value (see `steady`).
+    let mut whole = settings.clone();
+    if steady.is_some() {
+        whole.thresholds.alpha = t.alpha * (1.0 - STEADY_WEIGHT);
+    }
+    let is_concurrent = matches!(&input.baseline,
+        Some(b) if input.method == Method::Concurrent && total(&b.since).exposure > 0);
+    let mut verdict = rate_verdict(input, &whole, is_concurrent, &mut figures, &mut evidence);
+    // One bucket's burst is no regression of the whole stream: its e-value is the
+    // smaller of the ones with and without the new release's busiest bucket when that
+    // bucket is a burst (never above the e-value over all buckets, so still one). Only
+    // worth computing once it counts.
+    if figures.log_e_value >= (0.1 / t.alpha).ln() {
+        if let Some(reduced) = without_busiest_bucket(input) {
+            let (mut f, mut e) = (figures.clone(), Vec::new());
+            let reduced_verdict = rate_verdict(&reduced, &whole, is_concurrent, &mut f, &mut e);
+            figures.log_e_value = figures.log_e_value.min(f.log_e_value);
+            if is_alarm(verdict) && !is_alarm(reduced_verdict) {
+                verdict = Verdict::Pending;
+                evidence.retain(|e| e.kind != "regression");
+                evidence.push(Evidence::new(
+                    "one_bucket",
+                    "the error rate crossed its threshold only with the new release's \
+                     busiest bucket: a single burst is not taken for a regression"
+                        .to_owned(),
+                ));
+            }
         }
-        baseline => cutover(
-            input,
-            baseline.as_ref(),
-            settings,
-            &mut figures,
-            &mut evidence,
-        ),
-    };
+    }
+    if let Some(stream) = &steady {
+        let finding = steady_finding(stream, is_concurrent, t.rho);
+        verdict = fold_steady(verdict, stream, &finding, t, &mut figures, &mut evidence);
+    }
     if let Some(note) = input.baseline.as_ref().and_then(|b| b.note.clone()) {
         evidence.push(Evidence::new("baseline_choice", note));
     }
@@ -191,12 +223,37 @@ pub fn judge(
         t,
         settings.new_issue_min_rate,
     );
-    let mut verdict = verdict;
     if !issues.flagged.is_empty() {
         verdict = verdict.worst(Verdict::Degraded);
     }
     figures.flagged_issues = issues.flagged.clone();
     evidence.extend(issues.evidence);
+    if let Some((log_rare, count)) = log_rare_e(
+        &input.issues,
+        &issues.flagged,
+        new.exposure,
+        settings.new_issue_min_rate,
+    ) {
+        figures.log_healthy_e_value = figures.log_healthy_e_value.min(log_rare);
+        let shown = log_rare >= (1.0 / t.beta).ln();
+        if !shown && verdict == Verdict::Healthy {
+            verdict = Verdict::Pending;
+            evidence.retain(|e| e.kind != "healthy");
+            evidence.push(
+                Evidence::new(
+                    "new_issue_pending",
+                    format!(
+                        "not healthy yet: {count} new or regressed fingerprint(s) seen ≥ {} \
+                         times, not yet shown rarer than {:.3}% of exposure nor flagged",
+                        HOLD_COUNT,
+                        settings.new_issue_min_rate * 100.0
+                    ),
+                )
+                .with("count", count)
+                .with("log_e_value", finite(log_rare)),
+            );
+        }
+    }
 
     if let Some((latency_verdict, item)) = judge_latency(input, settings) {
         verdict = verdict.worst(latency_verdict);
@@ -208,6 +265,55 @@ pub fn judge(
         figures,
         crossed: issues.crossed,
     }
+}
+
+fn is_alarm(v: Verdict) -> bool {
+    matches!(v, Verdict::Degraded | Verdict::Unhealthy)
+}
+
+/// The whole stream's verdict by the method in use.
+fn rate_verdict(
+    input: &AnalysisInput,
+    settings: &ServiceDetection,
+    is_concurrent: bool,
+    figures: &mut Figures,
+    evidence: &mut Vec<Evidence>,
+) -> Verdict {
+    match &input.baseline {
+        Some(b) if is_concurrent => concurrent(input, b, settings, figures, evidence),
+        baseline => cutover(input, baseline.as_ref(), settings, figures, evidence),
+    }
+}
+
+/// A bucket whose error rate is more than this many times the rest's is a burst.
+const BURST_FACTOR: f64 = 3.0;
+
+/// The input without the new release's bucket with the most errors (and the
+/// baseline's bucket at the same time) when that bucket is a burst (its error rate over
+/// [`BURST_FACTOR`] × the other buckets', or the only bucket so far); None otherwise. The choice depends on the data, which is why only the minimum with the
+/// e-value over all buckets is used: that minimum is never above an e-value.
+fn without_busiest_bucket(input: &AnalysisInput) -> Option<AnalysisInput> {
+    let (at, busiest) = input.new.iter().max_by_key(|(_, s)| s.errors)?;
+    let all = total(&input.new);
+    let (rest_errors, rest_exposure) = (
+        (all.errors - busiest.errors) as f64,
+        (all.exposure - busiest.exposure) as f64,
+    );
+    // A single bucket is judged as a burst: nothing else to compare it with.
+    let burst = if input.new.len() == 1 {
+        busiest.errors > 0
+    } else {
+        busiest.errors as f64 * rest_exposure > BURST_FACTOR * rest_errors * busiest.exposure as f64
+    };
+    if !burst {
+        return None;
+    }
+    let mut out = input.clone();
+    out.new.retain(|(start, _)| start != at);
+    if let Some(b) = out.baseline.as_mut() {
+        b.since.retain(|(start, _)| start != at);
+    }
+    Some(out)
 }
 
 fn cutover(

@@ -4,27 +4,20 @@
 use std::time::Duration;
 
 use bellwether_detect::exposure::exposure_until;
-use bellwether_detect::two_sample::{log_average, log_e_under_floor};
+use bellwether_detect::two_sample::{log_e_under_floor, log_healthy_mix};
 use bellwether_detect::{dispersion_upper, ConcurrentTest, Direction, Sample};
 use bellwether_model::health::{Evidence, Figures, Verdict};
 
 use crate::evaluate::analysis::{
-    describe_log, finite, millis, ratio_interval, side, AnalysisInput, BaselineInput,
+    describe_log, finite, millis, ratio_interval, side, total, AnalysisInput, BaselineInput,
+    Buckets,
 };
 use crate::evaluate::settings::ServiceDetection;
 
-pub(super) fn concurrent(
-    input: &AnalysisInput,
-    baseline: &BaselineInput,
-    settings: &ServiceDetection,
-    figures: &mut Figures,
-    evidence: &mut Vec<Evidence>,
-) -> Verdict {
-    let t = &settings.thresholds;
-    // Pair buckets by start; both lists are sorted.
-    let mut test = ConcurrentTest::new(t.rho);
+/// Case B over the buckets of both versions, paired by start (both lists sorted).
+pub(super) fn paired(news: &Buckets, bases: &Buckets, rho: f64) -> ConcurrentTest {
+    let mut test = ConcurrentTest::new(rho);
     let (mut i, mut j) = (0, 0);
-    let (news, bases) = (&input.new, &baseline.since);
     while i < news.len() || j < bases.len() {
         let (n, b) = match (news.get(i), bases.get(j)) {
             (Some(n), Some(b)) if n.0 == b.0 => {
@@ -48,6 +41,18 @@ pub(super) fn concurrent(
         };
         test.update(n.exposure, b.exposure, n.errors, b.errors);
     }
+    test
+}
+
+pub(super) fn concurrent(
+    input: &AnalysisInput,
+    baseline: &BaselineInput,
+    settings: &ServiceDetection,
+    figures: &mut Figures,
+    evidence: &mut Vec<Evidence>,
+) -> Verdict {
+    let t = &settings.thresholds;
+    let test = paired(&input.new, &baseline.since, t.rho);
     let samples: Vec<Sample> = baseline
         .before
         .iter()
@@ -68,6 +73,9 @@ pub(super) fn concurrent(
     let ratio = new_rate.and_then(|n| (base_rate > 0.0).then(|| n / base_rate));
     let log_m = test.log_e(Direction::Up, phi);
     let log_threshold = ConcurrentTest::log_threshold(t.alpha);
+    // The healthy test's weights depend on the baseline's rate before the deploy only.
+    let before = total(&baseline.before);
+    let before_rate = side(before).rate.unwrap_or(0.0);
     let log_healthy = |more: f64| {
         let ratio = if more == 0.0 {
             Some(test.log_e(Direction::Down, phi))
@@ -76,9 +84,11 @@ pub(super) fn concurrent(
         };
         let e = new.exposure as f64 + more;
         let x = new_rate.unwrap_or(0.0) * e;
-        log_average(
+        log_healthy_mix(
             ratio.unwrap_or(f64::NEG_INFINITY),
             log_e_under_floor(x, e, t.min_abs_rise, phi),
+            before_rate,
+            t.min_abs_rise,
         )
     };
     let log_h = log_healthy(0.0);

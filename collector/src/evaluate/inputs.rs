@@ -20,6 +20,7 @@ use crate::evaluate::analysis::{AnalysisInput, BaselineInput, Buckets};
 use crate::evaluate::baseline::{choose_baseline, choose_method};
 use crate::evaluate::settings::ServiceDetection;
 use crate::evaluate::signatures::{IssueClass, IssueObservation};
+use crate::evaluate::steady::{FingerprintSeries, MAX_FINGERPRINTS, MIN_STEADY_ERRORS};
 use bellwether_store::verdicts::VerdictStore;
 
 /// Longest sample message carried into evidence.
@@ -130,12 +131,15 @@ pub fn gather(
                     latency_ms = store.latency_samples(key, deploy_bucket..i64::MAX)?;
                 }
             }
+            let fingerprints =
+                fingerprint_series(store, key, release, &before_range, deploy_bucket)?;
             Some(BaselineInput {
                 version: key.version.clone(),
                 before,
                 since,
                 latency_ms,
                 note: c.note.clone(),
+                fingerprints,
             })
         }
         None => None,
@@ -157,6 +161,42 @@ pub fn gather(
         latency_ms,
     };
     Ok((input, totals, baseline.cloned()))
+}
+
+/// Per-bucket counts of the baseline's most frequent fingerprints (those with enough
+/// errors to be steady), before and since the deploy, and of the same fingerprints in
+/// the new release.
+fn fingerprint_series(
+    store: &dyn ReleaseStore,
+    baseline: &ReleaseKey,
+    release: &ReleaseKey,
+    before: &std::ops::Range<i64>,
+    deploy_bucket: i64,
+) -> Result<Vec<FingerprintSeries>, StoreError> {
+    let mut counts = store.release_issue_counts(baseline)?;
+    counts.retain(|c| c.count >= MIN_STEADY_ERRORS);
+    counts.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then(a.fingerprint.cmp(&b.fingerprint))
+    });
+    counts.truncate(MAX_FINGERPRINTS);
+    let since = deploy_bucket..i64::MAX;
+    counts
+        .into_iter()
+        .map(|c| {
+            Ok(FingerprintSeries {
+                before: store.fingerprint_bucket_counts(
+                    baseline,
+                    &c.fingerprint,
+                    before.clone(),
+                )?,
+                since: store.fingerprint_bucket_counts(baseline, &c.fingerprint, since.clone())?,
+                new: store.fingerprint_bucket_counts(release, &c.fingerprint, since.clone())?,
+                fingerprint: c.fingerprint,
+            })
+        })
+        .collect()
 }
 
 /// The release's fingerprints, classified against its baseline and recent history,

@@ -26,6 +26,7 @@ pub mod inputs;
 mod latency;
 pub mod settings;
 pub mod signatures;
+pub mod steady;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;

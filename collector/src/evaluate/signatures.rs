@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use bellwether_detect::two_sample::log_e_under_floor;
 use bellwether_detect::{assess_new_signature, Thresholds};
 use bellwether_model::health::Evidence;
 
@@ -75,6 +76,35 @@ pub struct IssueFindings {
     pub flagged: Vec<String>,
     pub crossed: Vec<String>,
     pub evidence: Vec<Evidence>,
+}
+
+/// A new or regressed fingerprint seen this often holds healthy back ([`log_rare_e`]).
+pub const HOLD_COUNT: u64 = 2;
+
+/// The least evidence that a new or regressed fingerprint is rarer than `min_rate`: ln of
+/// the smallest e-value of "its rate is at least `min_rate`" (the under-the-floor
+/// test, a test martingale for that null) among the candidates not flagged yet that
+/// were seen at least [`HOLD_COUNT`] times, with how many there are; None without
+/// such candidates.
+///
+/// Healthy waits until each is shown rarer (e-value ≥ 1/β): a new signature at or above
+/// `min_rate` seen twice then passes the gate with probability at most β before its
+/// own test (which needs `min_errors` of them) flags it. A single stray error does not
+/// hold a release back.
+pub fn log_rare_e(
+    issues: &[IssueObservation],
+    flagged: &[String],
+    new_exposure: u64,
+    min_rate: f64,
+) -> Option<(f64, usize)> {
+    let logs: Vec<f64> = issues
+        .iter()
+        .filter(|i| i.class != IssueClass::Existing && i.count >= HOLD_COUNT)
+        .filter(|i| !flagged.contains(&i.fingerprint))
+        .map(|i| log_e_under_floor(i.count as f64, new_exposure as f64, min_rate, 1.0))
+        .collect();
+    let least = logs.iter().copied().fold(f64::INFINITY, f64::min);
+    (!logs.is_empty()).then_some((least, logs.len()))
 }
 
 /// Most flagged issues listed one by one in the evidence.
@@ -237,5 +267,30 @@ mod tests {
                 .flagged
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_new_signature_at_the_count_floor_holds_healthy_back_until_shown_rare() {
+        let new = issue("n", IssueClass::New, 10, 1);
+        let stray = issue("s", IssueClass::New, 1, 1);
+        let old = issue("o", IssueClass::Existing, 500, 4);
+        // 10 in 10 000 (0.1 %) is no evidence of being rarer than 0.01 %.
+        let (log_e, n) = log_rare_e(
+            &[new.clone(), stray.clone(), old.clone()],
+            &[],
+            10_000,
+            1e-4,
+        )
+        .unwrap();
+        assert_eq!(
+            n, 1,
+            "the stray and the existing issue are not held against it"
+        );
+        assert!(log_e < 20f64.ln());
+        // 10 in 10 million is.
+        let (log_e, _) = log_rare_e(std::slice::from_ref(&new), &[], 10_000_000, 1e-4).unwrap();
+        assert!(log_e > 20f64.ln());
+        assert_eq!(log_rare_e(&[new], &["n".to_owned()], 10_000, 1e-4), None);
+        assert_eq!(log_rare_e(&[stray, old], &[], 10_000, 1e-4), None);
     }
 }
