@@ -58,6 +58,7 @@ fn write_previous_format(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
                 pipeline_url: None,
                 notes: None,
                 team: None,
+                changes: None,
             },
             1_700_000_000_000,
         )?;
