@@ -171,7 +171,7 @@ async fn recorded_deployments_appear_in_history_newest_first() -> TestResult {
     assert_eq!(
         newest["totals"],
         json!({"log_records": 0, "error_logs": 0, "spans": 0, "error_spans": 0,
-               "server_spans": 0, "errors": 0})
+               "server_spans": 0, "errors": 0, "metric_requests": 0, "metric_errors": 0})
     );
 
     // Re-recording updates metadata and stays recorded.
