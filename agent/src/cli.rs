@@ -183,6 +183,12 @@ pub struct Cli {
     #[arg(global = true, long, env = "BELLWETHER_QUEUE_MAX_BYTES", value_name = "SIZE", default_value = "256MiB", value_parser = crate::queue::parse_byte_size)]
     pub queue_max_bytes: u64,
 
+    /// Space to keep free on the data directory's file system (e.g. 32MiB; 0 = no check).
+    /// Below it the agent holds its sources back as for a full queue (OTLP gets
+    /// RESOURCE_EXHAUSTED / 503), keeps what it acknowledged, and resumes when space is back
+    #[arg(global = true, long, env = "BELLWETHER_DISK_RESERVE", value_name = "SIZE", default_value = "32MiB", value_parser = crate::queue::disk::parse_reserve)]
+    pub disk_reserve: u64,
+
     /// Memory the durable queue's metadata database may use as page cache (e.g. 8MiB)
     #[arg(global = true, long, env = "BELLWETHER_QUEUE_CACHE_BYTES", value_name = "SIZE", default_value = "8MiB", value_parser = crate::queue::parse_byte_size)]
     pub queue_cache_bytes: u64,
@@ -347,6 +353,7 @@ impl Cli {
         config.batch.timeout = self.batch_timeout;
         config.flush_timeout = self.flush_timeout;
         config.queue_max_bytes = self.queue_max_bytes;
+        config.disk_reserve = self.disk_reserve;
         config.queue_cache_bytes = self.queue_cache_bytes;
         config.compression = self.compression;
         config.export_concurrency = self.export_concurrency.get();

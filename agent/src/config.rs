@@ -43,6 +43,8 @@ pub struct Config {
     pub export_concurrency: usize,
     /// Bound of the durable queue in `data_dir`, in encoded bytes.
     pub queue_max_bytes: u64,
+    /// Space kept free on `data_dir`'s file system (0: not checked).
+    pub disk_reserve: u64,
     /// Multi-line joining of standard input (files and the child's output carry their own).
     pub multiline: MultilineConfig,
     /// File tailing; off when it has no globs.
@@ -73,6 +75,7 @@ impl Config {
             compression: Compression::Gzip,
             export_concurrency: crate::export::DEFAULT_CONCURRENCY,
             queue_max_bytes: crate::queue::DEFAULT_MAX_BYTES,
+            disk_reserve: crate::queue::disk::DEFAULT_RESERVE_BYTES,
             multiline: MultilineConfig::default(),
             files: FilesConfig::default(),
             exec: None,

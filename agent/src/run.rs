@@ -84,6 +84,7 @@ pub async fn run(
             max_bytes: config.queue_max_bytes,
             cache_bytes: config.queue_cache_bytes,
             compression: config.compression,
+            disk_reserve: config.disk_reserve,
             ..crate::queue::Options::default()
         };
         let stats = stats.clone();

@@ -165,6 +165,16 @@ pub struct Stats {
     pub queue_corrupt_entries: AtomicU64,
     /// Times the whole queue database was unreadable and moved aside.
     pub queue_corrupt_resets: AtomicU64,
+    /// Free space on the data directory's file system at the last look.
+    pub disk_free_bytes: AtomicU64,
+    /// Space the queue keeps free there (0: not checked).
+    pub disk_reserve_bytes: AtomicU64,
+    /// 1 while sources are held back because the disk is full.
+    pub disk_full: AtomicU64,
+    /// Times the disk became full.
+    pub disk_full_episodes: AtomicU64,
+    /// Times the file tailer could not save its positions (retried later).
+    pub checkpoint_errors: AtomicU64,
     /// Labelled series registered by components (file tailing, ...).
     pub series: Series,
 }
@@ -237,6 +247,13 @@ impl Stats {
                 corrupt_entries: load(&self.queue_corrupt_entries),
                 corrupt_resets: load(&self.queue_corrupt_resets),
             },
+            disk: DiskSnapshot {
+                free_bytes: load(&self.disk_free_bytes),
+                reserve_bytes: load(&self.disk_reserve_bytes),
+                full: load(&self.disk_full) == 1,
+                full_episodes: load(&self.disk_full_episodes),
+            },
+            checkpoint_errors: load(&self.checkpoint_errors),
         }
     }
 
@@ -308,4 +325,14 @@ pub struct StatsSnapshot {
     pub retries: u64,
     pub batches: BatchesSnapshot,
     pub queue: QueueSnapshot,
+    pub disk: DiskSnapshot,
+    pub checkpoint_errors: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiskSnapshot {
+    pub free_bytes: u64,
+    pub reserve_bytes: u64,
+    pub full: bool,
+    pub full_episodes: u64,
 }

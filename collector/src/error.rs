@@ -35,6 +35,9 @@ pub enum Error {
     /// Ingest is busier than the store can keep up with: retry after [`RETRY_AFTER_SECS`].
     #[error("{0}")]
     Overloaded(String),
+    /// The data directory's disk is (nearly) full: nothing was stored, retry later.
+    #[error("{0}")]
+    DiskFull(String),
     /// This collector does not do that (a backup of a cluster node).
     #[error("{0}")]
     NotImplemented(String),
@@ -42,6 +45,8 @@ pub enum Error {
 
 /// The delay, in seconds, an overloaded collector asks a sender to wait before retrying.
 pub const RETRY_AFTER_SECS: u64 = 1;
+/// The delay, in seconds, a collector whose disk is full asks a sender to wait.
+pub const DISK_FULL_RETRY_AFTER_SECS: u64 = 5;
 
 impl Error {
     pub fn invalid(message: impl Into<String>) -> Self {
@@ -61,6 +66,7 @@ impl Error {
             Self::PermissionDenied(_) => StatusCode::FORBIDDEN,
             Self::LimitExceeded(_) => StatusCode::BAD_REQUEST,
             Self::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::DiskFull(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
         }
     }
@@ -78,6 +84,7 @@ impl Error {
             Self::PermissionDenied(_) => tonic::Code::PermissionDenied,
             Self::LimitExceeded(_) => tonic::Code::InvalidArgument,
             Self::Overloaded(_) => tonic::Code::ResourceExhausted,
+            Self::DiskFull(_) => tonic::Code::Unavailable,
             Self::NotImplemented(_) => tonic::Code::Unimplemented,
         }
     }
@@ -85,7 +92,11 @@ impl Error {
     /// Seconds the client should wait before retrying, sent as `Retry-After` (HTTP) or
     /// `retry-after` metadata (gRPC).
     pub fn retry_after(&self) -> Option<u64> {
-        matches!(self, Self::Overloaded(_)).then_some(RETRY_AFTER_SECS)
+        match self {
+            Self::Overloaded(_) => Some(RETRY_AFTER_SECS),
+            Self::DiskFull(_) => Some(DISK_FULL_RETRY_AFTER_SECS),
+            _ => None,
+        }
     }
 
     fn log_if_server_side(&self) {

@@ -64,6 +64,9 @@ pub struct Limits {
     pub max_inflight_ingest: usize,
     /// How long a request waits for one of those slots before it is refused.
     pub ingest_admission_wait: Duration,
+    /// Ingest is refused (retryably) while the data directory's file system has less than
+    /// this free; 0 turns the check off.
+    pub min_free_disk_bytes: u64,
 }
 
 impl Default for Limits {
@@ -78,6 +81,7 @@ impl Default for Limits {
             max_versions_per_service: 1_000,
             max_inflight_ingest: 64,
             ingest_admission_wait: Duration::from_millis(100),
+            min_free_disk_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -96,6 +100,7 @@ pub struct RawLimits {
     pub max_inflight_ingest: Option<usize>,
     /// A duration such as `100ms` or `1s`.
     pub ingest_admission_wait: Option<String>,
+    pub min_free_disk_bytes: Option<u64>,
 }
 
 impl RawLimits {
@@ -167,6 +172,7 @@ impl RawLimits {
                     }
                 })?,
             },
+            min_free_disk_bytes: self.min_free_disk_bytes.unwrap_or(d.min_free_disk_bytes),
         })
     }
 }

@@ -118,7 +118,9 @@ pub async fn run(
         backups,
     } = parts;
 
-    let mut ingestor = Ingestor::new(Arc::clone(&store)).with_limits(settings.limits);
+    let mut ingestor = Ingestor::new(Arc::clone(&store))
+        .with_limits(settings.limits)
+        .checking_disk(&settings.data_dir);
     let mut releases = Releases::new(Arc::clone(&store)).with_alerts(alert_service.engine());
     if let Some(node) = &node {
         ingestor = ingestor.publishing_to(node.log().clone());

@@ -34,6 +34,7 @@ pub mod manifests;
 pub mod prometheus;
 pub mod sdk_traffic;
 pub mod security;
+pub mod tmpfs;
 
 /// Path of a workspace binary, with a clear error when it has not been built.
 pub fn bin_path(name: &str) -> Result<PathBuf> {
@@ -85,6 +86,11 @@ impl Collector {
 
     /// Starts a collector whose OTLP gRPC listener binds `grpc_addr`.
     pub fn start_on(data_dir: &Path, grpc_addr: &str) -> Result<Self> {
+        Self::start_with(data_dir, grpc_addr, &[])
+    }
+
+    /// [`start_on`](Self::start_on), with more arguments to `serve`.
+    pub fn start_with(data_dir: &Path, grpc_addr: &str, extra: &[&str]) -> Result<Self> {
         let mut cmd = clean_command("bellwether")?;
         cmd.arg("serve")
             .arg("--data-dir")
@@ -92,6 +98,7 @@ impl Collector {
             .args(["--otlp-grpc-addr", grpc_addr])
             .args(["--otlp-http-addr", "127.0.0.1:0"])
             .args(["--http-addr", "127.0.0.1:0"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null());
         let mut process = Supervised::spawn(cmd)?;

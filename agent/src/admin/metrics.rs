@@ -190,6 +190,36 @@ pub fn render(stats: &Stats, now_unix_ms: u64) -> String {
         "Times the queue database was unreadable and moved aside.",
         s.queue.corrupt_resets,
     );
+    out.single(
+        "disk_free_bytes",
+        "gauge",
+        "Free space on the data directory's file system at the last look.",
+        s.disk.free_bytes,
+    );
+    out.single(
+        "disk_reserve_bytes",
+        "gauge",
+        "Space the queue keeps free on the data directory's file system (0: not checked).",
+        s.disk.reserve_bytes,
+    );
+    out.single(
+        "disk_full",
+        "gauge",
+        "1 while sources are held back because the data directory's disk is full.",
+        u64::from(s.disk.full),
+    );
+    out.single(
+        "disk_full_episodes_total",
+        "counter",
+        "Times the data directory's disk became full.",
+        s.disk.full_episodes,
+    );
+    out.single(
+        "checkpoint_errors_total",
+        "counter",
+        "Times the file tailer could not save its positions (retried at the next round).",
+        s.checkpoint_errors,
+    );
     stats.series.render(PREFIX, &mut out.0);
     out.0
 }

@@ -85,6 +85,8 @@ pub enum SubmitError {
     Closed,
     #[error("agent queue is full")]
     Full,
+    #[error("agent's disk is full: retry later")]
+    DiskFull,
     #[error("agent queue storage failed: {0}")]
     Storage(String),
 }
@@ -132,7 +134,11 @@ impl PipelineSender {
         let estimate = sizes.iter().sum::<usize>() as u64;
         let refused = || {
             Stats::incr(&self.stats.refused_requests);
-            SubmitError::Full
+            if self.queue.disk_full() {
+                SubmitError::DiskFull
+            } else {
+                SubmitError::Full
+            }
         };
         // One item larger than the whole bound takes all of it.
         let memory_bytes = u32::try_from(estimate)

@@ -26,6 +26,7 @@
 //! reads back in order; this file holds the state they share and the byte bound.
 
 pub mod codec;
+pub mod disk;
 mod open;
 mod read;
 mod recover;
@@ -92,6 +93,8 @@ pub struct Options {
     pub compression: Compression,
     /// Size at which a new segment file is started.
     pub segment_bytes: u64,
+    /// Space kept free on the data directory's file system; 0 turns the check off.
+    pub disk_reserve: u64,
 }
 
 impl Default for Options {
@@ -101,6 +104,7 @@ impl Default for Options {
             cache_bytes: DEFAULT_CACHE_BYTES,
             compression: Compression::Gzip,
             segment_bytes: SEGMENT_BYTES,
+            disk_reserve: disk::DEFAULT_RESERVE_BYTES,
         }
     }
 }
@@ -175,6 +179,7 @@ struct Inner {
     /// Bumped whenever room is freed.
     freed: watch::Sender<u64>,
     closed: AtomicBool,
+    disk: disk::DiskGuard,
     stats: Arc<Stats>,
     seq_file: Mutex<SeqFile>,
 }
@@ -215,12 +220,14 @@ impl Queue {
     }
 
     /// Waits until `bytes` more fit (or the queue holds nothing at all, so one oversized
-    /// item cannot wait forever), then reserves them.
+    /// item cannot wait forever) and the data directory's disk has its reserve free, then
+    /// reserves them.
     pub async fn admit(&self, bytes: u64) -> Admission {
         let mut freed = self.inner.freed.subscribe();
         loop {
             freed.borrow_and_update();
-            {
+            let disk_room = self.inner.disk.has_room();
+            if disk_room {
                 let mut state = self.lock();
                 let used = state.bytes + state.reserved;
                 if used == 0 || used + bytes <= self.inner.max_bytes {
@@ -231,11 +238,21 @@ impl Queue {
                     };
                 }
             }
-            if freed.changed().await.is_err() {
-                // Unreachable while `self` holds the sender; wait forever rather than spin.
-                std::future::pending::<()>().await;
+            if disk_room {
+                if freed.changed().await.is_err() {
+                    // Unreachable while `self` holds the sender; wait forever rather than spin.
+                    std::future::pending::<()>().await;
+                }
+            } else {
+                // Space also comes back from outside the agent: look again now and then.
+                let _ = tokio::time::timeout(disk::POLL, freed.changed()).await;
             }
         }
+    }
+
+    /// Whether admission is held back by a full disk (rather than by the queue's bound).
+    pub fn disk_full(&self) -> bool {
+        self.inner.disk.is_full()
     }
 
     fn segments(&self) -> MutexGuard<'_, segments::Segments> {

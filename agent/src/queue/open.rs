@@ -44,6 +44,7 @@ impl Queue {
             cache_bytes,
             compression,
             segment_bytes,
+            disk_reserve,
         } = options;
         let mut opened = recover::open(&data_dir.join(DIR_NAME), data_dir, cache_bytes)?;
         let segments_dir = data_dir.join(SEGMENTS_DIR_NAME);
@@ -194,6 +195,7 @@ impl Queue {
                 appended: watch::Sender::new(0),
                 freed: watch::Sender::new(0),
                 closed: AtomicBool::new(false),
+                disk: super::disk::DiskGuard::new(data_dir, disk_reserve, stats.clone()),
                 stats,
                 seq_file: Mutex::new(seq_file),
             }),

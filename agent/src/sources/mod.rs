@@ -59,9 +59,9 @@ impl ReceiveError {
             ReceiveError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ReceiveError::Malformed(_) => StatusCode::BAD_REQUEST,
             ReceiveError::Submit(SubmitError::Full) => StatusCode::TOO_MANY_REQUESTS,
-            ReceiveError::Submit(SubmitError::Closed | SubmitError::Storage(_)) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ReceiveError::Submit(
+                SubmitError::Closed | SubmitError::DiskFull | SubmitError::Storage(_),
+            ) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -72,7 +72,9 @@ impl ReceiveError {
             | ReceiveError::UnsupportedEncoding(_)
             | ReceiveError::Malformed(_) => Status::invalid_argument(message),
             ReceiveError::TooLarge => Status::resource_exhausted(message),
-            ReceiveError::Submit(SubmitError::Full) => Status::resource_exhausted(message),
+            ReceiveError::Submit(SubmitError::Full | SubmitError::DiskFull) => {
+                Status::resource_exhausted(message)
+            }
             ReceiveError::Submit(SubmitError::Closed | SubmitError::Storage(_)) => {
                 Status::unavailable(message)
             }

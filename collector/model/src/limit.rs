@@ -16,10 +16,12 @@ pub enum Limit {
     VersionsPerService,
     FingerprintsPerRelease,
     Inflight,
+    /// Ingest refused because the data directory's disk had less than its reserve free.
+    FreeDisk,
 }
 
 impl Limit {
-    pub const ALL: [Limit; 9] = [
+    pub const ALL: [Limit; 10] = [
         Limit::RequestBytes,
         Limit::RecordsPerRequest,
         Limit::AttributesPerRecord,
@@ -29,6 +31,7 @@ impl Limit {
         Limit::VersionsPerService,
         Limit::FingerprintsPerRelease,
         Limit::Inflight,
+        Limit::FreeDisk,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +45,7 @@ impl Limit {
             Limit::VersionsPerService => "versions_per_service",
             Limit::FingerprintsPerRelease => "fingerprints_per_release",
             Limit::Inflight => "inflight",
+            Limit::FreeDisk => "free_disk",
         }
     }
 }

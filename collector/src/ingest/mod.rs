@@ -11,6 +11,7 @@
 //! an accepted request carried is lost.
 
 pub mod dedup;
+pub mod disk;
 pub mod errors;
 pub mod grpc;
 pub mod http;
@@ -57,6 +58,8 @@ pub struct Ingestor {
     log: Option<IngestLog>,
     /// Levels of cumulative request-metric series (see [`request_metrics`]).
     series: Arc<request_metrics::SeriesTable>,
+    /// Free space of the data directory, checked before each request is applied.
+    disk: Option<Arc<disk::FreeDisk>>,
 }
 
 impl Ingestor {
@@ -70,6 +73,7 @@ impl Ingestor {
             inflight: Arc::new(Semaphore::new(limits.max_inflight_ingest)),
             log: None,
             series: Arc::default(),
+            disk: None,
         }
     }
 
@@ -87,8 +91,20 @@ impl Ingestor {
         self
     }
 
-    /// Takes an ingest slot, waiting at most `ingest_admission_wait` for one.
+    /// Refuses ingest while `data_dir`'s file system has less than
+    /// `limits.min_free_disk_bytes` free (see [`disk`]).
+    pub fn checking_disk(mut self, data_dir: &std::path::Path) -> Self {
+        let min_free = self.limits.min_free_disk_bytes;
+        self.disk = Some(Arc::new(disk::FreeDisk::new(data_dir, min_free)));
+        self
+    }
+
+    /// Takes an ingest slot, waiting at most `ingest_admission_wait` for one; refuses
+    /// at once while the disk is full.
     async fn admission(&self) -> Result<OwnedSemaphorePermit, Error> {
+        if let Some(disk) = &self.disk {
+            disk.check()?;
+        }
         let inflight = Arc::clone(&self.inflight);
         let wait = self.limits.ingest_admission_wait;
         match tokio::time::timeout(wait, inflight.acquire_owned()).await {

@@ -320,4 +320,11 @@ fn write_limits(out: &mut Text) {
         let n = bellwether_model::limit::hits(limit) as f64;
         out.sample("limit_exceeded_total", &[("limit", limit.as_str())], n);
     }
+    out.family(
+        "data_dir_free_bytes",
+        "gauge",
+        "Free space of the data directory's file system at the last ingest (0 before one).",
+    );
+    let free = crate::ingest::disk::free_bytes_seen() as f64;
+    out.sample("data_dir_free_bytes", &[], free);
 }

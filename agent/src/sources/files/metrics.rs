@@ -20,6 +20,11 @@ pub(super) struct FileMetrics {
 }
 
 impl FileMetrics {
+    /// Counts a save of the positions that failed.
+    pub(super) fn checkpoint_failed(&self) {
+        Stats::incr(&self.stats.checkpoint_errors);
+    }
+
     pub(super) fn new(stats: Arc<Stats>) -> Self {
         Self {
             stats,

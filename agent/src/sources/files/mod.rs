@@ -403,10 +403,17 @@ impl Tailer {
     }
 
     /// A round was handed over (in order): commits its positions and saves them when due.
+    /// A failed save (a full disk) is logged, counted and tried again at the next round:
+    /// the positions stay in memory, so reading goes on; only a restart before a save
+    /// succeeds reads the lines since the last one again.
     fn submitted(&mut self, (result, positions): Submitted) -> Result<(), FilesError> {
         result?;
         self.commit(&positions);
-        Ok(self.save_checkpoints(false)?)
+        if let Err(e) = self.save_checkpoints(false) {
+            self.metrics.checkpoint_failed();
+            warn!(error = %e, "cannot save file positions, trying again at the next round");
+        }
+        Ok(())
     }
 
     /// Marks the records before `positions` as handed over, and lets go of rotated
