@@ -9,19 +9,11 @@
 //! at the first request that finds the space back.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bellwether_model::limit::Limit;
 
 use crate::error::{Error, DISK_FULL_RETRY_AFTER_SECS};
-
-/// Free space of the data directory's file system at the last look (bytes).
-static FREE_BYTES: AtomicU64 = AtomicU64::new(0);
-
-/// Free bytes at the last look, for `/metrics`.
-pub fn free_bytes_seen() -> u64 {
-    FREE_BYTES.load(Ordering::Relaxed)
-}
 
 /// Free space of a directory's file system, in bytes an unprivileged writer may use.
 pub fn free_bytes(dir: &Path) -> std::io::Result<u64> {
@@ -60,7 +52,7 @@ impl FreeDisk {
                 return Ok(());
             }
         };
-        FREE_BYTES.store(free, Ordering::Relaxed);
+        crate::metrics::registry::data_dir_free(free);
         let full = free < self.min_free;
         let was_full = self.full.swap(full, Ordering::Relaxed);
         if full && !was_full {

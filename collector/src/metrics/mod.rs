@@ -23,6 +23,7 @@
 //! | `bellwether_ingest_records_total` | counter | signal |
 //! | `bellwether_ingest_duration_seconds` | histogram | signal |
 //! | `bellwether_limit_exceeded_total` | counter | limit (see [`crate::limits`]) |
+//! | `bellwether_data_dir_free_bytes` | gauge | |
 //! | `bellwether_build_info` | gauge | version |
 //! | `bellwether_cluster_*` (a cluster node only) | see [`cluster::render`] | |
 

@@ -325,6 +325,6 @@ fn write_limits(out: &mut Text) {
         "gauge",
         "Free space of the data directory's file system at the last ingest (0 before one).",
     );
-    let free = crate::ingest::disk::free_bytes_seen() as f64;
+    let free = super::registry::data_dir_free_bytes() as f64;
     out.sample("data_dir_free_bytes", &[], free);
 }

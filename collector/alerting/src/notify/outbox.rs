@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
@@ -22,14 +21,16 @@ use crate::notify::transport::{Delivery, HttpTransport};
 use crate::notify::{render, Receiver};
 use bellwether_model::notification::Counter;
 use bellwether_model::notification::EntryState;
-use bellwether_model::notification::Event;
 use bellwether_model::notification::NewEntry;
-use bellwether_model::notification::OutboxCounters;
 use bellwether_model::notification::OutboxEntry;
 use bellwether_model::scope::Scope;
 use bellwether_model::time::now_unix_ms;
 use bellwether_store::alerts::OutboxStore;
 use bellwether_store::StoreError;
+
+#[path = "outbox_view.rs"]
+mod view;
+pub use view::{EntryView, OutboxView};
 
 /// Longest the delivery loop sleeps before looking at the outbox again.
 const MAX_IDLE: Duration = Duration::from_secs(1);
@@ -58,60 +59,6 @@ impl Default for DeliverySettings {
             retry_max: DEFAULT_RETRY_MAX,
         }
     }
-}
-
-/// An entry as the API shows it (no secrets: receivers are named, never their URLs).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EntryView {
-    pub id: u64,
-    pub receiver: String,
-    pub team: String,
-    pub notification_id: String,
-    pub event: String,
-    pub status: Option<String>,
-    pub service: String,
-    pub environment: String,
-    pub version: String,
-    pub alert_ids: Vec<String>,
-    pub attempts: u32,
-    pub created_at_unix_ms: i64,
-    pub next_attempt_at_unix_ms: i64,
-    pub last_error: Option<String>,
-    pub failed_at_unix_ms: Option<i64>,
-}
-
-impl From<&OutboxEntry> for EntryView {
-    fn from(e: &OutboxEntry) -> Self {
-        let n = &e.notification;
-        let (event, status) = match &n.event {
-            Event::Alert { status, .. } => ("alert", Some(status.as_str().to_owned())),
-            Event::Deploy => ("deploy", None),
-        };
-        Self {
-            id: e.id,
-            receiver: e.receiver.clone(),
-            team: n.team.clone(),
-            notification_id: n.id.clone(),
-            event: event.to_owned(),
-            status,
-            service: n.release.service.clone(),
-            environment: n.release.environment.clone(),
-            version: n.release.version.clone(),
-            alert_ids: n.alerts().iter().map(|a| a.id.clone()).collect(),
-            attempts: e.attempts,
-            created_at_unix_ms: e.created_at_unix_ms,
-            next_attempt_at_unix_ms: e.next_attempt_at_unix_ms,
-            last_error: e.last_error.clone(),
-            failed_at_unix_ms: e.failed_at_unix_ms,
-        }
-    }
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OutboxView {
-    pub counters: OutboxCounters,
-    pub pending: Vec<EntryView>,
-    pub failed: Vec<EntryView>,
 }
 
 /// The handle alert code writes through; wakes the deliverer on every enqueue.
