@@ -230,9 +230,11 @@ async fn three_nodes_count_exactly_and_survive_the_owner_killed() -> Result<()> 
     // instances through n2 and n3: every node must count all of it.
     let deploy_ms = now_ms();
     baseline_then_deploy(&nodes["n1"], SERVICE, ENV, VERSION, deploy_ms).await?;
+    // Ten times the baseline's timeouts (a regression of its steady errors) and a new
+    // exception: unhealthy from the first bucket on.
     let mix = Mix {
         total: 2_000,
-        timeouts: 2,
+        timeouts: 20,
         new_errors: 200,
         new_error: &declined,
     };
@@ -461,9 +463,11 @@ async fn fenced(cut_off: CutOff) -> Result<()> {
         }
     }
     let service = service.context("n1 holds no partition of 200 names")?;
+    // Ten times the baseline's timeouts (a regression of its steady errors) and a new
+    // exception: unhealthy from the first bucket on.
     let mix = Mix {
         total: 2_000,
-        timeouts: 2,
+        timeouts: 20,
         new_errors: 200,
         new_error: &declined,
     };
