@@ -240,17 +240,29 @@ impl Nats {
         self.bridge.run("taking an id", async move {
             ids_ready
                 .get_or_try_init(|| async {
-                    jetstream
-                        .get_or_create_stream(async_nats::jetstream::stream::Config {
-                            name: stream,
-                            subjects: vec![subject.clone()],
-                            max_messages: 1,
-                            num_replicas: replicas,
-                            ..Default::default()
-                        })
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| nats_error("opening the id stream", e))
+                    // Making a replicated stream waits on the cluster's meta leader, which
+                    // a young or busy cluster may answer late: a timed-out request is asked
+                    // again (the call is idempotent), a few times.
+                    let mut attempts = 0;
+                    loop {
+                        attempts += 1;
+                        let made = jetstream
+                            .get_or_create_stream(async_nats::jetstream::stream::Config {
+                                name: stream.clone(),
+                                subjects: vec![subject.clone()],
+                                max_messages: 1,
+                                num_replicas: replicas,
+                                ..Default::default()
+                            })
+                            .await;
+                        match made {
+                            Ok(_) => return Ok(()),
+                            Err(e) if attempts < 3 && e.to_string().contains("timed out") => {
+                                tracing::warn!(error = %e, "opening the id stream timed out, asking again");
+                            }
+                            Err(e) => return Err(nats_error("opening the id stream", e)),
+                        }
+                    }
                 })
                 .await?;
             loop {
