@@ -170,6 +170,19 @@ pub fn ingest_snapshot(signal: Signal) -> IngestSnapshot {
     }
 }
 
+/// Free space of the data directory's file system at the last ingest (bytes).
+static DATA_DIR_FREE_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Notes the data directory's free space, as the ingest disk check saw it.
+pub fn data_dir_free(bytes: u64) {
+    DATA_DIR_FREE_BYTES.store(bytes, Ordering::Relaxed);
+}
+
+/// The data directory's free space at the last look (0 before one).
+pub fn data_dir_free_bytes() -> u64 {
+    DATA_DIR_FREE_BYTES.load(Ordering::Relaxed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,17 +208,4 @@ mod tests {
         );
         assert_eq!(h.count.load(Ordering::Relaxed), 3);
     }
-}
-
-/// Free space of the data directory's file system at the last ingest (bytes).
-static DATA_DIR_FREE_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// Notes the data directory's free space, as the ingest disk check saw it.
-pub fn data_dir_free(bytes: u64) {
-    DATA_DIR_FREE_BYTES.store(bytes, Ordering::Relaxed);
-}
-
-/// The data directory's free space at the last look (0 before one).
-pub fn data_dir_free_bytes() -> u64 {
-    DATA_DIR_FREE_BYTES.load(Ordering::Relaxed)
 }
