@@ -1,12 +1,13 @@
 //! The gates rollout tools ask, end to end: requests shaped as Argo Rollouts' `web`
 //! metric provider and Flagger's webhooks send them, against a real `bellwether serve`
-//! with a pending, a healthy and an unhealthy release.
+//! with a pending, a healthy, a degraded (slower) and an unhealthy release.
 
 use anyhow::{ensure, Result};
 use bellwether_e2e::detection::{self, release_traffic, start_collector_with_config};
 use bellwether_e2e::{http_get_json, http_post_json, Collector};
-use bellwether_testkit::clock::bucket_aligned_now_ms;
+use bellwether_testkit::clock::{bucket_aligned_now_ms, now_ms};
 use bellwether_testkit::eventually;
+use bellwether_testkit::otlp::{export_spans, release_resource, server_span};
 use bellwether_testkit::traffic::{self, Mix};
 use serde_json::json;
 use std::time::Duration;
@@ -47,9 +48,34 @@ async fn flagger(
     http_post_json(&format!("{}/api/v1/gates/flagger", collector.url()), body).await
 }
 
+/// `pricing`: release 1 served 3 000 requests in 18–24 ms over the five minutes before
+/// `deploy_ms`; release 2, deployed then, serves 2 000 (from two instances) in 90–110 ms,
+/// none failing: a latency regression and nothing else, so degraded.
+async fn slower_release(collector: &Collector, deploy_ms: i64) -> Result<()> {
+    detection::record_deployment(collector, "pricing", ENV, "1", deploy_ms - 30 * 60_000).await?;
+    let before: Vec<_> = (0..3_000u64)
+        .map(|i| {
+            let at = deploy_ms - 300_000 + i as i64 * 100;
+            server_span(i, at, 18.0 + (i % 7) as f64, false)
+        })
+        .collect();
+    let resource = release_resource("pricing", "1", ENV, "pricing-1-a");
+    export_spans(&collector.grpc_url(), &resource, before).await?;
+    detection::record_deployment(collector, "pricing", ENV, "2", deploy_ms).await?;
+    for (n, instance) in [(10_000u64, "a"), (20_000, "b")] {
+        let now = now_ms();
+        let after = (0..1_000u64)
+            .map(|i| server_span(n + i, now, 90.0 + (i % 21) as f64, false))
+            .collect();
+        let resource = release_resource("pricing", "2", ENV, &format!("pricing-2-{instance}"));
+        export_spans(&collector.grpc_url(), &resource, after).await?;
+    }
+    Ok(())
+}
+
 #[tokio::test]
-async fn argo_and_flagger_get_the_verdict_of_pending_healthy_and_unhealthy_releases() -> Result<()>
-{
+async fn argo_and_flagger_get_the_verdict_of_pending_healthy_degraded_and_unhealthy_releases(
+) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let collector = start_collector_with_config(&dir.path().join("data"), CONFIG)?;
     let deploy_ms = bucket_aligned_now_ms();
@@ -72,8 +98,13 @@ async fn argo_and_flagger_get_the_verdict_of_pending_healthy_and_unhealthy_relea
         new_error: &traffic::declined,
     };
     release_traffic(&collector, "payments", ENV, "2", &bad).await?;
+    slower_release(&collector, deploy_ms).await?;
 
-    for (service, expected) in [("checkout", "healthy"), ("payments", "unhealthy")] {
+    for (service, expected) in [
+        ("checkout", "healthy"),
+        ("payments", "unhealthy"),
+        ("pricing", "degraded"),
+    ] {
         let seen = eventually(Duration::from_secs(30), || async {
             let (status, body) = argo(&collector, service).await?;
             ensure!(status == 200, "{status}: {body}");
@@ -116,6 +147,18 @@ async fn argo_and_flagger_get_the_verdict_of_pending_healthy_and_unhealthy_relea
                 json!({"service": "payments", "environment": ENV, "version": "2"}),
             ),
             412,
+        ),
+        (
+            flagger_body("pricing", "confirm-promotion", json!({"version": "2"})),
+            412,
+        ),
+        (
+            flagger_body(
+                "pricing",
+                "confirm-promotion",
+                json!({"version": "2", "allow_degraded": "true"}),
+            ),
+            200,
         ),
         (
             flagger_body("checkout", "rollout", json!({"version": "9"})),

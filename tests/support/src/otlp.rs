@@ -1,7 +1,7 @@
 //! OTLP requests as an instrumented service sends them: a resource carrying the release
 //! identity (`service.name`, `service.version`, `deployment.environment.name`, and
 //! `service.instance.id` for one instance), log records with severity and exception
-//! attributes, and whole logs or trace requests with a given number of errors.
+//! attributes, server spans that took a given time, and whole logs or trace requests.
 
 use anyhow::{Context, Result};
 use bellwether_proto::otlp::common::{any_value, AnyValue, KeyValue};
@@ -9,7 +9,9 @@ use bellwether_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
 use bellwether_proto::otlp::logs_service::logs_service_client::LogsServiceClient;
 use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
 use bellwether_proto::otlp::resource::Resource;
+use bellwether_proto::otlp::trace::span::SpanKind;
 use bellwether_proto::otlp::trace::{status, ResourceSpans, ScopeSpans, Span, Status};
+use bellwether_proto::otlp::trace_service::trace_service_client::TraceServiceClient;
 use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
 
 /// OTLP severity numbers.
@@ -123,31 +125,32 @@ pub fn logs(
     logs_request(resource, records)
 }
 
-/// `total` spans ending at `time_ns` after 1 ms, of which the first `errors` have status
-/// ERROR.
-pub fn spans(
-    resource: Resource,
-    total: usize,
-    errors: usize,
-    time_ns: u64,
-) -> ExportTraceServiceRequest {
-    let spans = (0..total)
-        .map(|i| Span {
-            trace_id: vec![1; 16],
-            span_id: vec![2; 8],
-            start_time_unix_nano: time_ns.saturating_sub(1_000_000),
-            end_time_unix_nano: time_ns,
-            status: Some(Status {
-                code: if i < errors {
-                    status::StatusCode::Error as i32
-                } else {
-                    status::StatusCode::Ok as i32
-                },
-                ..Status::default()
-            }),
-            ..Span::default()
-        })
-        .collect();
+/// One request served: a root server span ending at `end_unix_ms` that took
+/// `duration_ms`, failed or not. `n` makes its trace and span ids unique.
+pub fn server_span(n: u64, end_unix_ms: i64, duration_ms: f64, failed: bool) -> Span {
+    let end_ns = u64::try_from(end_unix_ms).unwrap_or(0) * 1_000_000;
+    let duration_ns = (duration_ms * 1e6) as u64;
+    Span {
+        trace_id: [n.to_be_bytes(), [1; 8]].concat(),
+        span_id: n.to_be_bytes().to_vec(),
+        name: "GET /checkout".to_owned(),
+        kind: SpanKind::Server as i32,
+        start_time_unix_nano: end_ns.saturating_sub(duration_ns),
+        end_time_unix_nano: end_ns,
+        status: Some(Status {
+            code: if failed {
+                status::StatusCode::Error as i32
+            } else {
+                status::StatusCode::Ok as i32
+            },
+            ..Status::default()
+        }),
+        ..Span::default()
+    }
+}
+
+/// A trace export of `spans` under `resource`.
+pub fn spans_request(resource: Resource, spans: Vec<Span>) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: Some(resource),
@@ -158,6 +161,20 @@ pub fn spans(
             ..ResourceSpans::default()
         }],
     }
+}
+
+/// Sends `spans` under `resource` over OTLP/gRPC to `grpc_url`, in requests of at most
+/// 2 000.
+pub async fn export_spans(grpc_url: &str, resource: &Resource, spans: Vec<Span>) -> Result<()> {
+    let mut client = TraceServiceClient::connect(grpc_url.to_owned())
+        .await
+        .with_context(|| format!("connecting to {grpc_url}"))?;
+    for chunk in spans.chunks(EXPORT_CHUNK) {
+        client
+            .export(spans_request(resource.clone(), chunk.to_vec()))
+            .await?;
+    }
+    Ok(())
 }
 
 /// Sends `records` under `resource` over OTLP/gRPC to `grpc_url` (`http://host:port`),
