@@ -153,10 +153,11 @@ wait "$AGENT" 2>/dev/null || true
 BELLWETHER_LOG=warn,bellwether_agent::run=info "$BIN/bellwether-agent" --service bench \
     --version 2 --environment bench --instance-id bench-2 --collector "http://$GRPC" \
     --data-dir "$WORK/agent-otlp" --otlp-grpc-addr 127.0.0.1:0 --otlp-http-addr off \
-    --admin-addr off ${AGENT_ARGS:-} 2> "$WORK/agent-otlp.log" &
+    --admin-addr 127.0.0.1:0 ${AGENT_ARGS:-} 2> "$WORK/agent-otlp.log" &
 AGENT=$!
 PIDS+=("$AGENT")
 OTLP=$(addr otlp-grpc "$WORK/agent-otlp.log")
+ADMIN=$(addr admin "$WORK/agent-otlp.log")
 
 COLLECTOR_TICKS0=$(cpu_ticks "$COLLECTOR")
 START=$(date +%s.%N)
@@ -194,6 +195,15 @@ done
 END=$(date +%s.%N)
 COLLECTOR_TICKS=$(( $(cpu_ticks "$COLLECTOR") - COLLECTOR_TICKS0 ))
 [ -n "$LOAD_DONE" ] || load_finished
+# The agent's side of each answer: hand-over to durable append, and where appends went.
+AGENT_METRICS=$(curl -sf "http://$ADMIN/metrics")
+metric() { awk -v m="bellwether_agent_$1" '$1 == m {print $2}' <<< "$AGENT_METRICS"; }
+SUBMIT_SUM=$(metric submit_duration_seconds_sum)
+SUBMITS=$(metric submit_duration_seconds_count)
+STAGES=""
+for stage in tag encode write commit; do
+    STAGES="$STAGES $stage $(metric "append_stage_seconds_total{stage=\"$stage\"}")"
+done
 ERRS=$(total 2 error_logs)
 DATA=$(du -sb "$WORK/agent-otlp" | cut -f1)
 # records=N errors=E seconds=S records_per_second=R requests=Q export_ms_mean=M ...
@@ -205,7 +215,9 @@ awk -v n="$N" -v got="$got" -v errors="$(field errors)" -v errs="$ERRS" \
     -v start="$START" -v end="$END" -v lsecs="$(field seconds)" -v lticks="$(field cpu_ticks)" \
     -v ticks="$TICKS" -v clk="$CLK" -v cticks="$COLLECTOR_TICKS" -v hwm="$HWM" \
     -v write="$WRITE" -v data="$DATA" -v requests="$(field requests)" \
-    -v export_ms="$(field export_ms_mean)" 'BEGIN {
+    -v export_ms="$(field export_ms_mean)" -v p50="$(field export_ms_p50)" \
+    -v p99="$(field export_ms_p99)" -v submit_sum="$SUBMIT_SUM" -v submits="$SUBMITS" \
+    -v stages="$STAGES" 'BEGIN {
     secs = end - start
     printf "%-34s %s\n", "metric", "value"
     printf "%-34s %d records via the OpenTelemetry SDK, OTLP/gRPC\n", "input", n
@@ -215,6 +227,11 @@ awk -v n="$N" -v got="$got" -v errors="$(field errors)" -v errs="$ERRS" \
     printf "%-34s %.2f\n", "generator wall seconds (to sent)", lsecs
     printf "%-34s %.2f\n", "generator CPU seconds", lticks / clk
     printf "%-34s %d, %.1f ms each on average\n", "generator OTLP export requests", requests, export_ms
+    printf "%-34s p50 %.1f ms, p99 %.1f ms\n", "answer to a full export (2,048)", p50, p99
+    printf "%-34s %.2f ms each on average\n", "  in the agent (hand-over to sync)", submit_sum * 1e3 / (submits ? submits : 1)
+    k = split(stages, s, " ")
+    for (i = 1; i < k; i += 2)
+        printf "%-34s %.2f ms per request\n", "    " s[i], s[i + 1] * 1e3 / (submits ? submits : 1)
     printf "%-34s %.2f\n", "agent CPU seconds", ticks / clk
     printf "%-34s %.1f\n", "agent CPU microseconds per record", ticks / clk / n * 1e6
     printf "%-34s %.2f\n", "collector CPU seconds", cticks / clk

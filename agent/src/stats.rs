@@ -133,6 +133,49 @@ impl DurationHistogram {
     }
 }
 
+/// A step on the way from a source's hand-over to its answer, timed for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Stamping the identity on each resource, encoding log records, cutting batches.
+    Tag,
+    /// Encoding each batch's queue entry, compression included.
+    Encode,
+    /// Writing the entries to the segment file and syncing it.
+    Write,
+    /// Syncing the queue's database and sequence note.
+    Commit,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 4] = [Stage::Tag, Stage::Encode, Stage::Write, Stage::Commit];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Tag => "tag",
+            Stage::Encode => "encode",
+            Stage::Write => "write",
+            Stage::Commit => "commit",
+        }
+    }
+}
+
+/// Time spent in each [`Stage`], summed over every append.
+#[derive(Debug, Default)]
+pub struct StageTimes {
+    nanos: [AtomicU64; Stage::ALL.len()],
+}
+
+impl StageTimes {
+    pub fn add(&self, stage: Stage, elapsed: Duration) {
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.nanos[stage as usize].fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    pub fn seconds(&self, stage: Stage) -> f64 {
+        self.nanos[stage as usize].load(Ordering::Relaxed) as f64 / 1e9
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Stats {
     pub received_otlp_grpc: SignalCounters,
@@ -152,6 +195,11 @@ pub struct Stats {
     pub batches_dropped: AtomicU64,
     /// Duration of every export attempt, failed ones included.
     pub export_duration: DurationHistogram,
+    /// From a source's hand-over to the durable append it waits for (the OTLP answer's
+    /// time in the agent, after decoding), accepted hand-overs only.
+    pub submit_duration: DurationHistogram,
+    /// Where appends spend their time.
+    pub stages: StageTimes,
     /// When the collector last accepted a batch (Unix ms; 0 = never).
     pub last_export_unix_ms: AtomicU64,
     /// Queue gauges, kept current by the queue.

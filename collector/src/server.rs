@@ -8,7 +8,6 @@ use std::time::Duration;
 use bellwether_proto::v1::release_service_server::ReleaseServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::cluster::node::Replica;
 use crate::cluster::Node;
@@ -167,7 +166,10 @@ pub async fn run(
             stop_rx.clone(),
         )))
         .serve_with_incoming_shutdown(
-            TcpListenerStream::new(listeners.otlp_grpc),
+            // No Nagle: an answer's last small frame must not wait for the client's
+            // delayed ACK (40 ms on Linux).
+            tonic::transport::server::TcpIncoming::from(listeners.otlp_grpc)
+                .with_nodelay(Some(true)),
             stopped(&stop_rx),
         );
     let grpc = async {
@@ -408,6 +410,10 @@ async fn serve_http(
 ) -> Result<(), ServerError> {
     let served = match acceptor {
         None => {
+            use axum::serve::ListenerExt;
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             axum::serve(listener, router)
                 .with_graceful_shutdown(stopped)
                 .await

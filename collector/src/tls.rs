@@ -186,6 +186,7 @@ pub async fn serve(
             },
             () = &mut shutdown => return Ok(()),
         };
+        let _ = tcp.set_nodelay(true);
         let (acceptor, router) = (acceptor.clone(), router.clone());
         tokio::spawn(async move {
             let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {

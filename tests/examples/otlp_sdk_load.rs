@@ -16,7 +16,9 @@
 //! unless the exporter sent every record.
 //!
 //! Prints one line: `records=N errors=E seconds=S records_per_second=R requests=Q
-//! export_ms_mean=M export_busy_seconds=B cpu_ticks=T`. The batch processor has one
+//! export_ms_mean=M export_ms_p50=P export_ms_p99=Q export_busy_seconds=B cpu_ticks=T`
+//! (the percentiles over full exports of `MAX_EXPORT_BATCH_SIZE` records, from the call
+//! into the SDK's OTLP exporter to the agent's answer). The batch processor has one
 //! export in flight at a time, so `export_busy_seconds` close to `seconds` means the
 //! round trips to the agent set the pace. `cpu_ticks` is this process's user + system
 //! CPU in clock ticks, from `/proc/self/stat` (0 where that is unavailable).
@@ -131,6 +133,21 @@ struct Exported {
     failed: AtomicU64,
     requests: AtomicU64,
     busy_nanos: AtomicU64,
+    /// Duration of each full export, in nanoseconds.
+    full_nanos: Mutex<Vec<u64>>,
+}
+
+impl Exported {
+    /// The `q` quantile (0–1) of the full exports' durations, in milliseconds.
+    fn full_ms(&self, q: f64) -> f64 {
+        let mut nanos = self.full_nanos.lock().expect("durations lock").clone();
+        if nanos.is_empty() {
+            return 0.0;
+        }
+        nanos.sort_unstable();
+        let at = ((nanos.len() - 1) as f64 * q).round() as usize;
+        nanos[at] as f64 / 1e6
+    }
 }
 
 /// Wraps the OTLP exporter: counts what it sent and what failed, and gives the credit
@@ -151,6 +168,13 @@ impl<E: LogExporter> LogExporter for Counting<E> {
         let nanos = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
         exported.busy_nanos.fetch_add(nanos, Ordering::Relaxed);
         exported.requests.fetch_add(1, Ordering::Relaxed);
+        if n == MAX_EXPORT_BATCH_SIZE {
+            exported
+                .full_nanos
+                .lock()
+                .expect("durations lock")
+                .push(nanos);
+        }
         let counter = if result.is_ok() {
             &exported.sent
         } else {
@@ -323,9 +347,12 @@ fn run(args: Args) -> Result<()> {
     let errors = (0..args.records).filter(|&i| is_error(i)).count();
     println!(
         "records={sent} errors={errors} seconds={seconds:.3} records_per_second={:.0} \
-         requests={requests} export_ms_mean={:.1} export_busy_seconds={busy:.3} cpu_ticks={}",
+         requests={requests} export_ms_mean={:.1} export_ms_p50={:.1} export_ms_p99={:.1} \
+         export_busy_seconds={busy:.3} cpu_ticks={}",
         sent as f64 / seconds,
         busy * 1e3 / requests.max(1) as f64,
+        exported.full_ms(0.5),
+        exported.full_ms(0.99),
         cpu_ticks()
     );
     Ok(())

@@ -4,7 +4,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::stats::series::render_labels;
-use crate::stats::{Source, Stats, EXPORT_DURATION_BUCKETS};
+use crate::stats::{DurationHistogram, Source, Stage, Stats, EXPORT_DURATION_BUCKETS};
 
 /// Prefix of every metric name.
 pub const PREFIX: &str = "bellwether_agent_";
@@ -31,6 +31,19 @@ impl Out {
     fn single(&mut self, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
         self.family(name, kind, help);
         self.sample(name, &[], value);
+    }
+
+    fn histogram(&mut self, name: &str, help: &str, histogram: &DurationHistogram) {
+        let (buckets, sum, count) = histogram.snapshot();
+        self.family(name, "histogram", help);
+        let bucket = format!("{name}_bucket");
+        for (bound, cumulative) in EXPORT_DURATION_BUCKETS.iter().zip(&buckets) {
+            self.sample(&bucket, &[("le", &bound.to_string())], cumulative);
+        }
+        let all = buckets.last().copied().unwrap_or(0);
+        self.sample(&bucket, &[("le", "+Inf")], all);
+        self.sample(&format!("{name}_sum"), &[], sum);
+        self.sample(&format!("{name}_count"), &[], count);
     }
 }
 
@@ -120,26 +133,31 @@ pub fn render(stats: &Stats, now_unix_ms: u64) -> String {
         s.refused_requests,
     );
 
-    let (buckets, sum, count) = stats.export_duration.snapshot();
-    out.family(
+    out.histogram(
         "export_duration_seconds",
-        "histogram",
         "Duration of export attempts to the collector, failed ones included.",
+        &stats.export_duration,
     );
-    for (bound, cumulative) in EXPORT_DURATION_BUCKETS.iter().zip(&buckets) {
+    out.histogram(
+        "submit_duration_seconds",
+        "From a source's hand-over to its durable append (an OTLP request's time in the \
+         agent after decoding), accepted hand-overs only.",
+        &stats.submit_duration,
+    );
+    out.family(
+        "append_stage_seconds_total",
+        "counter",
+        "Time appends spent per stage: tag (identity, record encoding, batching), encode \
+         (queue entries, compression), write (segment write and sync), commit (database \
+         and sequence note sync).",
+    );
+    for stage in Stage::ALL {
         out.sample(
-            "export_duration_seconds_bucket",
-            &[("le", &bound.to_string())],
-            cumulative,
+            "append_stage_seconds_total",
+            &[("stage", stage.name())],
+            stats.stages.seconds(stage),
         );
     }
-    out.sample(
-        "export_duration_seconds_bucket",
-        &[("le", "+Inf")],
-        buckets.last().copied().unwrap_or(0),
-    );
-    out.sample("export_duration_seconds_sum", &[], sum);
-    out.sample("export_duration_seconds_count", &[], count);
     let last = load(&stats.last_export_unix_ms);
     out.single(
         "last_export_timestamp_seconds",

@@ -31,7 +31,7 @@ pub use tagger::Tagger;
 use crate::batch::{EncodedLogs, Payload, ResourceBatch};
 use crate::otlp::{log_record_count, span_count};
 use crate::queue::{Admission, Queue};
-use crate::stats::{Source, Stats};
+use crate::stats::{Source, Stage, Stats};
 
 /// Default bound of one batch's encoded size.
 pub const DEFAULT_BATCH_MAX_BYTES: usize = 4 * 1024 * 1024;
@@ -185,6 +185,7 @@ impl PipelineSender {
         // Past this point the data is being appended: waiting is not bounded by `wait`,
         // since giving up now could not take the data back.
         acked.await.map_err(|_| SubmitError::Closed)??;
+        self.stats.submit_duration.observe(started.elapsed());
         self.stats
             .received(source)
             .add(log_records as u64, spans as u64);
@@ -314,8 +315,11 @@ pub async fn run_pipeline(
 ) {
     let mut linger = Duration::ZERO;
     while let Some(first) = rx.recv().await {
+        let mut tagging = Duration::ZERO;
         let mut group = Group::new();
+        let tagged = std::time::Instant::now();
         group.add(first, &tagger);
+        tagging += tagged.elapsed();
         let deadline = Instant::now() + linger;
         while !group.full(&config) {
             let next = match rx.try_recv() {
@@ -328,7 +332,11 @@ pub async fn run_pipeline(
                 },
             };
             match next {
-                Some(submission) => group.add(submission, &tagger),
+                Some(submission) => {
+                    let tagged = std::time::Instant::now();
+                    group.add(submission, &tagger);
+                    tagging += tagged.elapsed();
+                }
                 None => break,
             }
         }
@@ -337,7 +345,12 @@ pub async fn run_pipeline(
         } else {
             Duration::ZERO
         };
+        let tagged = std::time::Instant::now();
         let batches = group.batches(&config);
+        queue
+            .stats()
+            .stages
+            .add(Stage::Tag, tagging + tagged.elapsed());
         let appender = queue.clone();
         let result = match tokio::task::spawn_blocking(move || appender.append(&batches)).await {
             Ok(Ok(_)) => Ok(()),

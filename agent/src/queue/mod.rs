@@ -255,6 +255,11 @@ impl Queue {
         self.inner.disk.is_full()
     }
 
+    /// The counters the queue keeps current.
+    pub fn stats(&self) -> &Stats {
+        &self.inner.stats
+    }
+
     fn segments(&self) -> MutexGuard<'_, segments::Segments> {
         self.inner
             .segments

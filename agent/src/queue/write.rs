@@ -2,13 +2,14 @@
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use tracing::warn;
 
 use super::seq_file::RESERVE_BLOCK;
 use super::{codec, segments, segments_error, Meta, Queue, QueueError, META_NEXT_SEQ};
 use crate::batch::Payload;
-use crate::stats::now_unix_ms;
+use crate::stats::{now_unix_ms, Stage};
 
 impl Queue {
     /// Durably appends batches, in order: returns once they are synced to disk.
@@ -24,6 +25,8 @@ impl Queue {
             first
         };
         let now = now_unix_ms();
+        let stages = &self.inner.stats.stages;
+        let encoding = Instant::now();
         let mut entries = Vec::with_capacity(batches.len());
         let mut metas = Vec::with_capacity(batches.len());
         for (i, (payload, records)) in batches.iter().enumerate() {
@@ -39,7 +42,9 @@ impl Queue {
             metas.push((seq, u64::from(records), value.len() as u64));
             entries.push((seq, value));
         }
+        stages.add(Stage::Encode, encoding.elapsed());
         let next = first + batches.len() as u64;
+        let committing = Instant::now();
         let mut seq_file = self
             .inner
             .seq_file
@@ -52,13 +57,18 @@ impl Queue {
                 source,
             })?;
         }
+        let mut committed = committing.elapsed();
         let (locs, retired) = {
+            let writing = Instant::now();
             let mut segments = self.segments();
             let locs = segments
                 .append(&entries)
                 .map_err(|source| segments_error(&self.inner.segments_dir, source))?;
-            (locs, segments.take_retired())
+            let retired = segments.take_retired();
+            stages.add(Stage::Write, writing.elapsed());
+            (locs, retired)
         };
+        let committing = Instant::now();
         if let Some(loc) = locs.first() {
             self.inner
                 .segment_list
@@ -76,6 +86,8 @@ impl Queue {
             warn!(error = %e, "cannot note the queue sequence");
         }
         drop(seq_file);
+        committed += committing.elapsed();
+        stages.add(Stage::Commit, committed);
         let mut state = self.lock();
         for ((seq, records, bytes), loc) in metas.iter().zip(locs) {
             state.bytes += bytes;

@@ -149,6 +149,34 @@ pub fn server_span(n: u64, end_unix_ms: i64, duration_ms: f64, failed: bool) -> 
     }
 }
 
+/// `total` spans ending at `time_ns` after 1 ms, of which the first `errors` have status
+/// ERROR (all under one trace and span id).
+pub fn spans(
+    resource: Resource,
+    total: usize,
+    errors: usize,
+    time_ns: u64,
+) -> ExportTraceServiceRequest {
+    let spans = (0..total)
+        .map(|i| Span {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            start_time_unix_nano: time_ns.saturating_sub(1_000_000),
+            end_time_unix_nano: time_ns,
+            status: Some(Status {
+                code: if i < errors {
+                    status::StatusCode::Error as i32
+                } else {
+                    status::StatusCode::Ok as i32
+                },
+                ..Status::default()
+            }),
+            ..Span::default()
+        })
+        .collect();
+    spans_request(resource, spans)
+}
+
 /// A trace export of `spans` under `resource`.
 pub fn spans_request(resource: Resource, spans: Vec<Span>) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
