@@ -40,7 +40,7 @@
 pub mod concurrent;
 pub mod cutover;
 pub mod dispersion;
-mod evidence;
+pub mod evidence;
 pub mod exposure;
 pub mod latency;
 pub mod mixture;

@@ -233,6 +233,7 @@ fn simulate(seed: u64, cell: Cell, effect: Effect, s: &ServiceDetection) -> Outc
         new: Vec::with_capacity(WATCH_BUCKETS),
         issues: Vec::new(),
         latency_ms: Vec::new(),
+        dependencies: Vec::new(),
     };
     let mut streaks = Streaks::default();
     let mut new_error_count = 0u64;

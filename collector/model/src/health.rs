@@ -137,6 +137,9 @@ pub struct Figures {
     /// Fingerprints flagged as new or regressed issues.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub flagged_issues: Vec<String>,
+    /// Calls to each dependency (client and producer spans) against the baseline's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<crate::dependency::DependencyFigures>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

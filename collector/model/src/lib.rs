@@ -20,6 +20,7 @@
 pub mod alert;
 pub mod change;
 pub mod config;
+pub mod dependency;
 pub mod glob;
 pub mod health;
 pub mod issue;

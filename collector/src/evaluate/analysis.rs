@@ -20,6 +20,7 @@ use bellwether_detect::{assess_cutover_with_dispersion, dispersion_upper, Sample
 use bellwether_model::health::{Evidence, Figures, SideFigures, Verdict};
 
 use crate::evaluate::concurrent::concurrent;
+use crate::evaluate::dependencies::{judge_dependencies, DependencyInput};
 use crate::evaluate::latency::judge_latency;
 use crate::evaluate::settings::ServiceDetection;
 use crate::evaluate::signatures::{judge_issues, log_rare_e, IssueObservation, HOLD_COUNT};
@@ -80,6 +81,8 @@ pub struct AnalysisInput {
     pub issues: Vec<IssueObservation>,
     /// Sampled span durations (ms) of the new release.
     pub latency_ms: Vec<f64>,
+    /// Its calls to each dependency, and the baseline's.
+    pub dependencies: Vec<DependencyInput>,
 }
 
 /// Verdict, evidence and figures, plus the fingerprints that crossed their threshold in
@@ -259,6 +262,12 @@ pub fn judge(
         verdict = verdict.worst(latency_verdict);
         evidence.push(item);
     }
+    let (dependencies, broken) = judge_dependencies(&input.dependencies, t);
+    if !broken.is_empty() {
+        verdict = verdict.worst(Verdict::Degraded);
+        evidence.extend(broken);
+    }
+    figures.dependencies = dependencies;
     Judgement {
         verdict,
         evidence,

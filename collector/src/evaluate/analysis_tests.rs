@@ -23,6 +23,7 @@ fn input(method: Method, baseline: Option<BaselineInput>, new: Buckets) -> Analy
         new,
         issues: Vec::new(),
         latency_ms: Vec::new(),
+        dependencies: Vec::new(),
     }
 }
 

@@ -18,6 +18,7 @@ use bellwether_store::{ReleaseStore, StoreError};
 
 use crate::evaluate::analysis::{AnalysisInput, BaselineInput, Buckets};
 use crate::evaluate::baseline::{choose_baseline, choose_method};
+use crate::evaluate::dependencies::gather_dependencies;
 use crate::evaluate::settings::ServiceDetection;
 use crate::evaluate::signatures::{IssueClass, IssueObservation};
 use crate::evaluate::steady::{FingerprintSeries, MAX_FINGERPRINTS, MIN_STEADY_ERRORS};
@@ -149,6 +150,22 @@ pub fn gather(
     } else {
         Vec::new()
     };
+    let dependencies = match &choice {
+        Some(c) => {
+            let baseline_range = match method {
+                super::analysis::Method::Concurrent => deploy_bucket..i64::MAX,
+                super::analysis::Method::Cutover => before_range.clone(),
+            };
+            gather_dependencies(
+                store,
+                &c.deployment.release,
+                baseline_range,
+                release,
+                deploy_bucket..i64::MAX,
+            )?
+        }
+        None => Vec::new(),
+    };
     let issues = observe_issues(store, deployment, baseline)?;
     let elapsed = Duration::from_millis(u64::try_from(now_unix_ms - start).unwrap_or(0));
     let input = AnalysisInput {
@@ -159,6 +176,7 @@ pub fn gather(
         new,
         issues,
         latency_ms,
+        dependencies,
     };
     Ok((input, totals, baseline.cloned()))
 }

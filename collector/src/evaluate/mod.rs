@@ -22,6 +22,7 @@
 pub mod analysis;
 pub mod baseline;
 mod concurrent;
+mod dependencies;
 pub mod inputs;
 mod latency;
 pub mod settings;

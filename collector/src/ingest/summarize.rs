@@ -12,7 +12,8 @@
 //! comes first — span, `exception` event or log — and in its issue at most once per
 //! (trace, fingerprint) ([`super::dedup`]). Errors without a trace id count every time.
 //! Root spans and spans of kind SERVER count as `server_spans`, and their durations go to
-//! the bucket's latency reservoir.
+//! the bucket's latency reservoir. Spans of kind CLIENT and PRODUCER are calls to a
+//! dependency ([`dependency_of`]), counted per dependency with their errors.
 
 use std::collections::{HashMap, HashSet};
 
@@ -28,6 +29,7 @@ use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
 
 use super::dedup::{error_keys, RecentErrors};
 use super::errors::{log_error, span_errors, ErrorInfo};
+use bellwether_model::dependency::OTHER;
 use bellwether_model::issue::{IssueDelta, IssueSample, Occurrence};
 use bellwether_model::issue::{MAX_FINGERPRINTS_PER_RELEASE, OTHER_FINGERPRINT, OTHER_TITLE};
 use bellwether_model::release::{bucket_start, Counts, ReleaseKey, ResourceIdentity};
@@ -159,6 +161,17 @@ pub fn summarize_traces_with(
                 .end_time_unix_nano
                 .checked_sub(span.start_time_unix_nano)
                 .filter(|_| span.start_time_unix_nano != 0 && span.end_time_unix_nano != 0);
+            if let Some(dependency) = dependency_of(span) {
+                let calls = target
+                    .delta
+                    .dependencies
+                    .entry(at.bucket_start_unix_ms)
+                    .or_default()
+                    .entry(dependency)
+                    .or_default();
+                calls.calls += 1;
+                calls.errors += u64::from(is_error_span(span));
+            }
             if let (true, Some(duration)) = (server, duration) {
                 target
                     .delta
@@ -362,6 +375,49 @@ pub fn release_of(resource: Option<&Resource>) -> (ReleaseKey, ResourceIdentity)
         team: get("bellwether.team"),
     };
     (release, identity)
+}
+
+/// Longest dependency name kept, in bytes (longer ones are cut at a character boundary).
+const MAX_DEPENDENCY_NAME: usize = 200;
+
+/// The dependency a span of kind CLIENT or PRODUCER called, by the first of
+/// `peer.service`; `server.address` (`:server.port`); `db.system.name` (or `db.system`)
+/// with `/db.namespace`; `rpc.service`; `messaging.destination.name`. A call with none
+/// of them counts under [`OTHER`]; other kinds of span are not calls.
+pub fn dependency_of(span: &Span) -> Option<String> {
+    let call = span.kind == SpanKind::Client as i32 || span.kind == SpanKind::Producer as i32;
+    if !call {
+        return None;
+    }
+    let get = |key: &str| attribute(&span.attributes, key);
+    let server = || {
+        let address = get("server.address")?;
+        Some(match get("server.port") {
+            Some(port) => format!("{address}:{port}"),
+            None => address,
+        })
+    };
+    let database = || {
+        let system = get("db.system.name").or_else(|| get("db.system"))?;
+        Some(match get("db.namespace") {
+            Some(namespace) => format!("{system}/{namespace}"),
+            None => system,
+        })
+    };
+    let mut name = get("peer.service")
+        .or_else(server)
+        .or_else(database)
+        .or_else(|| get("rpc.service"))
+        .or_else(|| get("messaging.destination.name"))
+        .unwrap_or_else(|| OTHER.to_owned());
+    if name.len() > MAX_DEPENDENCY_NAME {
+        let mut cut = MAX_DEPENDENCY_NAME;
+        while !name.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        name.truncate(cut);
+    }
+    Some(name)
 }
 
 /// A scalar attribute as a non-empty string; NUL (the store's key separator) is replaced.

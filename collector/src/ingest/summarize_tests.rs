@@ -2,6 +2,7 @@ use super::*;
 use bellwether_proto::otlp::common::AnyValue;
 use bellwether_proto::otlp::logs::{ResourceLogs, ScopeLogs};
 use bellwether_proto::otlp::trace::{ResourceSpans, ScopeSpans, Status};
+use std::collections::BTreeMap;
 
 const NOW_MS: i64 = 1_700_000_005_000;
 
@@ -514,4 +515,89 @@ fn errors_without_a_trace_count_every_record() {
     assert_eq!(errors_of(&[&spans]), 2);
     assert_eq!(errors_of(&[&logs]), 3);
     assert_eq!(issue_counts(&[&spans, &logs]), vec![2, 3]);
+}
+
+#[test]
+fn client_and_producer_spans_are_calls_to_their_dependency() {
+    let call = |kind: SpanKind, status: StatusCode, attrs: &[(&str, &str)]| {
+        let mut span = span_with(&[7; 8], kind, 3, status, vec![]);
+        span.attributes = attrs.iter().map(|(k, v)| kv(k, v)).collect();
+        span
+    };
+    let long = "x".repeat(300);
+    let spans = vec![
+        call(
+            SpanKind::Client,
+            StatusCode::Error,
+            &[
+                ("peer.service", "payments-api"),
+                ("server.address", "10.0.0.7"),
+            ],
+        ),
+        call(
+            SpanKind::Client,
+            StatusCode::Ok,
+            &[("peer.service", "payments-api")],
+        ),
+        call(
+            SpanKind::Client,
+            StatusCode::Ok,
+            &[("server.address", "api.stripe.com"), ("server.port", "443")],
+        ),
+        call(
+            SpanKind::Client,
+            StatusCode::Ok,
+            &[("db.system.name", "postgresql"), ("db.namespace", "orders")],
+        ),
+        call(
+            SpanKind::Client,
+            StatusCode::Error,
+            &[("db.system", "redis")],
+        ),
+        call(
+            SpanKind::Client,
+            StatusCode::Ok,
+            &[("rpc.service", "inventory.v1.Stock")],
+        ),
+        call(
+            SpanKind::Producer,
+            StatusCode::Ok,
+            &[("messaging.destination.name", "orders.created")],
+        ),
+        call(SpanKind::Client, StatusCode::Ok, &[]),
+        call(SpanKind::Client, StatusCode::Ok, &[("peer.service", &long)]),
+        // Not calls: a server span and an internal one, whatever they name.
+        call(
+            SpanKind::Server,
+            StatusCode::Error,
+            &[("peer.service", "payments-api")],
+        ),
+        call(
+            SpanKind::Internal,
+            StatusCode::Ok,
+            &[("peer.service", "payments-api")],
+        ),
+    ];
+    let summary = summarize_traces(&traces_request(spans), None, NOW_MS);
+    let delta = summary.releases.values().next().expect("one release");
+    let calls: BTreeMap<&str, (u64, u64)> = delta
+        .dependencies
+        .values()
+        .flatten()
+        .map(|(name, c)| (name.as_str(), (c.calls, c.errors)))
+        .collect();
+    let cut = "x".repeat(200);
+    let expected: BTreeMap<&str, (u64, u64)> = [
+        ("payments-api", (2, 1)),
+        ("api.stripe.com:443", (1, 0)),
+        ("postgresql/orders", (1, 0)),
+        ("redis", (1, 1)),
+        ("inventory.v1.Stock", (1, 0)),
+        ("orders.created", (1, 0)),
+        ("other", (1, 0)),
+        (cut.as_str(), (1, 0)),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(calls, expected);
 }

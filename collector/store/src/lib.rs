@@ -23,6 +23,7 @@ mod keys;
 pub mod nats;
 mod reservoir;
 pub mod schema;
+mod sled_dependencies;
 mod sled_issues;
 mod sled_store;
 pub mod verdicts;
@@ -30,6 +31,7 @@ pub mod verdicts;
 use std::collections::BTreeMap;
 use std::ops::Range;
 
+use bellwether_model::dependency::{DependencyBucket, DependencyCounts};
 use bellwether_model::issue::{
     IssueCount, IssueDelta, IssueRecord, IssueSample, LatencyBucket, ReleaseIssue,
 };
@@ -51,6 +53,9 @@ pub struct ReleaseDelta {
     pub latency: BTreeMap<i64, Reservoir>,
     /// Fingerprint id → what the batch adds to that issue of the release.
     pub issues: BTreeMap<String, IssueDelta>,
+    /// Bucket start (Unix ms) → dependency name → calls to it (client and producer spans).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dependencies: BTreeMap<i64, BTreeMap<String, DependencyCounts>>,
 }
 
 /// One ingest request, summarized; applied atomically.
@@ -204,6 +209,14 @@ pub trait ReleaseStore: Send + Sync + 'static {
         release: &ReleaseKey,
         range: Range<i64>,
     ) -> Result<Vec<LatencyBucket>, StoreError>;
+
+    /// Calls of `release` to its dependencies per bucket whose start lies in `range`,
+    /// oldest bucket first.
+    fn dependency_buckets(
+        &self,
+        release: &ReleaseKey,
+        range: Range<i64>,
+    ) -> Result<Vec<DependencyBucket>, StoreError>;
 
     /// All sampled durations (ms) of `release` over the buckets starting in `range`.
     /// Each bucket holds at most [`bellwether_model::issue::MAX_LATENCY_SAMPLES`] however busy it was;

@@ -6,9 +6,11 @@ use std::path::Path;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 
+use crate::sled_dependencies::{self, DependencyTrees};
 use crate::sled_issues::{self, DetectionTrees};
 use crate::{from_tx, keys};
 use crate::{ApplyOutcome, IngestBatch, ReleaseStore, StoreError, WriteGate};
+use bellwether_model::dependency::DependencyBucket;
 use bellwether_model::issue::{IssueCount, IssueRecord, IssueSample, LatencyBucket, ReleaseIssue};
 use bellwether_model::release::{
     Counts, Deployment, DeploymentFilter, DeploymentRecord, ReleaseKey,
@@ -28,6 +30,8 @@ pub struct SledStore {
     issue_samples: sled::Tree,
     issue_buckets: sled::Tree,
     release_fingerprints: sled::Tree,
+    dependencies: sled::Tree,
+    dependency_names: sled::Tree,
     flush_each_write: bool,
     gate: WriteGate,
 }
@@ -57,6 +61,8 @@ impl SledStore {
             issue_samples: db.open_tree("issue_samples")?,
             issue_buckets: db.open_tree("issue_buckets")?,
             release_fingerprints: db.open_tree("release_fingerprints")?,
+            dependencies: db.open_tree("dependencies")?,
+            dependency_names: db.open_tree("dependency_names")?,
             db,
             flush_each_write,
             gate: WriteGate::new(),
@@ -121,6 +127,8 @@ impl ReleaseStore for SledStore {
             &self.issue_samples,
             &self.issue_buckets,
             &self.release_fingerprints,
+            &self.dependencies,
+            &self.dependency_names,
         )
             .transaction(|trees| {
                 let (deployments, buckets, totals, batches) =
@@ -132,6 +140,10 @@ impl ReleaseStore for SledStore {
                     issue_samples: &trees.7,
                     issue_buckets: &trees.8,
                     release_fingerprints: &trees.9,
+                };
+                let dependencies = DependencyTrees {
+                    calls: &trees.10,
+                    names: &trees.11,
                 };
                 if let Some(id) = &batch.batch_id {
                     if batches.get(id.as_bytes())?.is_some() {
@@ -167,6 +179,7 @@ impl ReleaseStore for SledStore {
                     }
                     add_counts(totals, &release_key, &total)?;
                     detection.apply(release, &release_key, delta)?;
+                    dependencies.apply(&release_key, delta)?;
                 }
                 Ok(ApplyOutcome::Applied)
             })
@@ -296,6 +309,14 @@ impl ReleaseStore for SledStore {
         range: Range<i64>,
     ) -> Result<Vec<(i64, u64)>, StoreError> {
         sled_issues::fingerprint_bucket_counts(&self.issue_buckets, release, fingerprint, range)
+    }
+
+    fn dependency_buckets(
+        &self,
+        release: &ReleaseKey,
+        range: Range<i64>,
+    ) -> Result<Vec<DependencyBucket>, StoreError> {
+        sled_dependencies::dependency_buckets(&self.dependencies, release, range)
     }
 
     fn latency_buckets(

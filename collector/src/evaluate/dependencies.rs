@@ -1,0 +1,164 @@
+//! Which dependency a release broke: each dependency's error rate (calls made by client
+//! and producer spans) against the baseline's calls to the same dependency, with the
+//! same always-valid two-sample test as the whole stream, at α divided by the number of
+//! dependencies tested.
+//!
+//! The baseline's calls are those of its window before the deploy for a cut-over, and
+//! its calls since the deploy while it serves concurrently (a canary): then a dependency
+//! that fails for every release at once fails for both sides and is not blamed on the
+//! new one. A cut-over has no concurrent calls to compare with, so a dependency that
+//! goes down right at the deploy shows as the new release's.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use bellwether_detect::dispersion_upper;
+use bellwether_detect::evidence::percent;
+use bellwether_detect::mixture::REGRESSION_GRID;
+use bellwether_detect::two_sample::{split_baseline, Prior};
+use bellwether_detect::verdict::{Sample, Thresholds};
+use bellwether_detect::{Direction, TwoSampleTest};
+use bellwether_model::dependency::DependencyFigures;
+use bellwether_model::health::Evidence;
+use bellwether_model::release::ReleaseKey;
+use bellwether_store::{ReleaseStore, StoreError};
+
+use crate::evaluate::analysis::{describe_log, finite};
+
+/// One dependency's calls: the baseline's per bucket (oldest first) and the new
+/// release's in all.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DependencyInput {
+    pub name: String,
+    pub baseline: Vec<Sample>,
+    pub new: Sample,
+}
+
+/// The calls of `release` (buckets in `new_range`) and of `baseline` (buckets in
+/// `baseline_range`) to every dependency the new release called.
+pub(super) fn gather_dependencies(
+    store: &dyn ReleaseStore,
+    baseline: &ReleaseKey,
+    baseline_range: Range<i64>,
+    release: &ReleaseKey,
+    new_range: Range<i64>,
+) -> Result<Vec<DependencyInput>, StoreError> {
+    let mut new: BTreeMap<String, Sample> = BTreeMap::new();
+    for bucket in store.dependency_buckets(release, new_range)? {
+        let side = new.entry(bucket.dependency).or_default();
+        side.exposure = side.exposure.saturating_add(bucket.counts.calls);
+        side.errors = side.errors.saturating_add(bucket.counts.errors);
+    }
+    if new.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut before: BTreeMap<String, BTreeMap<i64, Sample>> = BTreeMap::new();
+    for bucket in store.dependency_buckets(baseline, baseline_range)? {
+        if new.contains_key(&bucket.dependency) {
+            before.entry(bucket.dependency).or_default().insert(
+                bucket.bucket_start_unix_ms,
+                Sample {
+                    exposure: bucket.counts.calls,
+                    errors: bucket.counts.errors,
+                },
+            );
+        }
+    }
+    Ok(new
+        .into_iter()
+        .map(|(name, new)| DependencyInput {
+            baseline: before
+                .remove(&name)
+                .map(|b| b.into_values().collect())
+                .unwrap_or_default(),
+            name,
+            new,
+        })
+        .collect())
+}
+
+/// Every dependency's figures, and evidence for each one whose error rate rose past the
+/// tolerance (the errors floors included) with an e-value of at least k/α for k
+/// dependencies compared.
+pub(super) fn judge_dependencies(
+    dependencies: &[DependencyInput],
+    t: &Thresholds,
+) -> (Vec<DependencyFigures>, Vec<Evidence>) {
+    let t = t.sanitized();
+    let compared = dependencies
+        .iter()
+        .filter(|d| d.new.exposure > 0 && d.baseline.iter().any(|b| b.exposure > 0))
+        .count()
+        .max(1);
+    let log_threshold = (compared as f64 / t.alpha).ln();
+    let mut figures = Vec::with_capacity(dependencies.len());
+    let mut evidence = Vec::new();
+    for dependency in dependencies {
+        let whole = dependency
+            .baseline
+            .iter()
+            .fold(Sample::default(), |a, b| Sample {
+                exposure: a.exposure.saturating_add(b.exposure),
+                errors: a.errors.saturating_add(b.errors),
+            });
+        let phi = dispersion_upper(&dependency.baseline);
+        let (prior, tested) = split_baseline(&dependency.baseline);
+        let prior = Prior::from_counts(prior.errors, prior.exposure, phi);
+        let new = dependency.new;
+        let log_e = TwoSampleTest::new(prior, tested, t.rho, phi).map(|test| {
+            test.log_e(
+                Direction::Up,
+                &REGRESSION_GRID,
+                new.errors as f64,
+                new.exposure as f64,
+            )
+        });
+        let rate = |s: Sample| (s.exposure > 0).then(|| s.errors as f64 / s.exposure as f64);
+        let rise = rate(new).unwrap_or(0.0) - rate(whole).unwrap_or(0.0);
+        let regression = log_e.is_some_and(|l| l >= log_threshold)
+            && new.errors >= t.min_errors
+            && rise >= t.min_abs_rise;
+        if regression {
+            let summary = format!(
+                "calls to {}: errors {} vs {} in the baseline ({} of {} calls, baseline {} of \
+                 {}); e-value {} vs threshold {:.0} ({} dependencies compared at α = {})",
+                dependency.name,
+                percent(rate(new).unwrap_or(0.0)),
+                percent(rate(whole).unwrap_or(0.0)),
+                new.errors,
+                new.exposure,
+                whole.errors,
+                whole.exposure,
+                describe_log(log_e.unwrap_or(0.0)),
+                log_threshold.exp(),
+                compared,
+                t.alpha,
+            );
+            evidence.push(
+                Evidence::new("dependency_regression", summary)
+                    .with("dependency", dependency.name.as_str())
+                    .with("calls", new.exposure)
+                    .with("errors", new.errors)
+                    .with("baseline_calls", whole.exposure)
+                    .with("baseline_errors", whole.errors)
+                    .with("log_e_value", log_e.and_then(finite))
+                    .with("log_threshold", log_threshold),
+            );
+        }
+        figures.push(DependencyFigures {
+            name: dependency.name.clone(),
+            calls: new.exposure,
+            errors: new.errors,
+            baseline_calls: whole.exposure,
+            baseline_errors: whole.errors,
+            log_e_value: log_e.and_then(finite),
+            log_threshold: log_e.map(|_| log_threshold),
+            regression,
+        });
+    }
+    (figures, evidence)
+}
+
+#[cfg(test)]
+#[path = "dependencies_tests.rs"]
+mod tests;
