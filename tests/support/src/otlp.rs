@@ -177,6 +177,24 @@ pub fn spans(
     spans_request(resource, spans)
 }
 
+/// A call made while serving request `n`: a CLIENT span, child of that request's
+/// [`server_span`], with `attributes` naming what it called (`peer.service`, ...).
+pub fn client_span(
+    n: u64,
+    call: u8,
+    end_unix_ms: i64,
+    attributes: &[(&str, &str)],
+    failed: bool,
+) -> Span {
+    let mut span = server_span(n, end_unix_ms, 1.0, failed);
+    span.parent_span_id = std::mem::take(&mut span.span_id);
+    span.span_id = [&n.to_be_bytes()[1..], &[call]].concat();
+    span.name = "call".to_owned();
+    span.kind = SpanKind::Client as i32;
+    span.attributes = attributes.iter().map(|(k, v)| kv(k, v)).collect();
+    span
+}
+
 /// A trace export of `spans` under `resource`.
 pub fn spans_request(resource: Resource, spans: Vec<Span>) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {

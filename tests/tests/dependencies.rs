@@ -1,0 +1,138 @@
+//! Which dependency a release broke, end to end: a service whose requests each call
+//! `payments-api` and a PostgreSQL database, exported as OTLP traces to a real
+//! `bellwether serve`; the new release's payments calls fail 8 % of the time (the
+//! database's do not change), and the verdict names payments-api and not the database.
+
+use anyhow::{ensure, Result};
+use bellwether_e2e::detection::{self, start_collector_with_config};
+use bellwether_e2e::{http_get_json, Collector};
+use bellwether_testkit::clock::{bucket_aligned_now_ms, now_ms};
+use bellwether_testkit::eventually;
+use bellwether_testkit::otlp::{client_span, export_spans, release_resource, server_span};
+use serde_json::Value;
+use std::time::Duration;
+
+const CONFIG: &str = r#"
+[detection]
+evaluation_interval = "250ms"
+min_duration = "2s"
+baseline_window = "10m"
+"#;
+const ENV: &str = "prod";
+const PAYMENTS: &[(&str, &str)] = &[("peer.service", "payments-api")];
+const DATABASE: &[(&str, &str)] = &[("db.system.name", "postgresql"), ("db.namespace", "orders")];
+
+/// Request `n` ending at `at`: its server span (failed when a call failed) and its two
+/// calls.
+fn request(
+    n: u64,
+    at: i64,
+    payments_fails: bool,
+    database_fails: bool,
+) -> Vec<bellwether_proto::otlp::trace::Span> {
+    vec![
+        server_span(n, at, 20.0, payments_fails || database_fails),
+        client_span(n, 1, at, PAYMENTS, payments_fails),
+        client_span(n, 2, at, DATABASE, database_fails),
+    ]
+}
+
+async fn health(collector: &Collector) -> Result<Value> {
+    let (status, body) = http_get_json(&format!(
+        "{}/api/v1/releases/checkout/2/health?environment={ENV}",
+        collector.url()
+    ))
+    .await?;
+    ensure!(status == 200, "{status}: {body}");
+    Ok(body)
+}
+
+#[tokio::test]
+async fn the_verdict_names_the_dependency_that_started_failing_and_not_the_other() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let collector = start_collector_with_config(&dir.path().join("data"), CONFIG)?;
+    let deploy_ms = bucket_aligned_now_ms();
+    detection::record_deployment(&collector, "checkout", ENV, "1", deploy_ms - 30 * 60_000).await?;
+    // Release 1: 3 000 requests over the 5 minutes before the deploy, one call in 500 of
+    // each dependency failing (0.2 %).
+    let before: Vec<_> = (0..3_000u64)
+        .flat_map(|i| {
+            request(
+                i,
+                deploy_ms - 300_000 + i as i64 * 100,
+                i % 500 == 3,
+                i % 500 == 7,
+            )
+        })
+        .collect();
+    export_spans(
+        &collector.grpc_url(),
+        &release_resource("checkout", "1", ENV, "checkout-1-a"),
+        before,
+    )
+    .await?;
+    detection::record_deployment(&collector, "checkout", ENV, "2", deploy_ms).await?;
+    // Release 2: 4 000 requests; payments calls fail 8 %, the database's 0.2 % as before.
+    let now = now_ms();
+    let after: Vec<_> = (0..4_000u64)
+        .flat_map(|i| request(10_000 + i, now, i % 25 == 0 || i % 25 == 13, i % 500 == 7))
+        .collect();
+    export_spans(
+        &collector.grpc_url(),
+        &release_resource("checkout", "2", ENV, "checkout-2-a"),
+        after,
+    )
+    .await?;
+
+    let body = eventually(Duration::from_secs(30), || async {
+        let body = health(&collector).await?;
+        let named = body["evidence"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["kind"] == "dependency_regression"));
+        Ok(named.then_some(body))
+    })
+    .await?;
+    let evidence = body["evidence"].as_array().cloned().unwrap_or_default();
+    let broken: Vec<&Value> = evidence
+        .iter()
+        .filter(|e| e["kind"] == "dependency_regression")
+        .collect();
+    ensure!(broken.len() == 1, "one dependency named: {broken:#?}");
+    let summary = broken[0]["summary"].as_str().unwrap_or_default();
+    ensure!(
+        summary.starts_with("calls to payments-api: errors 8.000% vs 0.200% in the baseline"),
+        "{summary}"
+    );
+    ensure!(broken[0]["dependency"] == "payments-api", "{:#}", broken[0]);
+    ensure!(!summary.contains("postgresql"), "{summary}");
+    ensure!(
+        body["verdict"] == "unhealthy" || body["verdict"] == "degraded",
+        "{:#}",
+        body["verdict"]
+    );
+    // The analysis lists both, with exact counts, the database not a regression.
+    let figures = body["analysis"]["dependencies"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let row = |name: &str| figures.iter().find(|d| d["name"] == name).cloned();
+    let payments =
+        row("payments-api").ok_or_else(|| anyhow::anyhow!("no payments row: {figures:#?}"))?;
+    let database =
+        row("postgresql/orders").ok_or_else(|| anyhow::anyhow!("no database row: {figures:#?}"))?;
+    ensure!(
+        payments["calls"] == 4_000 && payments["errors"] == 320,
+        "{payments:#}"
+    );
+    ensure!(
+        payments["baseline_calls"] == 3_000 && payments["baseline_errors"] == 6,
+        "{payments:#}"
+    );
+    ensure!(payments["regression"] == true, "{payments:#}");
+    ensure!(
+        database["calls"] == 4_000 && database["errors"] == 8,
+        "{database:#}"
+    );
+    ensure!(database["regression"] == false, "{database:#}");
+    Ok(())
+}
