@@ -1,9 +1,11 @@
 //! Which dependency a release broke, end to end: a service whose requests each call
 //! `payments-api` and a PostgreSQL database, exported as OTLP traces to a real
 //! `bellwether serve`; the new release's payments calls fail 8 % of the time (the
-//! database's do not change), and the verdict names payments-api and not the database.
+//! database's do not change), and the verdict names payments-api and not the database;
+//! the release page shows both in its dependency table.
 
 use anyhow::{ensure, Result};
+use bellwether_e2e::browser::Browser;
 use bellwether_e2e::detection::{self, start_collector_with_config};
 use bellwether_e2e::{http_get_json, Collector};
 use bellwether_testkit::clock::{bucket_aligned_now_ms, now_ms};
@@ -134,5 +136,26 @@ async fn the_verdict_names_the_dependency_that_started_failing_and_not_the_other
         "{database:#}"
     );
     ensure!(database["regression"] == false, "{database:#}");
+
+    // The release page shows the table, the failing dependency marked.
+    let Some(browser) = Browser::find()? else {
+        return Ok(());
+    };
+    let page = browser
+        .load(&format!(
+            "{}/releases/checkout/2?environment={ENV}",
+            collector.url()
+        ))
+        .await?;
+    ensure!(page.dom.contains("data-ready=\"true\""), "{}", page.dom);
+    ensure!(
+        page.console_errors().is_empty(),
+        "{:?}",
+        page.console_errors()
+    );
+    for (name, regression) in [("payments-api", true), ("postgresql/orders", false)] {
+        let row = format!("data-dependency=\"{name}\" data-regression=\"{regression}\"");
+        ensure!(page.dom.contains(&row), "no row {row}:\n{}", page.dom);
+    }
     Ok(())
 }

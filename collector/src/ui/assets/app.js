@@ -365,6 +365,20 @@
         { id: 'issues' }));
     }
 
+    const dependencies = a.dependencies || [];
+    if (dependencies.length > 0) {
+      const rate = (errors, calls) => calls ? percent(errors / calls) : '—';
+      content.push(el('h2', null, 'Dependencies'));
+      content.push(table(['Dependency', { label: 'Calls', num: true }, { label: 'Errors', num: true }, { label: 'Error rate', num: true }, { label: 'Baseline', num: true }, 'Finding'],
+        dependencies.map((dep) => el('tr', { 'data-dependency': dep.name, 'data-regression': String(dep.regression) },
+          td(el('span', { class: 'mono' }, dep.name)),
+          td(number(dep.calls), true), td(number(dep.errors), true),
+          td(rate(dep.errors, dep.calls), true),
+          td(dep.baseline_calls ? rate(dep.baseline_errors, dep.baseline_calls) + ' of ' + number(dep.baseline_calls) : 'not called', true),
+          td(dep.regression ? badge('regression') : (dep.log_e_value === undefined ? 'not compared' : 'no change shown')))),
+        { id: 'dependencies' }));
+    }
+
     const mine = alerts.alerts.filter((x) => x.release.version === version && x.release.environment === env);
     content.push(el('h2', null, 'Alerts'));
     content.push(mine.length ? alertsTable(mine, false) : el('div', { class: 'empty', id: 'no-alerts' }, 'No alerts for this release.'));
