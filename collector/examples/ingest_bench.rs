@@ -12,20 +12,26 @@
 //! 1. store: summarize + apply BATCHES batches of RECORDS log records, one at a time,
 //!    with a flush per batch (what the collector does) and without (sled's background
 //!    flush), to show what durability costs;
-//! 2. end to end: CLIENTS concurrent OTLP/gRPC clients (gzip, batch ids) against
+//! 2. traces: summarize + apply BATCHES trace batches of RECORDS requests (background
+//!    flush), each request a server span alone and then with two client spans (calls to
+//!    two dependencies): the difference is what a client span costs;
+//! 3. end to end: CLIENTS concurrent OTLP/gRPC clients (gzip, batch ids) against
 //!    `server::run` on loopback, BATCHES batches in all.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bellwether_collector::config::Settings;
-use bellwether_collector::ingest::summarize::summarize_logs;
+use bellwether_collector::ingest::summarize::{summarize_logs, summarize_traces};
 use bellwether_collector::server::{self, Listeners};
 use bellwether_proto::otlp::common::{any_value, AnyValue, KeyValue};
 use bellwether_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
 use bellwether_proto::otlp::logs_service::logs_service_client::LogsServiceClient;
 use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
 use bellwether_proto::otlp::resource::Resource;
+use bellwether_proto::otlp::trace::span::SpanKind;
+use bellwether_proto::otlp::trace::{status, ResourceSpans, ScopeSpans, Span, Status};
+use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
 use bellwether_store::{ReleaseStore, SledStore};
 use tonic::codec::CompressionEncoding;
 
@@ -145,6 +151,103 @@ fn store_bench(batches: usize, records: usize, flush: bool, mix: Mix) -> BenchRe
     Ok(())
 }
 
+/// `requests` requests of batch `batch`, each a server span and `calls` client spans
+/// (to `payments-api` and `postgresql/orders`, alternately), 2 % failing.
+fn traces(requests: usize, batch: usize, calls: usize) -> ExportTraceServiceRequest {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let span = |n: usize, id: u8, kind: SpanKind, failed: bool, attrs: Vec<KeyValue>| Span {
+        trace_id: (batch * requests + n).to_be_bytes().repeat(2),
+        span_id: [&(n as u64).to_be_bytes()[1..], &[id]].concat(),
+        parent_span_id: if id == 0 {
+            Vec::new()
+        } else {
+            [&(n as u64).to_be_bytes()[1..], &[0]].concat()
+        },
+        kind: kind as i32,
+        name: "GET /cart".into(),
+        start_time_unix_nano: now - 20_000_000,
+        end_time_unix_nano: now,
+        attributes: attrs,
+        status: Some(Status {
+            code: if failed {
+                status::StatusCode::Error
+            } else {
+                status::StatusCode::Ok
+            } as i32,
+            ..Status::default()
+        }),
+        ..Span::default()
+    };
+    let spans = (0..requests)
+        .flat_map(|n| {
+            let failed = n % 50 == 7;
+            let mut spans = vec![span(n, 0, SpanKind::Server, failed, Vec::new())];
+            for c in 0..calls {
+                let attrs = if c % 2 == 0 {
+                    vec![kv("peer.service", "payments-api")]
+                } else {
+                    vec![
+                        kv("db.system.name", "postgresql"),
+                        kv("db.namespace", "orders"),
+                    ]
+                };
+                spans.push(span(
+                    n,
+                    c as u8 + 1,
+                    SpanKind::Client,
+                    failed && c == 0,
+                    attrs,
+                ));
+            }
+            spans
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![
+                    kv("service.name", "bench"),
+                    kv("service.version", "1.0"),
+                    kv("deployment.environment.name", "prod"),
+                ],
+                ..Resource::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    }
+}
+
+/// Summarize + apply of trace batches with `calls` client spans a request; returns the
+/// time taken.
+fn traces_bench(batches: usize, requests: usize, calls: usize) -> BenchResult<Duration> {
+    let dir = tempfile::tempdir()?;
+    let store = SledStore::open_with(dir.path(), false)?;
+    let exports: Vec<_> = (0..batches).map(|b| traces(requests, b, calls)).collect();
+    let started = Instant::now();
+    for (i, export) in exports.iter().enumerate() {
+        let batch = summarize_traces(export, Some(format!("bench:{i}")), 1_700_000_000_000);
+        store.apply(&batch)?;
+    }
+    store.flush()?;
+    let elapsed = started.elapsed();
+    let spans = batches * requests * (1 + calls);
+    println!(
+        "{:<34} {:>10.0} spans/s    {:>8.2} µs/span  ({spans} spans in {batches} batches, {:.2}s)",
+        format!("traces, {calls} client spans a request"),
+        spans as f64 / elapsed.as_secs_f64().max(1e-9),
+        elapsed.as_secs_f64() * 1e6 / spans as f64,
+        elapsed.as_secs_f64()
+    );
+    Ok(elapsed)
+}
+
 async fn grpc_bench(batches: usize, records: usize, clients: usize, mix: Mix) -> BenchResult<()> {
     let dir = tempfile::tempdir()?;
     let settings = Settings::ephemeral(dir.path());
@@ -231,7 +334,16 @@ async fn main() -> BenchResult<()> {
     );
     tokio::task::spawn_blocking(move || -> BenchResult<()> {
         store_bench(batches, records, true, mix)?;
-        store_bench(batches, records, false, mix)
+        store_bench(batches, records, false, mix)?;
+        let alone = traces_bench(batches, records, 0)?;
+        let with_calls = traces_bench(batches, records, 2)?;
+        let client_spans = (batches * records * 2) as f64;
+        println!(
+            "{:<34} {:>10.2} µs",
+            "cost of one client span",
+            (with_calls.as_secs_f64() - alone.as_secs_f64()) * 1e6 / client_spans
+        );
+        Ok(())
     })
     .await??;
     grpc_bench(batches, records, 1, mix).await?;
