@@ -234,6 +234,7 @@ fn simulate(seed: u64, cell: Cell, effect: Effect, s: &ServiceDetection) -> Outc
         issues: Vec::new(),
         latency_ms: Vec::new(),
         dependencies: Vec::new(),
+        flags: Vec::new(),
     };
     let mut streaks = Streaks::default();
     let mut new_error_count = 0u64;

@@ -1,4 +1,6 @@
-//! Calls a release made to its dependencies (client and producer spans), per dependency.
+//! Calls a release made to its dependencies (client and producer spans), per dependency;
+//! and its requests per feature-flag variant evaluated while serving them. Both are
+//! counted as [`DependencyCounts`] (calls or requests, and how many failed).
 
 use serde::{Deserialize, Serialize};
 
@@ -9,7 +11,16 @@ pub const MAX_DEPENDENCIES: usize = 50;
 /// Where calls to dependencies beyond [`MAX_DEPENDENCIES`] (or without a name) count.
 pub const OTHER: &str = "other";
 
-/// Calls to one dependency in one bucket, and how many of them failed.
+/// Distinct (flag, variant) pairs kept per release; requests under any further one are
+/// not counted per variant (they still count in the release's totals).
+pub const MAX_FLAG_VARIANTS: usize = 100;
+
+/// Separates the flag from the variant in a stored (flag, variant) name; neither can
+/// hold it (attribute values have NUL replaced).
+pub const FLAG_SEPARATOR: char = '\0';
+
+/// Calls to one dependency (or requests that evaluated one flag variant) in one bucket,
+/// and how many of them failed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DependencyCounts {
     pub calls: u64,
@@ -57,7 +68,27 @@ pub struct DependencyFigures {
     pub regression: bool,
 }
 
-/// One bucket of calls to one dependency.
+/// How the requests that got one variant of a flag compare with the requests that got
+/// its other variants, in a verdict.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FlagFigures {
+    pub flag: String,
+    pub variant: String,
+    pub requests: u64,
+    pub errors: u64,
+    /// Requests that got another variant of the flag, and their errors.
+    pub other_requests: u64,
+    pub other_errors: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_e_value: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_threshold: Option<f64>,
+    /// Whether errors concentrate in this variant past the tolerance.
+    pub regression: bool,
+}
+
+/// One bucket of calls to one dependency (or of requests of one flag variant, named
+/// `<flag>\0<variant>`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DependencyBucket {
     pub bucket_start_unix_ms: i64,

@@ -140,6 +140,9 @@ pub struct Figures {
     /// Calls to each dependency (client and producer spans) against the baseline's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dependencies: Vec<crate::dependency::DependencyFigures>,
+    /// Requests per feature-flag variant against the flag's other variants.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<crate::dependency::FlagFigures>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

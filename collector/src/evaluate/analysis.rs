@@ -21,6 +21,7 @@ use bellwether_model::health::{Evidence, Figures, SideFigures, Verdict};
 
 use crate::evaluate::concurrent::concurrent;
 use crate::evaluate::dependencies::{judge_dependencies, DependencyInput};
+use crate::evaluate::flags::{judge_flags, FlagInput};
 use crate::evaluate::latency::judge_latency;
 use crate::evaluate::settings::ServiceDetection;
 use crate::evaluate::signatures::{judge_issues, log_rare_e, IssueObservation, HOLD_COUNT};
@@ -83,6 +84,8 @@ pub struct AnalysisInput {
     pub latency_ms: Vec<f64>,
     /// Its calls to each dependency, and the baseline's.
     pub dependencies: Vec<DependencyInput>,
+    /// Its requests per feature-flag variant.
+    pub flags: Vec<FlagInput>,
 }
 
 /// Verdict, evidence and figures, plus the fingerprints that crossed their threshold in
@@ -268,6 +271,12 @@ pub fn judge(
         evidence.extend(broken);
     }
     figures.dependencies = dependencies;
+    let (flags, failing) = judge_flags(&input.flags, t);
+    if !failing.is_empty() {
+        verdict = verdict.worst(Verdict::Degraded);
+        evidence.extend(failing);
+    }
+    figures.flags = flags;
     Judgement {
         verdict,
         evidence,

@@ -24,6 +24,7 @@ fn input(method: Method, baseline: Option<BaselineInput>, new: Buckets) -> Analy
         issues: Vec::new(),
         latency_ms: Vec::new(),
         dependencies: Vec::new(),
+        flags: Vec::new(),
     }
 }
 

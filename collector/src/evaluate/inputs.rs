@@ -19,6 +19,7 @@ use bellwether_store::{ReleaseStore, StoreError};
 use crate::evaluate::analysis::{AnalysisInput, BaselineInput, Buckets};
 use crate::evaluate::baseline::{choose_baseline, choose_method};
 use crate::evaluate::dependencies::gather_dependencies;
+use crate::evaluate::flags::gather_flags;
 use crate::evaluate::settings::ServiceDetection;
 use crate::evaluate::signatures::{IssueClass, IssueObservation};
 use crate::evaluate::steady::{FingerprintSeries, MAX_FINGERPRINTS, MIN_STEADY_ERRORS};
@@ -166,6 +167,7 @@ pub fn gather(
         }
         None => Vec::new(),
     };
+    let flags = gather_flags(store, release, deploy_bucket..i64::MAX)?;
     let issues = observe_issues(store, deployment, baseline)?;
     let elapsed = Duration::from_millis(u64::try_from(now_unix_ms - start).unwrap_or(0));
     let input = AnalysisInput {
@@ -177,6 +179,7 @@ pub fn gather(
         issues,
         latency_ms,
         dependencies,
+        flags,
     };
     Ok((input, totals, baseline.cloned()))
 }

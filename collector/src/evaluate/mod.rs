@@ -23,6 +23,7 @@ pub mod analysis;
 pub mod baseline;
 mod concurrent;
 mod dependencies;
+mod flags;
 pub mod inputs;
 mod latency;
 pub mod settings;

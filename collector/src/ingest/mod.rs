@@ -10,6 +10,7 @@
 //! of it is applied, so senders back off instead of queueing without bound, and nothing
 //! an accepted request carried is lost.
 
+pub mod calls;
 pub mod dedup;
 pub mod disk;
 pub mod errors;

@@ -13,12 +13,12 @@
 //! (trace, fingerprint) ([`super::dedup`]). Errors without a trace id count every time.
 //! Root spans and spans of kind SERVER count as `server_spans`, and their durations go to
 //! the bucket's latency reservoir. Spans of kind CLIENT and PRODUCER are calls to a
-//! dependency ([`dependency_of`]), counted per dependency with their errors.
+//! dependency ([`dependency_of`]), counted per dependency with their errors. A request
+//! span whose trace evaluated feature flags counts for each (flag, variant) once
+//! ([`FlagTally`]).
 
 use std::collections::{HashMap, HashSet};
 
-use bellwether_proto::otlp::common::any_value::Value;
-use bellwether_proto::otlp::common::KeyValue;
 use bellwether_proto::otlp::logs::LogRecord;
 use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
 use bellwether_proto::otlp::resource::Resource;
@@ -27,9 +27,9 @@ use bellwether_proto::otlp::trace::status::StatusCode;
 use bellwether_proto::otlp::trace::Span;
 use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
 
+use super::calls::{attribute, dependency_of, FlagTally};
 use super::dedup::{error_keys, RecentErrors};
 use super::errors::{log_error, span_errors, ErrorInfo};
-use bellwether_model::dependency::OTHER;
 use bellwether_model::issue::{IssueDelta, IssueSample, Occurrence};
 use bellwether_model::issue::{MAX_FINGERPRINTS_PER_RELEASE, OTHER_FINGERPRINT, OTHER_TITLE};
 use bellwether_model::release::{bucket_start, Counts, ReleaseKey, ResourceIdentity};
@@ -137,6 +137,8 @@ pub fn summarize_traces_with(
         let resource = resource_spans.resource.as_ref();
         let instance = instance_of(resource);
         let mut target = summary.target(resource, recent);
+        let mut flags =
+            FlagTally::of_spans(resource_spans.scope_spans.iter().flat_map(|s| &s.spans));
         for span in spans {
             let time = if span.end_time_unix_nano != 0 {
                 span.end_time_unix_nano
@@ -172,6 +174,9 @@ pub fn summarize_traces_with(
                 calls.calls += 1;
                 calls.errors += u64::from(is_error_span(span));
             }
+            if server {
+                flags.count_request(span, at.bucket_start_unix_ms, &mut target.delta.flags);
+            }
             if let (true, Some(duration)) = (server, duration) {
                 target
                     .delta
@@ -182,6 +187,12 @@ pub fn summarize_traces_with(
             }
             target.add(&at, &counts);
         }
+        // Flags evaluated in traces whose request span is not in this export count with
+        // the span that evaluated them.
+        flags.count_rest(
+            |time| occurrence(time, received_at_unix_ms, &instance).bucket_start_unix_ms,
+            &mut target.delta.flags,
+        );
     }
     summary
 }
@@ -375,71 +386,6 @@ pub fn release_of(resource: Option<&Resource>) -> (ReleaseKey, ResourceIdentity)
         team: get("bellwether.team"),
     };
     (release, identity)
-}
-
-/// Longest dependency name kept, in bytes (longer ones are cut at a character boundary).
-const MAX_DEPENDENCY_NAME: usize = 200;
-
-/// The dependency a span of kind CLIENT or PRODUCER called, by the first of
-/// `peer.service`; `server.address` (`:server.port`); `db.system.name` (or `db.system`)
-/// with `/db.namespace`; `rpc.service`; `messaging.destination.name`. A call with none
-/// of them counts under [`OTHER`]; other kinds of span are not calls.
-pub fn dependency_of(span: &Span) -> Option<String> {
-    let call = span.kind == SpanKind::Client as i32 || span.kind == SpanKind::Producer as i32;
-    if !call {
-        return None;
-    }
-    let get = |key: &str| attribute(&span.attributes, key);
-    let server = || {
-        let address = get("server.address")?;
-        Some(match get("server.port") {
-            Some(port) => format!("{address}:{port}"),
-            None => address,
-        })
-    };
-    let database = || {
-        let system = get("db.system.name").or_else(|| get("db.system"))?;
-        Some(match get("db.namespace") {
-            Some(namespace) => format!("{system}/{namespace}"),
-            None => system,
-        })
-    };
-    let mut name = get("peer.service")
-        .or_else(server)
-        .or_else(database)
-        .or_else(|| get("rpc.service"))
-        .or_else(|| get("messaging.destination.name"))
-        .unwrap_or_else(|| OTHER.to_owned());
-    if name.len() > MAX_DEPENDENCY_NAME {
-        let mut cut = MAX_DEPENDENCY_NAME;
-        while !name.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        name.truncate(cut);
-    }
-    Some(name)
-}
-
-/// A scalar attribute as a non-empty string; NUL (the store's key separator) is replaced.
-fn attribute(attributes: &[KeyValue], key: &str) -> Option<String> {
-    let value = attributes
-        .iter()
-        .find(|kv| kv.key == key)?
-        .value
-        .as_ref()?
-        .value
-        .as_ref()?;
-    let text = match value {
-        Value::StringValue(s) => s.trim().to_owned(),
-        Value::IntValue(i) => i.to_string(),
-        Value::DoubleValue(d) => d.to_string(),
-        Value::BoolValue(b) => b.to_string(),
-        _ => return None,
-    };
-    if text.is_empty() {
-        return None;
-    }
-    Some(text.replace('\0', "\u{fffd}"))
 }
 
 #[cfg(test)]

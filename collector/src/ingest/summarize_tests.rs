@@ -4,6 +4,9 @@ use bellwether_proto::otlp::logs::{ResourceLogs, ScopeLogs};
 use bellwether_proto::otlp::trace::{ResourceSpans, ScopeSpans, Status};
 use std::collections::BTreeMap;
 
+use bellwether_proto::otlp::common::any_value::Value;
+use bellwether_proto::otlp::common::KeyValue;
+
 const NOW_MS: i64 = 1_700_000_005_000;
 
 fn kv(key: &str, value: &str) -> KeyValue {
@@ -600,4 +603,107 @@ fn client_and_producer_spans_are_calls_to_their_dependency() {
     .into_iter()
     .collect();
     assert_eq!(calls, expected);
+}
+
+#[test]
+fn a_request_counts_once_for_each_flag_variant_its_trace_evaluated() {
+    use bellwether_proto::otlp::trace::span::Event;
+    let evaluation = |name: &str, attrs: &[(&str, &str)]| Event {
+        name: name.into(),
+        attributes: attrs.iter().map(|(k, v)| kv(k, v)).collect(),
+        ..Event::default()
+    };
+    let in_trace = |trace: u8, mut span: Span| {
+        span.trace_id = vec![trace; 16];
+        span
+    };
+    // Trace 1: a failed request whose child span evaluated new-checkout=on twice and
+    // dark-mode=true (the older attribute and event names).
+    let mut child = in_trace(
+        1,
+        span_with(&[7; 8], SpanKind::Internal, 1, StatusCode::Ok, vec![]),
+    );
+    child.events = vec![
+        evaluation(
+            "feature_flag.evaluation",
+            &[
+                ("feature_flag.key", "new-checkout"),
+                ("feature_flag.result.variant", "on"),
+            ],
+        ),
+        evaluation(
+            "feature_flag.evaluation",
+            &[
+                ("feature_flag.key", "new-checkout"),
+                ("feature_flag.result.variant", "on"),
+            ],
+        ),
+        evaluation(
+            "feature_flag",
+            &[
+                ("feature_flag.key", "dark-mode"),
+                ("feature_flag.variant", "true"),
+            ],
+        ),
+    ];
+    let request = in_trace(
+        1,
+        span_with(&[], SpanKind::Server, 20, StatusCode::Error, vec![]),
+    );
+    // Trace 2: the request evaluated new-checkout=off on its own span, and went well.
+    let mut other = in_trace(
+        2,
+        span_with(&[], SpanKind::Server, 20, StatusCode::Ok, vec![]),
+    );
+    other.events = vec![evaluation(
+        "feature_flag.evaluation",
+        &[
+            ("feature_flag.key", "new-checkout"),
+            ("feature_flag.result.variant", "off"),
+        ],
+    )];
+    // Trace 3: only a failed child span made it into this export: it counts itself.
+    let mut orphan = in_trace(
+        3,
+        span_with(&[7; 8], SpanKind::Internal, 1, StatusCode::Error, vec![]),
+    );
+    orphan.events = vec![evaluation(
+        "feature_flag.evaluation",
+        &[
+            ("feature_flag.key", "new-checkout"),
+            ("feature_flag.result.value", "on"),
+        ],
+    )];
+    // Not evaluations: another event, and one without a variant.
+    let mut noise = in_trace(
+        4,
+        span_with(&[], SpanKind::Server, 20, StatusCode::Ok, vec![]),
+    );
+    noise.events = vec![
+        evaluation(
+            "exception",
+            &[("feature_flag.key", "x"), ("feature_flag.variant", "y")],
+        ),
+        evaluation("feature_flag.evaluation", &[("feature_flag.key", "x")]),
+    ];
+    let summary = summarize_traces(
+        &traces_request(vec![child, request, other, orphan, noise]),
+        None,
+        NOW_MS,
+    );
+    let delta = summary.releases.values().next().expect("one release");
+    let seen: BTreeMap<&str, (u64, u64)> = delta
+        .flags
+        .values()
+        .flatten()
+        .map(|(name, c)| (name.as_str(), (c.calls, c.errors)))
+        .collect();
+    let expected: BTreeMap<&str, (u64, u64)> = [
+        ("new-checkout\0on", (2, 2)),
+        ("new-checkout\0off", (1, 0)),
+        ("dark-mode\0true", (1, 1)),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(seen, expected);
 }

@@ -56,6 +56,9 @@ pub struct ReleaseDelta {
     /// Bucket start (Unix ms) → dependency name → calls to it (client and producer spans).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub dependencies: BTreeMap<i64, BTreeMap<String, DependencyCounts>>,
+    /// Bucket start (Unix ms) → `<flag>\0<variant>` → requests that evaluated it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub flags: BTreeMap<i64, BTreeMap<String, DependencyCounts>>,
 }
 
 /// One ingest request, summarized; applied atomically.
@@ -213,6 +216,14 @@ pub trait ReleaseStore: Send + Sync + 'static {
     /// Calls of `release` to its dependencies per bucket whose start lies in `range`,
     /// oldest bucket first.
     fn dependency_buckets(
+        &self,
+        release: &ReleaseKey,
+        range: Range<i64>,
+    ) -> Result<Vec<DependencyBucket>, StoreError>;
+
+    /// Requests of `release` per feature-flag variant (named `<flag>\0<variant>`) per
+    /// bucket whose start lies in `range`, oldest bucket first.
+    fn flag_buckets(
         &self,
         release: &ReleaseKey,
         range: Range<i64>,

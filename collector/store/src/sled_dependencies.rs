@@ -1,14 +1,17 @@
 //! The dependency part of [`SledStore`](super::SledStore): calls per release, bucket and
 //! dependency (`<bucket key><name>` → [`DependencyCounts`]), written inside the ingest
-//! transaction, with the names each release has (at most [`MAX_DEPENDENCIES`]; calls to
-//! any further one count under [`OTHER`]).
+//! transaction, with the names each release has (at most a bound; calls to any further
+//! one count under `other`). Requests per feature-flag variant are kept the same way, in
+//! trees of their own.
 
 use std::ops::Range;
 
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
-use crate::{keys, ReleaseDelta, StoreError};
-use bellwether_model::dependency::{DependencyBucket, DependencyCounts, MAX_DEPENDENCIES, OTHER};
+use std::collections::BTreeMap;
+
+use crate::{keys, StoreError};
+use bellwether_model::dependency::{DependencyBucket, DependencyCounts};
 use bellwether_model::release::ReleaseKey;
 
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
@@ -23,12 +26,20 @@ pub(super) struct DependencyTrees<'a> {
     pub calls: &'a TransactionalTree,
     /// Release key → the JSON list of its dependency names, in the order first seen.
     pub names: &'a TransactionalTree,
+    /// Names kept per release; calls under further ones count as `overflow`, or not at
+    /// all when that is None.
+    pub max: usize,
+    pub overflow: Option<&'static str>,
 }
 
 impl DependencyTrees<'_> {
-    /// Adds the dependency calls of one release's delta.
-    pub fn apply(&self, release_key: &[u8], delta: &ReleaseDelta) -> TxResult<()> {
-        if delta.dependencies.is_empty() {
+    /// Adds `counts` (bucket start → name → counts) of one release.
+    pub fn apply(
+        &self,
+        release_key: &[u8],
+        counts: &BTreeMap<i64, BTreeMap<String, DependencyCounts>>,
+    ) -> TxResult<()> {
+        if counts.is_empty() {
             return Ok(());
         }
         let mut names: Vec<String> = match self.names.get(release_key)? {
@@ -37,16 +48,18 @@ impl DependencyTrees<'_> {
             None => Vec::new(),
         };
         let known = names.len();
-        for (start, calls) in &delta.dependencies {
+        for (start, calls) in counts {
             let bucket = keys::bucket_key(release_key, *start);
             for (name, counts) in calls {
-                let name = if name == OTHER || names.contains(name) {
+                let name = if Some(name.as_str()) == self.overflow || names.contains(name) {
                     name.as_str()
-                } else if names.len() < MAX_DEPENDENCIES {
+                } else if names.len() < self.max {
                     names.push(name.clone());
                     name.as_str()
+                } else if let Some(overflow) = self.overflow {
+                    overflow
                 } else {
-                    OTHER
+                    continue;
                 };
                 let mut key = bucket.clone();
                 key.extend_from_slice(name.as_bytes());

@@ -10,7 +10,7 @@ use crate::sled_dependencies::{self, DependencyTrees};
 use crate::sled_issues::{self, DetectionTrees};
 use crate::{from_tx, keys};
 use crate::{ApplyOutcome, IngestBatch, ReleaseStore, StoreError, WriteGate};
-use bellwether_model::dependency::DependencyBucket;
+use bellwether_model::dependency::{DependencyBucket, MAX_DEPENDENCIES, MAX_FLAG_VARIANTS, OTHER};
 use bellwether_model::issue::{IssueCount, IssueRecord, IssueSample, LatencyBucket, ReleaseIssue};
 use bellwether_model::release::{
     Counts, Deployment, DeploymentFilter, DeploymentRecord, ReleaseKey,
@@ -32,6 +32,8 @@ pub struct SledStore {
     release_fingerprints: sled::Tree,
     dependencies: sled::Tree,
     dependency_names: sled::Tree,
+    flags: sled::Tree,
+    flag_names: sled::Tree,
     flush_each_write: bool,
     gate: WriteGate,
 }
@@ -63,6 +65,8 @@ impl SledStore {
             release_fingerprints: db.open_tree("release_fingerprints")?,
             dependencies: db.open_tree("dependencies")?,
             dependency_names: db.open_tree("dependency_names")?,
+            flags: db.open_tree("flag_variants")?,
+            flag_names: db.open_tree("flag_variant_names")?,
             db,
             flush_each_write,
             gate: WriteGate::new(),
@@ -129,6 +133,8 @@ impl ReleaseStore for SledStore {
             &self.release_fingerprints,
             &self.dependencies,
             &self.dependency_names,
+            &self.flags,
+            &self.flag_names,
         )
             .transaction(|trees| {
                 let (deployments, buckets, totals, batches) =
@@ -144,6 +150,14 @@ impl ReleaseStore for SledStore {
                 let dependencies = DependencyTrees {
                     calls: &trees.10,
                     names: &trees.11,
+                    max: MAX_DEPENDENCIES,
+                    overflow: Some(OTHER),
+                };
+                let flags = DependencyTrees {
+                    calls: &trees.12,
+                    names: &trees.13,
+                    max: MAX_FLAG_VARIANTS,
+                    overflow: None,
                 };
                 if let Some(id) = &batch.batch_id {
                     if batches.get(id.as_bytes())?.is_some() {
@@ -179,7 +193,8 @@ impl ReleaseStore for SledStore {
                     }
                     add_counts(totals, &release_key, &total)?;
                     detection.apply(release, &release_key, delta)?;
-                    dependencies.apply(&release_key, delta)?;
+                    dependencies.apply(&release_key, &delta.dependencies)?;
+                    flags.apply(&release_key, &delta.flags)?;
                 }
                 Ok(ApplyOutcome::Applied)
             })
@@ -317,6 +332,14 @@ impl ReleaseStore for SledStore {
         range: Range<i64>,
     ) -> Result<Vec<DependencyBucket>, StoreError> {
         sled_dependencies::dependency_buckets(&self.dependencies, release, range)
+    }
+
+    fn flag_buckets(
+        &self,
+        release: &ReleaseKey,
+        range: Range<i64>,
+    ) -> Result<Vec<DependencyBucket>, StoreError> {
+        sled_dependencies::dependency_buckets(&self.flags, release, range)
     }
 
     fn latency_buckets(

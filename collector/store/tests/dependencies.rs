@@ -127,3 +127,33 @@ fn names_beyond_the_bound_count_as_other() -> TestResult {
     assert_eq!(counted, (MAX_DEPENDENCIES + 10) as u64 + 4, "no call lost");
     Ok(())
 }
+
+#[test]
+fn flag_variants_are_kept_apart_and_bounded() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = SledStore::open(dir.path())?;
+    let api = ReleaseKey::new("checkout", "prod", "2.0");
+    let mut delta = ReleaseDelta::default();
+    let bucket = delta.flags.entry(BUCKET).or_default();
+    for i in 0..bellwether_model::dependency::MAX_FLAG_VARIANTS + 3 {
+        bucket.insert(
+            format!("flag-{i:03}\0on"),
+            DependencyCounts {
+                calls: 2,
+                errors: 1,
+            },
+        );
+    }
+    store.apply(&IngestBatch {
+        batch_id: None,
+        received_at_unix_ms: BUCKET,
+        releases: [(api.clone(), delta)].into_iter().collect(),
+    })?;
+    let flags = store.flag_buckets(&api, 0..i64::MAX)?;
+    assert_eq!(flags.len(), bellwether_model::dependency::MAX_FLAG_VARIANTS);
+    assert_eq!(flags[0].dependency, "flag-000\0on");
+    assert_eq!((flags[0].counts.calls, flags[0].counts.errors), (2, 1));
+    // Dependencies and flags do not mix.
+    assert!(store.dependency_buckets(&api, 0..i64::MAX)?.is_empty());
+    Ok(())
+}
