@@ -1,4 +1,4 @@
-//! Which dependency a release broke, end to end: a service whose requests each call
+//! Which dependency (or which feature-flag variant) a release broke, end to end: a service whose requests each call
 //! `payments-api` and a PostgreSQL database, exported as OTLP traces to a real
 //! `bellwether serve`; the new release's payments calls fail 8 % of the time (the
 //! database's do not change), and the verdict names payments-api and not the database;
@@ -155,6 +155,122 @@ async fn the_verdict_names_the_dependency_that_started_failing_and_not_the_other
     );
     for (name, regression) in [("payments-api", true), ("postgresql/orders", false)] {
         let row = format!("data-dependency=\"{name}\" data-regression=\"{regression}\"");
+        ensure!(page.dom.contains(&row), "no row {row}:\n{}", page.dom);
+    }
+    Ok(())
+}
+
+/// Request `n`, served at `at`, that evaluated `new-checkout` = `variant`.
+fn flagged_request(
+    n: u64,
+    at: i64,
+    variant: &str,
+    failed: bool,
+) -> bellwether_proto::otlp::trace::Span {
+    use bellwether_proto::otlp::trace::span::Event;
+    use bellwether_testkit::otlp::kv;
+    let mut span = server_span(n, at, 20.0, failed);
+    span.events = vec![Event {
+        name: "feature_flag.evaluation".to_owned(),
+        attributes: vec![
+            kv("feature_flag.key", "new-checkout"),
+            kv("feature_flag.result.variant", variant),
+        ],
+        ..Event::default()
+    }];
+    span
+}
+
+#[tokio::test]
+async fn the_verdict_names_the_flag_variant_that_fails() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let collector = start_collector_with_config(&dir.path().join("data"), CONFIG)?;
+    let deploy_ms = bucket_aligned_now_ms();
+    detection::record_deployment(&collector, "checkout", ENV, "1", deploy_ms - 30 * 60_000).await?;
+    let before: Vec<_> = (0..3_000u64)
+        .map(|i| server_span(i, deploy_ms - 300_000 + i as i64 * 100, 20.0, i % 300 == 0))
+        .collect();
+    export_spans(
+        &collector.grpc_url(),
+        &release_resource("checkout", "1", ENV, "checkout-1-a"),
+        before,
+    )
+    .await?;
+    detection::record_deployment(&collector, "checkout", ENV, "2", deploy_ms).await?;
+    // Half the requests get `on`, which fails 9 %; `off` fails 0.3 %, as the baseline did.
+    let now = now_ms();
+    let after: Vec<_> = (0..6_000u64)
+        .map(|i| {
+            let on = i % 2 == 0;
+            let failed = if on {
+                (i / 2) % 100 < 9
+            } else {
+                (i / 2) % 1_000 < 3
+            };
+            flagged_request(10_000 + i, now, if on { "on" } else { "off" }, failed)
+        })
+        .collect();
+    export_spans(
+        &collector.grpc_url(),
+        &release_resource("checkout", "2", ENV, "checkout-2-a"),
+        after,
+    )
+    .await?;
+
+    let body = eventually(Duration::from_secs(30), || async {
+        let body = health(&collector).await?;
+        let named = body["evidence"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["kind"] == "flag_variant_regression"));
+        Ok(named.then_some(body))
+    })
+    .await?;
+    let evidence = body["evidence"].as_array().cloned().unwrap_or_default();
+    let named: Vec<&Value> = evidence
+        .iter()
+        .filter(|e| e["kind"] == "flag_variant_regression")
+        .collect();
+    ensure!(named.len() == 1, "one variant named: {named:#?}");
+    ensure!(
+        named[0]["flag"] == "new-checkout" && named[0]["variant"] == "on",
+        "{:#}",
+        named[0]
+    );
+    let summary = named[0]["summary"].as_str().unwrap_or_default();
+    ensure!(
+        summary.starts_with("errors concentrated where `new-checkout` = `on`: 9.000% vs 0.300%"),
+        "{summary}"
+    );
+    let figures = body["analysis"]["flags"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let off = figures
+        .iter()
+        .find(|f| f["variant"] == "off")
+        .cloned()
+        .unwrap_or_default();
+    ensure!(
+        off["requests"] == 3_000 && off["errors"] == 9 && off["regression"] == false,
+        "{figures:#?}"
+    );
+
+    let Some(browser) = Browser::find()? else {
+        return Ok(());
+    };
+    let page = browser
+        .load(&format!(
+            "{}/releases/checkout/2?environment={ENV}",
+            collector.url()
+        ))
+        .await?;
+    ensure!(
+        page.console_errors().is_empty(),
+        "{:?}",
+        page.console_errors()
+    );
+    for (variant, regression) in [("on", true), ("off", false)] {
+        let row = format!("data-flag=\"new-checkout\" data-variant=\"{variant}\" data-regression=\"{regression}\"");
         ensure!(page.dom.contains(&row), "no row {row}:\n{}", page.dom);
     }
     Ok(())

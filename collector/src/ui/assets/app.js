@@ -379,6 +379,20 @@
         { id: 'dependencies' }));
     }
 
+    const flags = a.flags || [];
+    if (flags.length > 0) {
+      const rate = (errors, requests) => requests ? percent(errors / requests) : '—';
+      content.push(el('h2', null, 'Feature flags'));
+      content.push(table(['Flag', 'Variant', { label: 'Requests', num: true }, { label: 'Errors', num: true }, { label: 'Error rate', num: true }, { label: 'Other variants', num: true }, 'Finding'],
+        flags.map((f) => el('tr', { 'data-flag': f.flag, 'data-variant': f.variant, 'data-regression': String(f.regression) },
+          td(el('span', { class: 'mono' }, f.flag)), td(el('span', { class: 'mono' }, f.variant)),
+          td(number(f.requests), true), td(number(f.errors), true),
+          td(rate(f.errors, f.requests), true),
+          td(f.other_requests ? rate(f.other_errors, f.other_requests) + ' of ' + number(f.other_requests) : '—', true),
+          td(f.regression ? badge('regression') : (f.log_e_value === undefined ? 'only variant' : 'no concentration shown')))),
+        { id: 'flags' }));
+    }
+
     const mine = alerts.alerts.filter((x) => x.release.version === version && x.release.environment === env);
     content.push(el('h2', null, 'Alerts'));
     content.push(mine.length ? alertsTable(mine, false) : el('div', { class: 'empty', id: 'no-alerts' }, 'No alerts for this release.'));
