@@ -83,6 +83,10 @@ struct Level {
 #[derive(Debug, Default)]
 pub struct SeriesTable {
     levels: Mutex<HashMap<u64, Level>>,
+    /// Held from summarizing a metrics request to committing its levels, so that two
+    /// requests of one series (an agent sends several batches at once) never both count
+    /// from the same level.
+    serial: tokio::sync::Mutex<()>,
 }
 
 /// Levels a summarized request moves its series to, applied once it is stored.
@@ -274,11 +278,12 @@ fn delta(
         .or_else(|| series.level(point.key));
     pending.0.push((point.key, level));
     match previous {
+        // Already applied (a batch sent again), or older than a point applied (batches
+        // that arrived out of order): the later cumulative point covers it.
+        Some(prev) if prev.start_ns == point.start_ns && point.time_ns <= prev.time_ns => {
+            Some((0, Vec::new()))
+        }
         Some(prev) if prev.start_ns == point.start_ns && point.count >= prev.count => {
-            if point.time_ns <= prev.time_ns {
-                // Already applied (a batch sent again).
-                return Some((0, Vec::new()));
-            }
             let buckets = if prev.buckets.len() == point.buckets.len() {
                 point
                     .buckets
@@ -437,6 +442,7 @@ impl Ingestor {
         let outcome = match limits::check_records(&self.limits, points as usize) {
             Err(e) => Err(e),
             Ok(()) => {
+                let _serial = self.series.serial.lock().await;
                 let series = std::sync::Arc::clone(&self.series);
                 let levels = std::sync::Arc::new(Mutex::new(Pending::default()));
                 let out = std::sync::Arc::clone(&levels);

@@ -132,6 +132,27 @@ fn cumulative_points_count_their_increase_once() {
 }
 
 #[test]
+fn a_cumulative_point_that_arrives_after_a_later_one_counts_nothing() {
+    let series = SeriesTable::default();
+    let later = request(vec![histogram(
+        CUMULATIVE,
+        vec![point(200, T0, T0 + 60 * S, [14, 8, 1, 0])],
+    )]);
+    let earlier = request(vec![histogram(
+        CUMULATIVE,
+        vec![point(200, T0, T0 + 30 * S, [10, 5, 0, 0])],
+    )]);
+    assert_eq!(apply(&series, &later).0, 23);
+    assert_eq!(apply(&series, &earlier).0, 0, "covered by the later point");
+    // And the series goes on from the later level.
+    let next = request(vec![histogram(
+        CUMULATIVE,
+        vec![point(200, T0, T0 + 90 * S, [15, 8, 1, 0])],
+    )]);
+    assert_eq!(apply(&series, &next).0, 1);
+}
+
+#[test]
 fn a_restarted_series_counts_from_zero_and_an_old_one_only_sets_its_level() {
     let series = SeriesTable::default();
     // Started an hour before the first point seen: only its level is taken.
