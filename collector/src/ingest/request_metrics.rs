@@ -313,13 +313,21 @@ fn samples<'a>(
     middles_us: &'a [f64],
     count: u64,
 ) -> impl Iterator<Item = (u64, f64)> + 'a {
-    let total: u64 = buckets.iter().sum::<u64>().max(1);
+    // Counts come from the sender: sums and products saturate rather than overflow, and
+    // a bucket whose bounds give no finite middle (NaN or infinite bounds) gives no sample.
+    let total: u64 = buckets
+        .iter()
+        .fold(0u64, |a, n| a.saturating_add(*n))
+        .max(1);
     let take = count.min(SAMPLES_PER_POINT);
     buckets
         .iter()
         .zip(middles_us)
-        .filter(|(n, _)| **n > 0)
-        .map(move |(n, middle)| ((n * take).div_ceil(total).max(1), *middle))
+        .filter(|(n, middle)| **n > 0 && middle.is_finite())
+        .map(move |(n, middle)| {
+            let share = u64::try_from(u128::from(*n) * u128::from(take) / u128::from(total));
+            (share.unwrap_or(take).clamp(1, take.max(1)), *middle)
+        })
 }
 
 fn explicit_point(

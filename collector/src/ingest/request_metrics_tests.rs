@@ -287,3 +287,38 @@ fn other_metrics_are_counted_and_not_stored() {
     );
     assert_eq!(summary.batch.releases.len(), 1);
 }
+
+#[test]
+fn malformed_points_neither_panic_nor_count_nonsense_samples() {
+    let series = SeriesTable::default();
+    let mut nan_bounds = point(200, T0, T0 + 30 * S, [3, 0, 0, 0]);
+    nan_bounds.explicit_bounds = vec![f64::NAN, f64::INFINITY, -1.0];
+    nan_bounds.sum = Some(f64::NAN);
+    let mut huge = point(200, T0, T0 + 30 * S, [0, 0, 1, 0]);
+    huge.bucket_counts = vec![u64::MAX, u64::MAX, 1, 0];
+    huge.count = u64::MAX;
+    let mut mismatched = point(503, T0, T0 + 30 * S, [1, 1, 1, 1]);
+    mismatched.explicit_bounds = vec![0.5];
+    mismatched.bucket_counts = vec![1, 1, 1, 1, 1, 1];
+    mismatched.count = 2;
+    let mut no_buckets = point(200, T0, T0 + 30 * S, [0, 0, 0, 0]);
+    no_buckets.bucket_counts.clear();
+    no_buckets.explicit_bounds.clear();
+    no_buckets.count = 5;
+    no_buckets
+        .attributes
+        .push(kv("http.route", Value::StringValue("/other".into())));
+    let request = request(vec![histogram(
+        1,
+        vec![nan_bounds, huge, mismatched, no_buckets],
+    )]);
+    let (requests, errors, samples) = apply(&series, &request);
+    // Counts saturate; every sample kept is a finite, non-negative duration.
+    assert_eq!(requests, u64::MAX);
+    assert_eq!(errors, 2);
+    assert!(
+        samples.len() <= 4 * SAMPLES_PER_POINT as usize,
+        "{}",
+        samples.len()
+    );
+}
