@@ -1,13 +1,15 @@
 //! OTLP metrics into a real `bellwether serve`: a service that sends only request-duration
 //! histograms (delta over gRPC for its baseline, cumulative OTLP/JSON over HTTP for the
 //! new release) is counted exactly, measured by its metrics, and judged on them; other
-//! metrics are accepted; a malformed metrics request is refused with 400. And through a
+//! metrics are accepted; a malformed metrics request is refused with 400; `bellwether
+//! gate` fails the release with ten times the errors and passes one with the baseline's
+//! rate. And through a
 //! real `bellwether-agent`: an SDK's metrics exports to the agent's OTLP/gRPC and
 //! OTLP/HTTP ports reach the collector tagged with the agent's release identity.
 
 use anyhow::{ensure, Result};
 use bellwether_e2e::detection::{record_deployment, start_collector_with_config};
-use bellwether_e2e::{clean_command, http_post_json, Collector};
+use bellwether_e2e::{clean_command, http_post_json, run_cli, Collector};
 use bellwether_proto::otlp::common::any_value::Value;
 use bellwether_proto::otlp::common::{AnyValue, KeyValue};
 use bellwether_proto::otlp::metrics::metric::Data;
@@ -41,14 +43,14 @@ fn kv(key: &str, value: Value) -> KeyValue {
     }
 }
 
-fn resource(version: &str) -> Resource {
+fn resource(version: &str, environment: &str) -> Resource {
     Resource {
         attributes: vec![
             kv("service.name", Value::StringValue(SERVICE.into())),
             kv("service.version", Value::StringValue(version.into())),
             kv(
                 "deployment.environment.name",
-                Value::StringValue(ENV.into()),
+                Value::StringValue(environment.into()),
             ),
             kv(
                 "service.instance.id",
@@ -84,6 +86,15 @@ fn request(
     temporality: i32,
     points: Vec<HistogramDataPoint>,
 ) -> ExportMetricsServiceRequest {
+    request_in(ENV, version, temporality, points)
+}
+
+fn request_in(
+    environment: &str,
+    version: &str,
+    temporality: i32,
+    points: Vec<HistogramDataPoint>,
+) -> ExportMetricsServiceRequest {
     let duration = Metric {
         name: "http.server.request.duration".into(),
         unit: "s".into(),
@@ -103,7 +114,7 @@ fn request(
     };
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
-            resource: Some(resource(version)),
+            resource: Some(resource(version, environment)),
             scope_metrics: vec![ScopeMetrics {
                 metrics: vec![duration, other],
                 ..Default::default()
@@ -111,6 +122,57 @@ fn request(
             ..Default::default()
         }],
     }
+}
+
+/// `bellwether gate` for release 2 in `environment`, at most a minute.
+fn gate(collector: &Collector, environment: &str) -> Result<(i32, String, String)> {
+    let url = collector.url();
+    let (status, stdout, stderr) = run_cli(&[
+        "gate",
+        "--url",
+        &url,
+        "--service",
+        SERVICE,
+        "--version",
+        "2",
+        "--environment",
+        environment,
+        "--timeout",
+        "60s",
+    ])?;
+    Ok((status.code().unwrap_or(-1), stdout, stderr))
+}
+
+#[tokio::test]
+async fn a_good_metrics_only_release_passes_the_gate() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let collector = start_collector_with_config(&dir.path().join("data"), CONFIG)?;
+    // Deployed 15 minutes ago, so that its traffic so far is in the past.
+    let deploy_ms = bucket_aligned_now_ms() - 15 * 60_000;
+    let env = "staging";
+    record_deployment(&collector, SERVICE, env, "1", deploy_ms - 30 * 60_000).await?;
+    let mut grpc = MetricsServiceClient::connect(collector.grpc_url()).await?;
+    // Both releases: 100 requests a second, one in a hundred failing; 20 minutes of
+    // release 1 before the deploy, then 15 of release 2.
+    let points = |version: &str, from_ms: i64, n: i64| {
+        let points = (0..n)
+            .flat_map(|i| {
+                let at = from_ms + i * 10_000;
+                [
+                    point(200, at - 10_000, at, 990),
+                    point(500, at - 10_000, at, 10),
+                ]
+            })
+            .collect();
+        request_in(env, version, DELTA, points)
+    };
+    grpc.export(points("1", deploy_ms - 20 * 60_000, 120))
+        .await?;
+    record_deployment(&collector, SERVICE, env, "2", deploy_ms).await?;
+    grpc.export(points("2", deploy_ms + 10_000, 89)).await?;
+    let (code, stdout, stderr) = gate(&collector, env)?;
+    ensure!(code == 0, "gate exited {code}:\n{stdout}\n{stderr}");
+    Ok(())
 }
 
 async fn totals(collector: &Collector, version: &str) -> Result<serde_json::Value> {
@@ -205,6 +267,8 @@ async fn a_service_that_sends_only_metrics_is_counted_and_judged() -> Result<()>
         "{}",
         health["analysis"]
     );
+    let (code, stdout, stderr) = gate(&collector, ENV)?;
+    ensure!(code == 1, "gate exited {code}:\n{stdout}\n{stderr}");
 
     // Not OTLP metrics at all: refused, and nothing counted.
     let (status, answer) =
