@@ -15,19 +15,27 @@
 //! 2. traces: summarize + apply BATCHES trace batches of RECORDS requests (background
 //!    flush), each request a server span alone and then with two client spans (calls to
 //!    two dependencies): the difference is what a client span costs;
-//! 3. end to end: CLIENTS concurrent OTLP/gRPC clients (gzip, batch ids) against
+//! 3. metrics: summarize + apply BATCHES metrics batches of RECORDS data points of
+//!    `http.server.request.duration` (delta, 4 buckets, a route and status each);
+//! 4. end to end: CLIENTS concurrent OTLP/gRPC clients (gzip, batch ids) against
 //!    `server::run` on loopback, BATCHES batches in all.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bellwether_collector::config::Settings;
+use bellwether_collector::ingest::request_metrics::{summarize_metrics, SeriesTable};
 use bellwether_collector::ingest::summarize::{summarize_logs, summarize_traces};
 use bellwether_collector::server::{self, Listeners};
 use bellwether_proto::otlp::common::{any_value, AnyValue, KeyValue};
 use bellwether_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
 use bellwether_proto::otlp::logs_service::logs_service_client::LogsServiceClient;
 use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
+use bellwether_proto::otlp::metrics::metric::Data;
+use bellwether_proto::otlp::metrics::{
+    Histogram, HistogramDataPoint, Metric, ResourceMetrics, ScopeMetrics,
+};
+use bellwether_proto::otlp::metrics_service::ExportMetricsServiceRequest;
 use bellwether_proto::otlp::resource::Resource;
 use bellwether_proto::otlp::trace::span::SpanKind;
 use bellwether_proto::otlp::trace::{status, ResourceSpans, ScopeSpans, Span, Status};
@@ -248,6 +256,89 @@ fn traces_bench(batches: usize, requests: usize, calls: usize) -> BenchResult<Du
     Ok(elapsed)
 }
 
+/// `points` delta points of the request-duration histogram, one per (route, status).
+fn metrics(points: usize) -> ExportMetricsServiceRequest {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let data_points = (0..points)
+        .map(|i| HistogramDataPoint {
+            attributes: vec![
+                kv("http.route", &format!("/items/{}", i / 4)),
+                KeyValue {
+                    key: "http.response.status_code".into(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::IntValue([200, 201, 404, 500][i % 4])),
+                    }),
+                    ..KeyValue::default()
+                },
+            ],
+            start_time_unix_nano: now - 10_000_000_000,
+            time_unix_nano: now,
+            count: 100,
+            sum: Some(1.2),
+            bucket_counts: vec![10, 70, 15, 5],
+            explicit_bounds: vec![0.005, 0.025, 0.1],
+            ..HistogramDataPoint::default()
+        })
+        .collect();
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: vec![
+                    kv("service.name", "bench"),
+                    kv("service.version", "1.0"),
+                    kv("deployment.environment.name", "prod"),
+                ],
+                ..Resource::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: "http.server.request.duration".into(),
+                    unit: "s".into(),
+                    data: Some(Data::Histogram(Histogram {
+                        data_points,
+                        aggregation_temporality: 1,
+                    })),
+                    ..Metric::default()
+                }],
+                ..ScopeMetrics::default()
+            }],
+            ..ResourceMetrics::default()
+        }],
+    }
+}
+
+fn metrics_bench(batches: usize, points: usize) -> BenchResult<()> {
+    let dir = tempfile::tempdir()?;
+    let store = SledStore::open_with(dir.path(), false)?;
+    let series = SeriesTable::default();
+    let exports: Vec<_> = (0..batches).map(|_| metrics(points)).collect();
+    let started = Instant::now();
+    for (i, export) in exports.iter().enumerate() {
+        let (batch, pending, _) = summarize_metrics(
+            export,
+            Some(format!("bench:{i}")),
+            1_700_000_000_000,
+            &series,
+        );
+        store.apply(&batch.batch)?;
+        series.commit(pending);
+    }
+    store.flush()?;
+    let elapsed = started.elapsed();
+    let all = batches * points;
+    println!(
+        "{:<34} {:>10.0} points/s   {:>8.2} µs/point ({all} points in {batches} batches, {:.2}s)",
+        "metrics, request-duration points",
+        all as f64 / elapsed.as_secs_f64().max(1e-9),
+        elapsed.as_secs_f64() * 1e6 / all as f64,
+        elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
 async fn grpc_bench(batches: usize, records: usize, clients: usize, mix: Mix) -> BenchResult<()> {
     let dir = tempfile::tempdir()?;
     let settings = Settings::ephemeral(dir.path());
@@ -343,7 +434,7 @@ async fn main() -> BenchResult<()> {
             "cost of one client span",
             (with_calls.as_secs_f64() - alone.as_secs_f64()) * 1e6 / client_spans
         );
-        Ok(())
+        metrics_bench(batches, records)
     })
     .await??;
     grpc_bench(batches, records, 1, mix).await?;
