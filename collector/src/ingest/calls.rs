@@ -1,10 +1,12 @@
 //! What a span says beyond its own success: the dependency a client or producer span
-//! called ([`dependency_of`]), and the feature flags a trace evaluated ([`FlagTally`]).
+//! called ([`dependency_of`]), and the feature flags a trace evaluated ([`FlagTally`]),
+//! as span events or as log records.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bellwether_proto::otlp::common::any_value::Value;
 use bellwether_proto::otlp::common::KeyValue;
+use bellwether_proto::otlp::logs::LogRecord;
 use bellwether_proto::otlp::trace::span::SpanKind;
 use bellwether_proto::otlp::trace::Span;
 
@@ -104,6 +106,17 @@ pub fn flag_evaluations(span: &Span) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The (flag, variant) a log record evaluated: one with `feature_flag.key` and a
+/// variant (as on span events), whatever its event name.
+pub fn flag_of_record(record: &LogRecord) -> Option<(String, String)> {
+    let get = |key: &str| attribute(&record.attributes, key);
+    let flag = get("feature_flag.key")?;
+    let variant = get("feature_flag.result.variant")
+        .or_else(|| get("feature_flag.variant"))
+        .or_else(|| get("feature_flag.result.value"))?;
+    Some((cut(flag), cut(variant)))
+}
+
 /// The flags one trace evaluated, until its request span counts them.
 struct Evaluated {
     flags: BTreeSet<(String, String)>,
@@ -142,6 +155,41 @@ impl FlagTally {
                 failed: is_error_span(span),
             });
             entry.flags.extend(flags);
+        }
+        tally
+    }
+
+    /// The flag evaluations recorded as log records of one export, by trace: each trace
+    /// is one request, failed when any of its records in the export is an error
+    /// (`is_error`); a record without a trace id stands alone.
+    pub fn of_logs<'a>(
+        records: impl Iterator<Item = &'a LogRecord> + Clone,
+        is_error: impl Fn(&LogRecord) -> bool,
+    ) -> Self {
+        let mut tally = Self::default();
+        for (n, record) in records.clone().enumerate() {
+            let Some(flag) = flag_of_record(record) else {
+                continue;
+            };
+            let key = if record.trace_id.is_empty() {
+                [&[0xff][..], &n.to_be_bytes()].concat()
+            } else {
+                record.trace_id.clone()
+            };
+            let time = record.time_unix_nano.max(record.observed_time_unix_nano);
+            let entry = tally.by_trace.entry(key).or_insert_with(|| Evaluated {
+                flags: BTreeSet::new(),
+                time_unix_nano: time,
+                failed: is_error(record),
+            });
+            entry.flags.insert(flag);
+        }
+        if !tally.by_trace.is_empty() {
+            for record in records.filter(|r| !r.trace_id.is_empty() && is_error(r)) {
+                if let Some(evaluated) = tally.by_trace.get_mut(&record.trace_id) {
+                    evaluated.failed = true;
+                }
+            }
         }
         tally
     }

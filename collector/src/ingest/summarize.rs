@@ -93,6 +93,10 @@ pub fn summarize_logs_with(
         let resource = resource_logs.resource.as_ref();
         let instance = instance_of(resource);
         let mut target = summary.target(resource, recent);
+        let flags = FlagTally::of_logs(
+            resource_logs.scope_logs.iter().flat_map(|s| &s.log_records),
+            is_error_log,
+        );
         for record in records {
             let time = if record.time_unix_nano != 0 {
                 record.time_unix_nano
@@ -113,6 +117,9 @@ pub fn summarize_logs_with(
             }
             target.add(&at, &counts);
         }
+        let bucket_of =
+            |time| occurrence(time, received_at_unix_ms, &instance).bucket_start_unix_ms;
+        flags.count_rest(bucket_of, &mut target.delta.flags);
     }
     summary
 }

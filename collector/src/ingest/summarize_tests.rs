@@ -707,3 +707,40 @@ fn a_request_counts_once_for_each_flag_variant_its_trace_evaluated() {
     .collect();
     assert_eq!(seen, expected);
 }
+
+#[test]
+fn flag_evaluations_in_log_records_count_once_per_trace() {
+    let at = 1_700_000_001_000_000_000u64;
+    let flagged = |trace: Option<u8>, variant: &str| {
+        let mut record = log(9, "INFO", at);
+        record.attributes = vec![
+            kv("event.name", "feature_flag.evaluation"),
+            kv("feature_flag.key", "new-checkout"),
+            kv("feature_flag.result.variant", variant),
+        ];
+        record.trace_id = trace.map(|t| vec![t; 16]).unwrap_or_default();
+        record
+    };
+    let mut failure = log(17, "ERROR", at);
+    failure.trace_id = vec![1; 16];
+    let records = vec![
+        flagged(Some(1), "on"),
+        flagged(Some(1), "on"),
+        failure,
+        flagged(Some(2), "off"),
+        flagged(None, "on"),
+    ];
+    let summary = summarize_logs(&logs_request(service_resource(), records), None, NOW_MS);
+    let delta = summary.releases.values().next().expect("one release");
+    let seen: BTreeMap<&str, (u64, u64)> = delta
+        .flags
+        .values()
+        .flatten()
+        .map(|(name, c)| (name.as_str(), (c.calls, c.errors)))
+        .collect();
+    let expected: BTreeMap<&str, (u64, u64)> =
+        [("new-checkout\0on", (2, 1)), ("new-checkout\0off", (1, 0))]
+            .into_iter()
+            .collect();
+    assert_eq!(seen, expected);
+}
