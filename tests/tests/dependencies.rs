@@ -1,7 +1,8 @@
 //! Which dependency (or which feature-flag variant) a release broke, end to end: a service whose requests each call
 //! `payments-api` and a PostgreSQL database, exported as OTLP traces to a real
 //! `bellwether serve`; the new release's payments calls fail 8 % of the time (the
-//! database's do not change), and the verdict names payments-api and not the database;
+//! database's do not fail more but take four times as long), and the verdict names
+//! payments-api for its errors and the database for its latency, and not the other way;
 //! the release page shows both in its dependency table.
 
 use anyhow::{ensure, Result};
@@ -25,17 +26,19 @@ const PAYMENTS: &[(&str, &str)] = &[("peer.service", "payments-api")];
 const DATABASE: &[(&str, &str)] = &[("db.system.name", "postgresql"), ("db.namespace", "orders")];
 
 /// Request `n` ending at `at`: its server span (failed when a call failed) and its two
-/// calls.
+/// calls: payments in 30–34 ms, the database in `database_ms` to 2 ms more.
 fn request(
     n: u64,
     at: i64,
     payments_fails: bool,
     database_fails: bool,
+    database_ms: f64,
 ) -> Vec<bellwether_proto::otlp::trace::Span> {
+    let spread = |k: u64| (n % k) as f64;
     vec![
-        server_span(n, at, 20.0, payments_fails || database_fails),
-        client_span(n, 1, at, PAYMENTS, payments_fails),
-        client_span(n, 2, at, DATABASE, database_fails),
+        server_span(n, at, 60.0, payments_fails || database_fails),
+        client_span(n, 1, at, 30.0 + spread(5), PAYMENTS, payments_fails),
+        client_span(n, 2, at, database_ms + spread(3), DATABASE, database_fails),
     ]
 }
 
@@ -64,6 +67,7 @@ async fn the_verdict_names_the_dependency_that_started_failing_and_not_the_other
                 deploy_ms - 300_000 + i as i64 * 100,
                 i % 500 == 3,
                 i % 500 == 7,
+                3.0,
             )
         })
         .collect();
@@ -74,10 +78,19 @@ async fn the_verdict_names_the_dependency_that_started_failing_and_not_the_other
     )
     .await?;
     detection::record_deployment(&collector, "checkout", ENV, "2", deploy_ms).await?;
-    // Release 2: 4 000 requests; payments calls fail 8 %, the database's 0.2 % as before.
+    // Release 2: 4 000 requests; payments calls fail 8 %, the database's 0.2 % as before
+    // but four times slower.
     let now = now_ms();
     let after: Vec<_> = (0..4_000u64)
-        .flat_map(|i| request(10_000 + i, now, i % 25 == 0 || i % 25 == 13, i % 500 == 7))
+        .flat_map(|i| {
+            request(
+                10_000 + i,
+                now,
+                i % 25 == 0 || i % 25 == 13,
+                i % 500 == 7,
+                12.0,
+            )
+        })
         .collect();
     export_spans(
         &collector.grpc_url(),
@@ -107,6 +120,15 @@ async fn the_verdict_names_the_dependency_that_started_failing_and_not_the_other
     );
     ensure!(broken[0]["dependency"] == "payments-api", "{:#}", broken[0]);
     ensure!(!summary.contains("postgresql"), "{summary}");
+    // The database's calls got slower, the payments calls did not.
+    let slower: Vec<&Value> = evidence
+        .iter()
+        .filter(|e| e["kind"] == "dependency_latency_regression")
+        .collect();
+    ensure!(
+        slower.len() == 1 && slower[0]["dependency"] == "postgresql/orders",
+        "{slower:#?}"
+    );
     ensure!(
         body["verdict"] == "unhealthy" || body["verdict"] == "degraded",
         "{:#}",
@@ -136,6 +158,8 @@ async fn the_verdict_names_the_dependency_that_started_failing_and_not_the_other
         "{database:#}"
     );
     ensure!(database["regression"] == false, "{database:#}");
+    ensure!(database["latency_regression"] == true, "{database:#}");
+    ensure!(payments["latency_regression"] == false, "{payments:#}");
 
     // The release page shows the table, the failing dependency marked.
     let Some(browser) = Browser::find()? else {

@@ -265,10 +265,14 @@ pub fn judge(
         verdict = verdict.worst(latency_verdict);
         evidence.push(item);
     }
-    let (dependencies, broken) = judge_dependencies(&input.dependencies, t);
-    if !broken.is_empty() {
-        verdict = verdict.worst(Verdict::Degraded);
-        evidence.extend(broken);
+    let (dependencies, broken) = judge_dependencies(&input.dependencies, settings);
+    for item in broken {
+        verdict = verdict.worst(if item.kind == "dependency_latency_regression" {
+            settings.latency_verdict
+        } else {
+            Verdict::Degraded
+        });
+        evidence.push(item);
     }
     figures.dependencies = dependencies;
     let (flags, failing) = judge_flags(&input.flags, t);

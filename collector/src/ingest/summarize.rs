@@ -30,6 +30,7 @@ use bellwether_proto::otlp::trace_service::ExportTraceServiceRequest;
 use super::calls::{attribute, dependency_of, FlagTally};
 use super::dedup::{error_keys, RecentErrors};
 use super::errors::{log_error, span_errors, ErrorInfo};
+use bellwether_model::dependency::duration_bucket;
 use bellwether_model::issue::{IssueDelta, IssueSample, Occurrence};
 use bellwether_model::issue::{MAX_FINGERPRINTS_PER_RELEASE, OTHER_FINGERPRINT, OTHER_TITLE};
 use bellwether_model::release::{bucket_start, Counts, ReleaseKey, ResourceIdentity};
@@ -180,6 +181,10 @@ pub fn summarize_traces_with(
                     .or_default();
                 calls.calls += 1;
                 calls.errors += u64::from(is_error_span(span));
+                if let Some(duration) = duration {
+                    let slot = &mut calls.durations[duration_bucket(duration as f64 / 1e6)];
+                    *slot = slot.saturating_add(1);
+                }
             }
             if server {
                 flags.count_request(span, at.bucket_start_unix_ms, &mut target.delta.flags);

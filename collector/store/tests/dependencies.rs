@@ -12,6 +12,14 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 const BUCKET: i64 = 1_700_000_000_000;
 
+fn counts(calls: u64, errors: u64) -> DependencyCounts {
+    DependencyCounts {
+        calls,
+        errors,
+        ..DependencyCounts::default()
+    }
+}
+
 fn batch(release: &ReleaseKey, calls: &[(i64, &str, u64, u64)]) -> IngestBatch {
     let mut delta = ReleaseDelta::default();
     for &(start, name, calls, errors) in calls {
@@ -19,7 +27,7 @@ fn batch(release: &ReleaseKey, calls: &[(i64, &str, u64, u64)]) -> IngestBatch {
             .dependencies
             .entry(start)
             .or_default()
-            .insert(name.to_owned(), DependencyCounts { calls, errors });
+            .insert(name.to_owned(), counts(calls, errors));
     }
     IngestBatch {
         batch_id: None,
@@ -136,13 +144,7 @@ fn flag_variants_are_kept_apart_and_bounded() -> TestResult {
     let mut delta = ReleaseDelta::default();
     let bucket = delta.flags.entry(BUCKET).or_default();
     for i in 0..bellwether_model::dependency::MAX_FLAG_VARIANTS + 3 {
-        bucket.insert(
-            format!("flag-{i:03}\0on"),
-            DependencyCounts {
-                calls: 2,
-                errors: 1,
-            },
-        );
+        bucket.insert(format!("flag-{i:03}\0on"), counts(2, 1));
     }
     store.apply(&IngestBatch {
         batch_id: None,

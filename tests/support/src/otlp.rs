@@ -178,15 +178,17 @@ pub fn spans(
 }
 
 /// A call made while serving request `n`: a CLIENT span, child of that request's
-/// [`server_span`], with `attributes` naming what it called (`peer.service`, ...).
+/// [`server_span`], that took `duration_ms`, with `attributes` naming what it called
+/// (`peer.service`, ...).
 pub fn client_span(
     n: u64,
     call: u8,
     end_unix_ms: i64,
+    duration_ms: f64,
     attributes: &[(&str, &str)],
     failed: bool,
 ) -> Span {
-    let mut span = server_span(n, end_unix_ms, 1.0, failed);
+    let mut span = server_span(n, end_unix_ms, duration_ms, failed);
     span.parent_span_id = std::mem::take(&mut span.span_id);
     span.span_id = [&n.to_be_bytes()[1..], &[call]].concat();
     span.name = "call".to_owned();

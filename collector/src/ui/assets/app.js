@@ -369,13 +369,17 @@
     if (dependencies.length > 0) {
       const rate = (errors, calls) => calls ? percent(errors / calls) : '—';
       content.push(el('h2', null, 'Dependencies'));
-      content.push(table(['Dependency', { label: 'Calls', num: true }, { label: 'Errors', num: true }, { label: 'Error rate', num: true }, { label: 'Baseline', num: true }, 'Finding'],
+      const ms = (v) => v === undefined ? '—' : v.toFixed(1) + ' ms';
+      content.push(table(['Dependency', { label: 'Calls', num: true }, { label: 'Errors', num: true }, { label: 'Error rate', num: true }, { label: 'Baseline', num: true }, { label: 'p95', num: true }, { label: 'Baseline p95', num: true }, 'Finding'],
         dependencies.map((dep) => el('tr', { 'data-dependency': dep.name, 'data-regression': String(dep.regression) },
           td(el('span', { class: 'mono' }, dep.name)),
           td(number(dep.calls), true), td(number(dep.errors), true),
           td(rate(dep.errors, dep.calls), true),
           td(dep.baseline_calls ? rate(dep.baseline_errors, dep.baseline_calls) + ' of ' + number(dep.baseline_calls) : 'not called', true),
-          td(dep.regression ? badge('regression') : (dep.log_e_value === undefined ? 'not compared' : 'no change shown')))),
+          td(ms(dep.p95_ms), true), td(ms(dep.baseline_p95_ms), true),
+          td(dep.regression || dep.latency_regression
+            ? el('span', null, dep.regression ? badge('regression') : null, dep.latency_regression ? badge('slower') : null)
+            : (dep.log_e_value === undefined ? 'not compared' : 'no change shown')))),
         { id: 'dependencies' }));
     }
 
