@@ -1,6 +1,7 @@
 //! The durable queue's hot path: encoding (and compressing) a batch, append (with its
 //! sync to disk), read back as the exporter does, remove, and the whole `submit` round
-//! trip through the pipeline.
+//! trip through the pipeline (logs; and spans and metrics, to show what a span or a metric
+//! data point costs the agent).
 //!
 //! `cargo bench -p bellwether-agent --bench queue`
 
@@ -12,9 +13,15 @@ use bellwether_agent::identity::Identity;
 use bellwether_agent::pipeline::{self, BatchConfig, Tagger, Telemetry};
 use bellwether_agent::queue::{codec, Queue, Read};
 use bellwether_agent::stats::{Source, Stats};
+use bellwether_proto::otlp::common::KeyValue;
 use bellwether_proto::otlp::common::{any_value::Value, AnyValue};
 use bellwether_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
 use bellwether_proto::otlp::logs_service::ExportLogsServiceRequest;
+use bellwether_proto::otlp::metrics::metric::Data;
+use bellwether_proto::otlp::metrics::{
+    Histogram, HistogramDataPoint, Metric, ResourceMetrics, ScopeMetrics,
+};
+use bellwether_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 /// `records` log records of about 200 bytes each.
@@ -37,6 +44,65 @@ fn resource_logs(records: usize) -> Vec<ResourceLogs> {
             ..ScopeLogs::default()
         }],
         ..ResourceLogs::default()
+    }]
+}
+
+/// `n` spans as a traced request makes them: every third a server span, the others client
+/// calls naming their dependency.
+fn resource_spans(n: usize) -> Vec<ResourceSpans> {
+    let spans = (0..n)
+        .map(|i| Span {
+            trace_id: vec![(i / 3) as u8; 16],
+            span_id: (i as u64).to_be_bytes().to_vec(),
+            name: "GET /api/orders/{id}".into(),
+            kind: if i % 3 == 0 { 2 } else { 3 },
+            start_time_unix_nano: 1_700_000_000_000_000_000 + i as u64,
+            end_time_unix_nano: 1_700_000_000_020_000_000 + i as u64,
+            attributes: vec![KeyValue {
+                key: "peer.service".into(),
+                value: Some(AnyValue {
+                    value: Some(Value::StringValue("payments-api".into())),
+                }),
+                ..KeyValue::default()
+            }],
+            ..Span::default()
+        })
+        .collect();
+    vec![ResourceSpans {
+        scope_spans: vec![ScopeSpans {
+            spans,
+            ..ScopeSpans::default()
+        }],
+        ..ResourceSpans::default()
+    }]
+}
+
+/// `n` metrics, each one data point of a request-duration histogram.
+fn resource_metrics(n: usize) -> Vec<ResourceMetrics> {
+    let metrics = (0..n)
+        .map(|i| Metric {
+            name: "http.server.request.duration".into(),
+            unit: "s".into(),
+            data: Some(Data::Histogram(Histogram {
+                data_points: vec![HistogramDataPoint {
+                    start_time_unix_nano: 1_700_000_000_000_000_000,
+                    time_unix_nano: 1_700_000_010_000_000_000 + i as u64,
+                    count: 100,
+                    bucket_counts: vec![10, 70, 15, 5],
+                    explicit_bounds: vec![0.005, 0.025, 0.1],
+                    ..HistogramDataPoint::default()
+                }],
+                aggregation_temporality: 1,
+            })),
+            ..Metric::default()
+        })
+        .collect();
+    vec![ResourceMetrics {
+        scope_metrics: vec![ScopeMetrics {
+            metrics,
+            ..ScopeMetrics::default()
+        }],
+        ..ResourceMetrics::default()
     }]
 }
 
@@ -144,37 +210,44 @@ fn submit_round_trip(c: &mut Criterion) {
     });
 
     let mut group = c.benchmark_group("pipeline");
-    for (submitters, records) in [(1usize, 100usize), (8, 100)] {
+    let kinds: [(&str, fn(usize) -> Telemetry); 3] = [
+        ("logs", |n| Telemetry::Logs(resource_logs(n))),
+        ("spans", |n| Telemetry::Spans(resource_spans(n))),
+        ("metrics", |n| Telemetry::Metrics(resource_metrics(n))),
+    ];
+    for (kind, make, submitters, records) in [
+        (kinds[0].0, kinds[0].1, 1usize, 100usize),
+        (kinds[0].0, kinds[0].1, 8, 100),
+        (kinds[1].0, kinds[1].1, 1, 512),
+        (kinds[2].0, kinds[2].1, 1, 512),
+    ] {
         group.throughput(Throughput::Elements((submitters * records) as u64));
-        group.bench_function(
-            format!("submit_until_durable/{submitters}x{records}"),
-            |b| {
-                b.iter_batched(
-                    || {
-                        (0..submitters)
-                            .map(|_| Telemetry::Logs(resource_logs(records)))
-                            .collect::<Vec<_>>()
-                    },
-                    |inputs| {
-                        runtime.block_on(async {
-                            let tasks: Vec<_> = inputs
-                                .into_iter()
-                                .map(|telemetry| {
-                                    let sender = sender.clone();
-                                    tokio::spawn(async move {
-                                        sender.submit(Source::OtlpGrpc, telemetry, None).await
-                                    })
+        let name = match kind {
+            "logs" => format!("submit_until_durable/{submitters}x{records}"),
+            kind => format!("submit_until_durable/{kind}/{submitters}x{records}"),
+        };
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || (0..submitters).map(|_| make(records)).collect::<Vec<_>>(),
+                |inputs| {
+                    runtime.block_on(async {
+                        let tasks: Vec<_> = inputs
+                            .into_iter()
+                            .map(|telemetry| {
+                                let sender = sender.clone();
+                                tokio::spawn(async move {
+                                    sender.submit(Source::OtlpGrpc, telemetry, None).await
                                 })
-                                .collect();
-                            for task in tasks {
-                                task.await.expect("joins").expect("queued");
-                            }
-                        });
-                    },
-                    BatchSize::SmallInput,
-                );
-            },
-        );
+                            })
+                            .collect();
+                        for task in tasks {
+                            task.await.expect("joins").expect("queued");
+                        }
+                    });
+                },
+                BatchSize::SmallInput,
+            );
+        });
     }
     group.finish();
 }
