@@ -29,6 +29,7 @@ mod latency;
 pub mod settings;
 pub mod signatures;
 pub mod steady;
+pub mod suspects;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -266,10 +267,16 @@ impl Evaluator {
         )?;
         let streaks = self.with_state(release, |s| s.streaks.get().clone())?;
         let judgement = analysis::judge(&input, settings, &streaks);
+        let mut evidence = judgement.evidence;
+        evidence.extend(suspects::suspect_evidence(
+            self.inner.store.as_ref(),
+            deployment,
+            &judgement.figures.flagged_issues,
+        )?);
         let health = ReleaseHealth {
             release: release.clone(),
             verdict: judgement.verdict,
-            evidence: judgement.evidence,
+            evidence,
             totals,
             evaluated_at_unix_ms: now,
             started_at_unix_ms: deployment.started_at_unix_ms,
