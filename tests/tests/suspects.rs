@@ -1,9 +1,11 @@
 //! Suspect commits, end to end: release 2 is recorded with the commits it adds (one of
 //! them changes `src/billing/tax.py`), a new Python exception whose top in-app frame is
 //! that file starts in it, and the verdict that flags it — the one the alert is sent from,
-//! and the API serves — names that commit and not the others.
+//! and the API serves — names that commit and not the others; so do the issue in
+//! `/issues` and its row on the release page.
 
 use anyhow::{ensure, Result};
+use bellwether_e2e::browser::Browser;
 use bellwether_e2e::detection::{self, release_traffic, start_collector_with_config};
 use bellwether_e2e::{http_get_json, http_post_json};
 use bellwether_proto::otlp::logs::LogRecord;
@@ -107,5 +109,52 @@ async fn the_flagging_verdict_names_the_commit_that_changed_the_failing_frame() 
         "{summary}"
     );
     ensure!(!summary.contains("aaaaaaa"), "{summary}");
+
+    // The issue names the same commits.
+    let (status, issues) = http_get_json(&format!(
+        "{}/api/v1/releases/checkout/2/issues?environment={ENV}",
+        collector.url()
+    ))
+    .await?;
+    ensure!(status == 200, "{status}: {issues}");
+    let issue = issues["issues"]
+        .as_array()
+        .and_then(|all| all.iter().find(|i| i["exception_type"] == "KeyError"))
+        .cloned()
+        .unwrap_or_default();
+    ensure!(
+        issue["suspect_commits"] == Value::Array(listed.clone()),
+        "{issue:#}"
+    );
+    let baseline_issue = issues["issues"]
+        .as_array()
+        .and_then(|all| all.iter().find(|i| i["status"] == "existing"))
+        .cloned()
+        .unwrap_or_default();
+    ensure!(
+        baseline_issue["suspect_commits"].is_null(),
+        "{baseline_issue:#}"
+    );
+
+    // And the release page shows them on the issue.
+    let Some(browser) = Browser::find()? else {
+        return Ok(());
+    };
+    let page = browser
+        .load(&format!(
+            "{}/releases/checkout/2?environment={ENV}",
+            collector.url()
+        ))
+        .await?;
+    ensure!(
+        page.console_errors().is_empty(),
+        "{:?}",
+        page.console_errors()
+    );
+    ensure!(
+        page.dom.contains("data-suspect=\"bbbbbbb222\""),
+        "{}",
+        page.dom
+    );
     Ok(())
 }

@@ -7,7 +7,8 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::issues::ReleaseIssues;
+use crate::evaluate::suspects::{issue_suspects, Suspect};
+use crate::issues::{IssueStatus, ReleaseIssues};
 use crate::releases::Releases;
 use bellwether_model::issue::{FirstSeen, IssueSample};
 use bellwether_model::release::ReleaseKey;
@@ -39,16 +40,27 @@ pub struct IssueJson {
     pub first_seen_in_release_unix_ms: i64,
     pub last_seen_unix_ms: i64,
     pub samples: Vec<IssueSample>,
+    /// New and regressed issues: the release's commits that changed the files of its
+    /// in-app frames, best first (the same the flagging verdict's evidence names).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suspect_commits: Vec<Suspect>,
 }
 
 impl From<ReleaseIssues> for IssuesResponse {
     fn from(r: ReleaseIssues) -> Self {
+        let changes = r.deployment.changes.as_ref();
         IssuesResponse {
-            release: r.deployment.release,
+            release: r.deployment.release.clone(),
             issues: r
                 .issues
                 .into_iter()
                 .map(|(summary, samples)| IssueJson {
+                    suspect_commits: match summary.status {
+                        IssueStatus::New | IssueStatus::Regressed => {
+                            issue_suspects(&samples, changes)
+                        }
+                        IssueStatus::Existing => Vec::new(),
+                    },
                     fingerprint: summary.fingerprint,
                     title: summary.title,
                     exception_type: summary.exception_type,

@@ -6,16 +6,17 @@
 
 use bellwether_model::change::ChangeSet;
 use bellwether_model::health::Evidence;
+use bellwether_model::issue::IssueSample;
 use bellwether_model::release::Deployment;
 use bellwether_stacktrace::{Frame, ParsedException, Runtime};
 use bellwether_store::{ReleaseStore, StoreError};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Commits named per issue, at most.
 pub const MAX_SUSPECTS: usize = 3;
 
 /// One commit suspected of causing an issue, and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Suspect {
     pub sha: String,
     pub subject: String,
@@ -105,6 +106,19 @@ pub fn suspect_commits(exception: &ParsedException, changes: &ChangeSet) -> Vec<
         .collect()
 }
 
+/// The suspect commits of an issue from its stack `samples` and the release's
+/// `changes`: the first sample whose stack parses decides.
+pub fn issue_suspects(samples: &[IssueSample], changes: Option<&ChangeSet>) -> Vec<Suspect> {
+    let Some(changes) = changes.filter(|c| !c.changes.is_empty()) else {
+        return Vec::new();
+    };
+    samples
+        .iter()
+        .find_map(|s| bellwether_stacktrace::parse(&s.stack))
+        .map(|exception| suspect_commits(&exception, changes))
+        .unwrap_or_default()
+}
+
 /// Evidence naming the suspect commits of each flagged issue of `deployment` whose stack
 /// sample matches its change set; nothing without a change set.
 pub(super) fn suspect_evidence(
@@ -122,16 +136,15 @@ pub(super) fn suspect_evidence(
     let mut out = Vec::new();
     for fingerprint in flagged {
         let samples = store.issue_samples(&deployment.release, fingerprint)?;
-        let Some(exception) = samples
+        let suspects = issue_suspects(&samples, Some(changes));
+        let Some(exception_type) = samples
             .iter()
             .find_map(|s| bellwether_stacktrace::parse(&s.stack))
+            .map(|e| e.exception_type)
+            .filter(|_| !suspects.is_empty())
         else {
             continue;
         };
-        let suspects = suspect_commits(&exception, changes);
-        if suspects.is_empty() {
-            continue;
-        }
         let named: Vec<String> = suspects
             .iter()
             .map(|s| {
@@ -142,11 +155,7 @@ pub(super) fn suspect_evidence(
         out.push(
             Evidence::new(
                 "suspect_commits",
-                format!(
-                    "{}: suspect commits {}",
-                    exception.exception_type,
-                    named.join("; ")
-                ),
+                format!("{}: suspect commits {}", exception_type, named.join("; ")),
             )
             .with("fingerprint", fingerprint.as_str())
             .with("suspects", &suspects),
