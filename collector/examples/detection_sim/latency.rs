@@ -8,8 +8,9 @@
 use bellwether_collector::evaluate::settings::ServiceDetection;
 use bellwether_detect::latency::{cutoff, log_e, p95, LatencyRule};
 
+use super::report::{fmt_secs, percentile};
 use super::rng::Rng;
-use super::{fmt_secs, percentile, Diurnal, INSTANCES, WATCH_BUCKETS};
+use super::{Diurnal, INSTANCES, WATCH_BUCKETS};
 
 const BASELINE_BUCKETS: usize = 360;
 const KEPT_PER_BUCKET: u64 = 256;
