@@ -20,6 +20,16 @@ pub struct Sample {
     pub errors: u64,
 }
 
+impl Sample {
+    /// Both counts added (saturating).
+    pub fn plus(self, other: Sample) -> Sample {
+        Sample {
+            exposure: self.exposure.saturating_add(other.exposure),
+            errors: self.errors.saturating_add(other.errors),
+        }
+    }
+}
+
 /// Detection settings. Out-of-range values are replaced by the defaults when used.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Thresholds {

@@ -101,10 +101,7 @@ pub struct Judgement {
 pub fn total(buckets: &[(i64, Sample)]) -> Sample {
     buckets
         .iter()
-        .fold(Sample::default(), |acc, (_, s)| Sample {
-            exposure: acc.exposure.saturating_add(s.exposure),
-            errors: acc.errors.saturating_add(s.errors),
-        })
+        .fold(Sample::default(), |acc, (_, s)| acc.plus(*s))
 }
 
 pub(super) fn side(s: Sample) -> SideFigures {

@@ -12,14 +12,17 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
+use bellwether_detect::cutover::floors_met;
 use bellwether_detect::dispersion_upper;
-use bellwether_detect::evidence::percent;
+use bellwether_detect::evidence::{percent, rate};
 use bellwether_detect::latency::{latency_test, p95, LatencyRule};
 use bellwether_detect::mixture::REGRESSION_GRID;
 use bellwether_detect::two_sample::{split_baseline, Prior};
 use bellwether_detect::verdict::Sample;
 use bellwether_detect::{Direction, TwoSampleTest};
-use bellwether_model::dependency::{duration_middle_ms, DependencyFigures, DURATION_BUCKETS};
+use bellwether_model::dependency::{
+    duration_middle_ms, DependencyCounts, DependencyFigures, DURATION_BUCKETS,
+};
 use bellwether_model::health::Evidence;
 use bellwether_model::release::ReleaseKey;
 use bellwether_store::{ReleaseStore, StoreError};
@@ -65,6 +68,14 @@ fn duration_samples(durations: &[u64; DURATION_BUCKETS]) -> Vec<f64> {
 /// Durations the latency comparison of one dependency takes from each side.
 const MAX_DURATION_SAMPLES: u64 = 1_024;
 
+/// Calls (or requests) as exposure, failed ones as errors.
+pub(super) fn sample_of(counts: &DependencyCounts) -> Sample {
+    Sample {
+        exposure: counts.calls,
+        errors: counts.errors,
+    }
+}
+
 /// The calls of `release` (buckets in `new_range`) and of `baseline` (buckets in
 /// `baseline_range`) to every dependency the new release called.
 pub(super) fn gather_dependencies(
@@ -77,8 +88,7 @@ pub(super) fn gather_dependencies(
     let mut new: BTreeMap<String, (Sample, [u64; DURATION_BUCKETS])> = BTreeMap::new();
     for bucket in store.dependency_buckets(release, new_range)? {
         let (side, durations) = new.entry(bucket.dependency).or_default();
-        side.exposure = side.exposure.saturating_add(bucket.counts.calls);
-        side.errors = side.errors.saturating_add(bucket.counts.errors);
+        *side = side.plus(sample_of(&bucket.counts));
         add_durations(durations, &bucket.counts.durations);
     }
     if new.is_empty() {
@@ -94,13 +104,10 @@ pub(super) fn gather_dependencies(
                     .or_default(),
                 &bucket.counts.durations,
             );
-            before.entry(bucket.dependency).or_default().insert(
-                bucket.bucket_start_unix_ms,
-                Sample {
-                    exposure: bucket.counts.calls,
-                    errors: bucket.counts.errors,
-                },
-            );
+            before
+                .entry(bucket.dependency)
+                .or_default()
+                .insert(bucket.bucket_start_unix_ms, sample_of(&bucket.counts));
         }
     }
     Ok(new
@@ -139,10 +146,8 @@ pub(super) fn judge_dependencies(
         let whole = dependency
             .baseline
             .iter()
-            .fold(Sample::default(), |a, b| Sample {
-                exposure: a.exposure.saturating_add(b.exposure),
-                errors: a.errors.saturating_add(b.errors),
-            });
+            .copied()
+            .fold(Sample::default(), Sample::plus);
         let phi = dispersion_upper(&dependency.baseline);
         let (prior, tested) = split_baseline(&dependency.baseline);
         let prior = Prior::from_counts(prior.errors, prior.exposure, phi);
@@ -155,18 +160,21 @@ pub(super) fn judge_dependencies(
                 new.exposure as f64,
             )
         });
-        let rate = |s: Sample| (s.exposure > 0).then(|| s.errors as f64 / s.exposure as f64);
-        let rise = rate(new).unwrap_or(0.0) - rate(whole).unwrap_or(0.0);
         let regression = log_e.is_some_and(|l| l >= log_threshold)
-            && new.errors >= t.min_errors
-            && rise >= t.min_abs_rise;
+            && floors_met(
+                new.errors as f64,
+                new.exposure as f64,
+                rate(&whole).unwrap_or(0.0),
+                t.min_errors,
+                t.min_abs_rise,
+            );
         if regression {
             let summary = format!(
                 "calls to {}: errors {} vs {} in the baseline ({} of {} calls, baseline {} of \
                  {}); e-value {} vs threshold {:.0} ({} dependencies compared at α = {})",
                 dependency.name,
-                percent(rate(new).unwrap_or(0.0)),
-                percent(rate(whole).unwrap_or(0.0)),
+                percent(rate(&new).unwrap_or(0.0)),
+                percent(rate(&whole).unwrap_or(0.0)),
                 new.errors,
                 new.exposure,
                 whole.errors,

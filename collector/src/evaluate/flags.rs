@@ -12,7 +12,8 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use bellwether_detect::evidence::percent;
+use bellwether_detect::cutover::floors_met;
+use bellwether_detect::evidence::{percent, rate};
 use bellwether_detect::verdict::{Sample, Thresholds};
 use bellwether_detect::{ConcurrentTest, Direction};
 use bellwether_model::dependency::{FlagFigures, FLAG_SEPARATOR};
@@ -21,6 +22,7 @@ use bellwether_model::release::ReleaseKey;
 use bellwether_store::{ReleaseStore, StoreError};
 
 use crate::evaluate::analysis::{describe_log, finite};
+use crate::evaluate::dependencies::sample_of;
 
 /// One flag's variants: each with its requests per bucket.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -51,17 +53,16 @@ pub(super) fn gather_flags(
             .or_default()
             .entry(bucket.bucket_start_unix_ms)
             .or_default();
-        side.exposure = side.exposure.saturating_add(bucket.counts.calls);
-        side.errors = side.errors.saturating_add(bucket.counts.errors);
+        *side = side.plus(sample_of(&bucket.counts));
     }
     Ok(flags.into_values().collect())
 }
 
 fn sum(buckets: &BTreeMap<i64, Sample>) -> Sample {
-    buckets.values().fold(Sample::default(), |a, b| Sample {
-        exposure: a.exposure.saturating_add(b.exposure),
-        errors: a.errors.saturating_add(b.errors),
-    })
+    buckets
+        .values()
+        .copied()
+        .fold(Sample::default(), Sample::plus)
 }
 
 /// Every variant's figures, and evidence for each variant whose errors concentrate past
@@ -96,11 +97,8 @@ pub(super) fn judge_flags(
                     .variants
                     .iter()
                     .filter(|(name, _)| *name != variant)
-                    .filter_map(|(_, b)| b.get(&start))
-                    .fold(Sample::default(), |a, b| Sample {
-                        exposure: a.exposure.saturating_add(b.exposure),
-                        errors: a.errors.saturating_add(b.errors),
-                    });
+                    .filter_map(|(_, b)| b.get(&start).copied())
+                    .fold(Sample::default(), Sample::plus);
                 test.update(mine.exposure, others.exposure, mine.errors, others.errors);
             }
             let mine = sum(buckets);
@@ -110,19 +108,22 @@ pub(super) fn judge_flags(
             };
             let tested = flag.variants.len() >= 2;
             let log_e = tested.then(|| test.log_e(Direction::Up, 1.0));
-            let rate = |s: Sample| (s.exposure > 0).then(|| s.errors as f64 / s.exposure as f64);
-            let rise = rate(mine).unwrap_or(0.0) - rate(others).unwrap_or(0.0);
             let regression = log_e.is_some_and(|l| l >= log_threshold)
-                && mine.errors >= t.min_errors
-                && rise >= t.min_abs_rise;
+                && floors_met(
+                    mine.errors as f64,
+                    mine.exposure as f64,
+                    rate(&others).unwrap_or(0.0),
+                    t.min_errors,
+                    t.min_abs_rise,
+                );
             if regression {
                 let summary = format!(
                     "errors concentrated where `{}` = `{variant}`: {} vs {} for its other \
                      variants ({} of {} requests, others {} of {}); e-value {} vs threshold \
                      {:.0} ({compared} variants tested at α = {})",
                     flag.flag,
-                    percent(rate(mine).unwrap_or(0.0)),
-                    percent(rate(others).unwrap_or(0.0)),
+                    percent(rate(&mine).unwrap_or(0.0)),
+                    percent(rate(&others).unwrap_or(0.0)),
                     mine.errors,
                     mine.exposure,
                     others.errors,
