@@ -49,6 +49,16 @@ pub fn service_prefix(service: &str, environment: Option<&str>) -> Vec<u8> {
 }
 
 /// Bucket key; times before the epoch sort as the epoch.
+/// The keys of the buckets under `prefix` whose start lies in `range`; None for an empty
+/// range.
+pub fn bucket_range(
+    prefix: &[u8],
+    range: &std::ops::Range<i64>,
+) -> Option<std::ops::Range<Vec<u8>>> {
+    (range.start < range.end)
+        .then(|| bucket_key(prefix, range.start)..bucket_key(prefix, range.end))
+}
+
 pub fn bucket_key(release_key: &[u8], start_unix_ms: i64) -> Vec<u8> {
     let mut key = Vec::with_capacity(release_key.len() + 9);
     key.extend_from_slice(release_key);

@@ -91,13 +91,11 @@ pub(super) fn dependency_buckets(
 ) -> Result<Vec<DependencyBucket>, StoreError> {
     let release_key = keys::release_key(release);
     let mut out = Vec::new();
-    if range.start >= range.end {
+    let Some(span) = keys::bucket_range(&release_key, &range) else {
         return Ok(out);
-    }
-    let from = keys::bucket_key(&release_key, range.start);
-    let to = keys::bucket_key(&release_key, range.end);
+    };
     let start_at = release_key.len() + 1;
-    for entry in tree.range(from..to) {
+    for entry in tree.range(span) {
         let (key, raw) = entry?;
         let bad = || StoreError::Corrupt(format!("dependency key of {} bytes", key.len()));
         let start: [u8; 8] = key

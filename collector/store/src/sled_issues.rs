@@ -287,12 +287,10 @@ pub(super) fn fingerprint_bucket_counts(
 ) -> Result<Vec<(i64, u64)>, StoreError> {
     let prefix = keys::release_issue_key(&keys::release_key(release), fingerprint);
     let mut out = Vec::new();
-    if range.start >= range.end {
+    let Some(span) = keys::bucket_range(&prefix, &range) else {
         return Ok(out);
-    }
-    let from = keys::bucket_key(&prefix, range.start);
-    let to = keys::bucket_key(&prefix, range.end);
-    for entry in tree.range(from..to) {
+    };
+    for entry in tree.range(span) {
         let (key, raw) = entry?;
         out.push((
             keys::bucket_start_of(&key, prefix.len())?,
@@ -309,12 +307,10 @@ pub(super) fn latency_buckets(
 ) -> Result<Vec<LatencyBucket>, StoreError> {
     let release_key = keys::release_key(release);
     let mut out = Vec::new();
-    if range.start >= range.end {
+    let Some(span) = keys::bucket_range(&release_key, &range) else {
         return Ok(out);
-    }
-    let from = keys::bucket_key(&release_key, range.start);
-    let to = keys::bucket_key(&release_key, range.end);
-    for entry in tree.range(from..to) {
+    };
+    for entry in tree.range(span) {
         let (key, raw) = entry?;
         let reservoir = Reservoir::decode(&raw)?;
         out.push(LatencyBucket {

@@ -279,13 +279,11 @@ impl ReleaseStore for SledStore {
         range: Range<i64>,
     ) -> Result<Vec<(i64, Counts)>, StoreError> {
         let release_key = keys::release_key(release);
-        let from = keys::bucket_key(&release_key, range.start);
-        let to = keys::bucket_key(&release_key, range.end);
         let mut out = Vec::new();
-        if range.start >= range.end {
+        let Some(span) = keys::bucket_range(&release_key, &range) else {
             return Ok(out);
-        }
-        for entry in self.buckets.range(from..to) {
+        };
+        for entry in self.buckets.range(span) {
             let (key, raw) = entry?;
             let start = keys::bucket_start_of(&key, release_key.len())?;
             out.push((start, keys::decode_counts(&raw)?));
