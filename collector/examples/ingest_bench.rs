@@ -55,6 +55,14 @@ fn kv(key: &str, value: &str) -> KeyValue {
     }
 }
 
+/// Nanoseconds since the Unix epoch, now.
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
 /// What the records of a request look like.
 #[derive(Clone, Copy, Debug)]
 struct Mix {
@@ -79,10 +87,7 @@ fn java_stack(i: usize) -> String {
 }
 
 fn request(records: usize, version: usize, mix: Mix) -> ExportLogsServiceRequest {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
+    let now = now_ns();
     let log_records = (0..records)
         .map(|i| {
             let error = (i * mix.errors_per_10k) % 10_000 + mix.errors_per_10k >= 10_000;
@@ -162,10 +167,7 @@ fn store_bench(batches: usize, records: usize, flush: bool, mix: Mix) -> BenchRe
 /// `requests` requests of batch `batch`, each a server span and `calls` client spans
 /// (to `payments-api` and `postgresql/orders`, alternately), 2 % failing.
 fn traces(requests: usize, batch: usize, calls: usize) -> ExportTraceServiceRequest {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
+    let now = now_ns();
     let span = |n: usize, id: u8, kind: SpanKind, failed: bool, attrs: Vec<KeyValue>| Span {
         trace_id: (batch * requests + n).to_be_bytes().repeat(2),
         span_id: [&(n as u64).to_be_bytes()[1..], &[id]].concat(),
@@ -258,10 +260,7 @@ fn traces_bench(batches: usize, requests: usize, calls: usize) -> BenchResult<Du
 
 /// `points` delta points of the request-duration histogram, one per (route, status).
 fn metrics(points: usize) -> ExportMetricsServiceRequest {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
+    let now = now_ns();
     let data_points = (0..points)
         .map(|i| HistogramDataPoint {
             attributes: vec![

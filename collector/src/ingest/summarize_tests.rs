@@ -520,6 +520,19 @@ fn errors_without_a_trace_count_every_record() {
     assert_eq!(issue_counts(&[&spans, &logs]), vec![2, 3]);
 }
 
+/// (calls, errors) per name, summed over the buckets.
+fn named_counts(
+    by_bucket: &BTreeMap<i64, BTreeMap<String, bellwether_model::dependency::DependencyCounts>>,
+) -> BTreeMap<&str, (u64, u64)> {
+    let mut out: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for (name, counts) in by_bucket.values().flatten() {
+        let entry = out.entry(name.as_str()).or_default();
+        entry.0 += counts.calls;
+        entry.1 += counts.errors;
+    }
+    out
+}
+
 #[test]
 fn client_and_producer_spans_are_calls_to_their_dependency() {
     let call = |kind: SpanKind, status: StatusCode, attrs: &[(&str, &str)]| {
@@ -583,12 +596,7 @@ fn client_and_producer_spans_are_calls_to_their_dependency() {
     ];
     let summary = summarize_traces(&traces_request(spans), None, NOW_MS);
     let delta = summary.releases.values().next().expect("one release");
-    let calls: BTreeMap<&str, (u64, u64)> = delta
-        .dependencies
-        .values()
-        .flatten()
-        .map(|(name, c)| (name.as_str(), (c.calls, c.errors)))
-        .collect();
+    let calls = named_counts(&delta.dependencies);
     let cut = "x".repeat(200);
     let expected: BTreeMap<&str, (u64, u64)> = [
         ("payments-api", (2, 1)),
@@ -692,12 +700,7 @@ fn a_request_counts_once_for_each_flag_variant_its_trace_evaluated() {
         NOW_MS,
     );
     let delta = summary.releases.values().next().expect("one release");
-    let seen: BTreeMap<&str, (u64, u64)> = delta
-        .flags
-        .values()
-        .flatten()
-        .map(|(name, c)| (name.as_str(), (c.calls, c.errors)))
-        .collect();
+    let seen = named_counts(&delta.flags);
     let expected: BTreeMap<&str, (u64, u64)> = [
         ("new-checkout\0on", (2, 2)),
         ("new-checkout\0off", (1, 0)),
@@ -732,12 +735,7 @@ fn flag_evaluations_in_log_records_count_once_per_trace() {
     ];
     let summary = summarize_logs(&logs_request(service_resource(), records), None, NOW_MS);
     let delta = summary.releases.values().next().expect("one release");
-    let seen: BTreeMap<&str, (u64, u64)> = delta
-        .flags
-        .values()
-        .flatten()
-        .map(|(name, c)| (name.as_str(), (c.calls, c.errors)))
-        .collect();
+    let seen = named_counts(&delta.flags);
     let expected: BTreeMap<&str, (u64, u64)> =
         [("new-checkout\0on", (2, 1)), ("new-checkout\0off", (1, 0))]
             .into_iter()
