@@ -9,6 +9,7 @@ use anyhow::{ensure, Result};
 use bellwether_e2e::browser::Browser;
 use bellwether_e2e::detection::{self, start_collector_with_config};
 use bellwether_e2e::{http_get_json, Collector};
+use bellwether_proto::otlp::trace::Span;
 use bellwether_testkit::clock::{bucket_aligned_now_ms, now_ms};
 use bellwether_testkit::eventually;
 use bellwether_testkit::otlp::{client_span, export_spans, release_resource, server_span};
@@ -33,7 +34,7 @@ fn request(
     payments_fails: bool,
     database_fails: bool,
     database_ms: f64,
-) -> Vec<bellwether_proto::otlp::trace::Span> {
+) -> Vec<Span> {
     let spread = |k: u64| (n % k) as f64;
     vec![
         server_span(n, at, 60.0, payments_fails || database_fails),
@@ -52,12 +53,74 @@ async fn health(collector: &Collector) -> Result<Value> {
     Ok(body)
 }
 
+/// Release 1 of `checkout` (deployed 30 minutes before `deploy_ms`) with its spans
+/// `before`, then release 2 deployed at `deploy_ms` with its spans `after`.
+async fn cut_over(
+    collector: &Collector,
+    deploy_ms: i64,
+    before: Vec<Span>,
+    after: Vec<Span>,
+) -> Result<()> {
+    for (version, started, spans) in [
+        ("1", deploy_ms - 30 * 60_000, before),
+        ("2", deploy_ms, after),
+    ] {
+        detection::record_deployment(collector, "checkout", ENV, version, started).await?;
+        let resource = release_resource("checkout", version, ENV, &format!("checkout-{version}-a"));
+        export_spans(&collector.grpc_url(), &resource, spans).await?;
+    }
+    Ok(())
+}
+
+/// Release 2's health once its evidence holds an item of `kind`, and those items.
+async fn health_naming(collector: &Collector, kind: &str) -> Result<(Value, Vec<Value>)> {
+    let body = eventually(Duration::from_secs(30), || async {
+        let body = health(collector).await?;
+        let named = body["evidence"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["kind"] == kind));
+        Ok(named.then_some(body))
+    })
+    .await?;
+    let items = body["evidence"]
+        .as_array()
+        .map(|e| e.iter().filter(|e| e["kind"] == kind).cloned().collect())
+        .unwrap_or_default();
+    Ok((body, items))
+}
+
+/// Release 2's page in chromium (when there is one) holds every one of `rows`.
+async fn page_shows(collector: &Collector, rows: &[String]) -> Result<()> {
+    let Some(browser) = Browser::find()? else {
+        return Ok(());
+    };
+    let page = browser
+        .load(&format!(
+            "{}/releases/checkout/2?environment={ENV}",
+            collector.url()
+        ))
+        .await?;
+    ensure!(page.dom.contains("data-ready=\"true\""), "{}", page.dom);
+    ensure!(
+        page.console_errors().is_empty(),
+        "{:?}",
+        page.console_errors()
+    );
+    for row in rows {
+        ensure!(
+            page.dom.contains(row.as_str()),
+            "no row {row}:\n{}",
+            page.dom
+        );
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn the_verdict_names_the_dependency_that_started_failing_and_not_the_other() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let collector = start_collector_with_config(&dir.path().join("data"), CONFIG)?;
     let deploy_ms = bucket_aligned_now_ms();
-    detection::record_deployment(&collector, "checkout", ENV, "1", deploy_ms - 30 * 60_000).await?;
     // Release 1: 3 000 requests over the 5 minutes before the deploy, one call in 500 of
     // each dependency failing (0.2 %).
     let before: Vec<_> = (0..3_000u64)
@@ -71,13 +134,6 @@ async fn the_verdict_names_the_dependency_that_started_failing_and_not_the_other
             )
         })
         .collect();
-    export_spans(
-        &collector.grpc_url(),
-        &release_resource("checkout", "1", ENV, "checkout-1-a"),
-        before,
-    )
-    .await?;
-    detection::record_deployment(&collector, "checkout", ENV, "2", deploy_ms).await?;
     // Release 2: 4 000 requests; payments calls fail 8 %, the database's 0.2 % as before
     // but four times slower.
     let now = now_ms();
@@ -92,26 +148,10 @@ async fn the_verdict_names_the_dependency_that_started_failing_and_not_the_other
             )
         })
         .collect();
-    export_spans(
-        &collector.grpc_url(),
-        &release_resource("checkout", "2", ENV, "checkout-2-a"),
-        after,
-    )
-    .await?;
+    cut_over(&collector, deploy_ms, before, after).await?;
 
-    let body = eventually(Duration::from_secs(30), || async {
-        let body = health(&collector).await?;
-        let named = body["evidence"]
-            .as_array()
-            .is_some_and(|e| e.iter().any(|e| e["kind"] == "dependency_regression"));
-        Ok(named.then_some(body))
-    })
-    .await?;
+    let (body, broken) = health_naming(&collector, "dependency_regression").await?;
     let evidence = body["evidence"].as_array().cloned().unwrap_or_default();
-    let broken: Vec<&Value> = evidence
-        .iter()
-        .filter(|e| e["kind"] == "dependency_regression")
-        .collect();
     ensure!(broken.len() == 1, "one dependency named: {broken:#?}");
     let summary = broken[0]["summary"].as_str().unwrap_or_default();
     ensure!(
@@ -162,35 +202,14 @@ async fn the_verdict_names_the_dependency_that_started_failing_and_not_the_other
     ensure!(payments["latency_regression"] == false, "{payments:#}");
 
     // The release page shows the table, the failing dependency marked.
-    let Some(browser) = Browser::find()? else {
-        return Ok(());
-    };
-    let page = browser
-        .load(&format!(
-            "{}/releases/checkout/2?environment={ENV}",
-            collector.url()
-        ))
-        .await?;
-    ensure!(page.dom.contains("data-ready=\"true\""), "{}", page.dom);
-    ensure!(
-        page.console_errors().is_empty(),
-        "{:?}",
-        page.console_errors()
-    );
-    for (name, regression) in [("payments-api", true), ("postgresql/orders", false)] {
-        let row = format!("data-dependency=\"{name}\" data-regression=\"{regression}\"");
-        ensure!(page.dom.contains(&row), "no row {row}:\n{}", page.dom);
-    }
-    Ok(())
+    let rows = [("payments-api", true), ("postgresql/orders", false)].map(|(name, regression)| {
+        format!("data-dependency=\"{name}\" data-regression=\"{regression}\"")
+    });
+    page_shows(&collector, &rows).await
 }
 
 /// Request `n`, served at `at`, that evaluated `new-checkout` = `variant`.
-fn flagged_request(
-    n: u64,
-    at: i64,
-    variant: &str,
-    failed: bool,
-) -> bellwether_proto::otlp::trace::Span {
+fn flagged_request(n: u64, at: i64, variant: &str, failed: bool) -> Span {
     use bellwether_proto::otlp::trace::span::Event;
     use bellwether_testkit::otlp::kv;
     let mut span = server_span(n, at, 20.0, failed);
@@ -210,17 +229,9 @@ async fn the_verdict_names_the_flag_variant_that_fails() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let collector = start_collector_with_config(&dir.path().join("data"), CONFIG)?;
     let deploy_ms = bucket_aligned_now_ms();
-    detection::record_deployment(&collector, "checkout", ENV, "1", deploy_ms - 30 * 60_000).await?;
     let before: Vec<_> = (0..3_000u64)
         .map(|i| server_span(i, deploy_ms - 300_000 + i as i64 * 100, 20.0, i % 300 == 0))
         .collect();
-    export_spans(
-        &collector.grpc_url(),
-        &release_resource("checkout", "1", ENV, "checkout-1-a"),
-        before,
-    )
-    .await?;
-    detection::record_deployment(&collector, "checkout", ENV, "2", deploy_ms).await?;
     // Half the requests get `on`, which fails 9 %; `off` fails 0.3 %, as the baseline did.
     let now = now_ms();
     let after: Vec<_> = (0..6_000u64)
@@ -234,26 +245,9 @@ async fn the_verdict_names_the_flag_variant_that_fails() -> Result<()> {
             flagged_request(10_000 + i, now, if on { "on" } else { "off" }, failed)
         })
         .collect();
-    export_spans(
-        &collector.grpc_url(),
-        &release_resource("checkout", "2", ENV, "checkout-2-a"),
-        after,
-    )
-    .await?;
+    cut_over(&collector, deploy_ms, before, after).await?;
 
-    let body = eventually(Duration::from_secs(30), || async {
-        let body = health(&collector).await?;
-        let named = body["evidence"]
-            .as_array()
-            .is_some_and(|e| e.iter().any(|e| e["kind"] == "flag_variant_regression"));
-        Ok(named.then_some(body))
-    })
-    .await?;
-    let evidence = body["evidence"].as_array().cloned().unwrap_or_default();
-    let named: Vec<&Value> = evidence
-        .iter()
-        .filter(|e| e["kind"] == "flag_variant_regression")
-        .collect();
+    let (body, named) = health_naming(&collector, "flag_variant_regression").await?;
     ensure!(named.len() == 1, "one variant named: {named:#?}");
     ensure!(
         named[0]["flag"] == "new-checkout" && named[0]["variant"] == "on",
@@ -279,23 +273,8 @@ async fn the_verdict_names_the_flag_variant_that_fails() -> Result<()> {
         "{figures:#?}"
     );
 
-    let Some(browser) = Browser::find()? else {
-        return Ok(());
-    };
-    let page = browser
-        .load(&format!(
-            "{}/releases/checkout/2?environment={ENV}",
-            collector.url()
-        ))
-        .await?;
-    ensure!(
-        page.console_errors().is_empty(),
-        "{:?}",
-        page.console_errors()
-    );
-    for (variant, regression) in [("on", true), ("off", false)] {
-        let row = format!("data-flag=\"new-checkout\" data-variant=\"{variant}\" data-regression=\"{regression}\"");
-        ensure!(page.dom.contains(&row), "no row {row}:\n{}", page.dom);
-    }
-    Ok(())
+    let rows = [("on", true), ("off", false)].map(|(variant, regression)| {
+        format!("data-flag=\"new-checkout\" data-variant=\"{variant}\" data-regression=\"{regression}\"")
+    });
+    page_shows(&collector, &rows).await
 }
