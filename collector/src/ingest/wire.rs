@@ -2,7 +2,8 @@
 //!
 //! Logs are decoded by hand at the request, resource, scope and record levels. Every byte
 //! is checked as prost checks it (field wire types, lengths, UTF-8 of strings, nesting
-//! depth), but a record that is not an error keeps only its times and severity: that is
+//! depth), but a record that is neither an error nor a feature-flag evaluation keeps only
+//! its times and severity: that is
 //! all [`summarize`](super::summarize) reads of it, and copying its body and attributes
 //! into strings was most of the cost of a request. Error records, resources and scopes
 //! are decoded by prost in full. Traces are decoded by prost.
@@ -139,11 +140,28 @@ fn container<M: Message + Default, C>(
     Ok((head, children, schema_url))
 }
 
-/// Checks the whole record; an error record is then decoded in full, any other keeps
-/// its times and severity.
+/// The attribute whose presence makes a record a feature-flag evaluation, which
+/// [`summarize`](super::summarize) reads in full (attributes and trace id).
+const FLAG_KEY: &str = "feature_flag.key";
+
+/// Whether the `KeyValue` message `bytes` has the key [`FLAG_KEY`].
+fn is_flag_key(bytes: &[u8], depth: u32) -> Result<bool> {
+    let mut fields = Fields(bytes);
+    while let Some((tag, wire)) = fields.next_key()? {
+        if tag == 1 {
+            return Ok(fields.string(wire)? == FLAG_KEY);
+        }
+        fields.skip(wire, tag, depth)?;
+    }
+    Ok(false)
+}
+
+/// Checks the whole record; an error record or a flag evaluation is then decoded in
+/// full, any other keeps its times and severity.
 fn log_record(bytes: &[u8], depth: u32) -> Result<LogRecord> {
     let mut slim = LogRecord::default();
     let mut severity_text = "";
+    let mut flag = false;
     let mut fields = Fields(bytes);
     while let Some((tag, wire)) = fields.next_key()? {
         match tag {
@@ -153,7 +171,11 @@ fn log_record(bytes: &[u8], depth: u32) -> Result<LogRecord> {
             2 => slim.severity_number = fields.varint(wire)? as i32,
             3 => severity_text = fields.string(wire)?,
             5 => check(fields.message(wire)?, enter(depth)?, &ANY_VALUE)?,
-            6 => check(fields.message(wire)?, enter(depth)?, &KEY_VALUE)?,
+            6 => {
+                let attribute = fields.message(wire)?;
+                check(attribute, enter(depth)?, &KEY_VALUE)?;
+                flag = flag || is_flag_key(attribute, enter(depth)?)?;
+            }
             7 => {
                 fields.varint(wire)?;
             }
@@ -172,7 +194,7 @@ fn log_record(bytes: &[u8], depth: u32) -> Result<LogRecord> {
     if slim.severity_number == 0 {
         slim.severity_text = severity_text.to_owned();
     }
-    if is_error_log(&slim) {
+    if flag || is_error_log(&slim) {
         return Ok(LogRecord::decode(bytes)?);
     }
     Ok(slim)

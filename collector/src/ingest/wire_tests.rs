@@ -299,3 +299,35 @@ fn depth_is_counted_as_prost_counts_it_in_records_resources_and_scopes() {
         "{accepted} accepted, {refused} refused"
     );
 }
+
+#[test]
+fn flag_evaluation_records_are_whole() {
+    let mut flag = LogRecord {
+        severity_number: 9,
+        trace_id: vec![4; 16],
+        ..LogRecord::default()
+    };
+    for (key, value) in [
+        ("feature_flag.key", "new-checkout"),
+        ("feature_flag.result.variant", "on"),
+    ] {
+        flag.attributes.push(KeyValue {
+            key: key.into(),
+            value: Some(AnyValue {
+                value: Some(Value::StringValue(value.into())),
+            }),
+            ..KeyValue::default()
+        });
+    }
+    let request = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![flag.clone()],
+                ..ScopeLogs::default()
+            }],
+            ..ResourceLogs::default()
+        }],
+    };
+    let decoded = decode_logs(&request.encode_to_vec()).expect("decodes");
+    assert_eq!(decoded, request);
+}
