@@ -44,6 +44,7 @@ pub mod evidence;
 pub mod exposure;
 pub mod latency;
 pub mod mixture;
+pub mod sample;
 pub mod signature;
 pub mod special;
 pub mod two_sample;

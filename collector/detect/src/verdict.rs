@@ -13,22 +13,7 @@ use super::two_sample::{
     log_e_under_floor, log_healthy_mix, split_baseline, Direction, Prior, TwoSampleTest,
 };
 
-/// Counts over a window: exposure (requests, root spans or log records) and errors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Sample {
-    pub exposure: u64,
-    pub errors: u64,
-}
-
-impl Sample {
-    /// Both counts added (saturating).
-    pub fn plus(self, other: Sample) -> Sample {
-        Sample {
-            exposure: self.exposure.saturating_add(other.exposure),
-            errors: self.errors.saturating_add(other.errors),
-        }
-    }
-}
+pub use crate::sample::Sample;
 
 /// Detection settings. Out-of-range values are replaced by the defaults when used.
 #[derive(Debug, Clone, PartialEq)]
